@@ -1,0 +1,455 @@
+/**
+ * Kite binary market-feed codec: frames in, tick records out (and back, for the simulator).
+ *
+ * Wire layout (big-endian; see ../shared/KITE_PROTOCOL.md, taken from the official client):
+ *
+ * Frame:  [u16 packet count N] then N × ([u16 packet length L] [L bytes packet])
+ *
+ * | off | LTP (8) | index quote (28) / full (32) | quote (44) / full (184) |
+ * |-----|---------|------------------------------|-------------------------|
+ * | 0   | token   | token                        | token                   |
+ * | 4   | last    | last                         | last                    |
+ * | 8   |         | high                         | last traded qty (u)     |
+ * | 12  |         | low                          | average price           |
+ * | 16  |         | open                         | volume today (u)        |
+ * | 20  |         | close                        | total buy qty (u)       |
+ * | 24  |         | change (raw)                 | total sell qty (u)      |
+ * | 28  |         | exchange time (full only)    | open                    |
+ * | 32  |         |                              | high                    |
+ * | 36  |         |                              | low                     |
+ * | 40  |         |                              | close                   |
+ * | 44  |         |                              | last trade time (full)  |
+ * | 48  |         |                              | OI (u)                  |
+ * | 52  |         |                              | OI day high (u)         |
+ * | 56  |         |                              | OI day low (u)          |
+ * | 60  |         |                              | exchange time           |
+ * | 64  |         |                              | depth: 10 × [u32 qty, i32 price, u16 orders, 2 pad] |
+ *
+ * (u) = read unsigned: counts pass 2^31 on busy days, where the official client's signed read
+ * turns them negative. Prices and times are read as Kite's client reads them (signed 32-bit), so a
+ * corrupt negative price reaches validation visibly instead of as a huge positive number.
+ *
+ * The hot-path decoder writes each packet straight into a record slot claimed from a TickSink (a
+ * ring or a scratch record): one DataView per frame, no allocation per packet. Malformed input is
+ * counted by reason and skipped; the decoder never throws and never reads past the message.
+ */
+
+import { DEPTH_ENTRY_WORDS, DEPTH_LEVELS, F, KIND_LENGTH, Kind, type KindCode, type RecordViews, WORDS } from './record.ts';
+
+export const PacketLength = { LTP: 8, INDEX_QUOTE: 28, INDEX_FULL: 32, QUOTE: 44, FULL: 184 } as const;
+
+/** Why a frame or packet was skipped. Values index `DecodeStats.errors`. */
+export const DecodeError = {
+  /** A binary message of zero bytes. */
+  EMPTY: 0,
+  /** The frame ends inside a packet-length field or a packet body: the count lied or bytes were cut. */
+  TRUNCATED: 1,
+  /** A packet whose length is none of 8, 28, 32, 44, 184: skipped by its length. */
+  UNKNOWN_LENGTH: 2,
+  /** Bytes left over after the N packets the header announced. */
+  TRAILING_BYTES: 3,
+  /** The sink (ring) had no free slot: the packet was not recorded. */
+  SINK_FULL: 4,
+  /** A text message that is not JSON or not a known message type. */
+  BAD_TEXT: 5,
+} as const;
+export const DECODE_ERROR_NAMES = ['empty', 'truncated', 'unknown_length', 'trailing_bytes', 'sink_full', 'bad_text'] as const;
+
+export class DecodeStats {
+  frames = 0;
+  heartbeats = 0;
+  packets = 0;
+  bytes = 0;
+  readonly errors = new Float64Array(DECODE_ERROR_NAMES.length);
+
+  errorCounts(): Record<(typeof DECODE_ERROR_NAMES)[number], number> {
+    const out = {} as Record<(typeof DECODE_ERROR_NAMES)[number], number>;
+    for (let i = 0; i < DECODE_ERROR_NAMES.length; i++) out[DECODE_ERROR_NAMES[i]] = this.errors[i];
+    return out;
+  }
+
+  totalErrors(): number {
+    let n = 0;
+    for (let i = 0; i < this.errors.length; i++) n += this.errors[i];
+    return n;
+  }
+}
+
+/**
+ * Where decoded packets go. `claim()` returns the word offset of a free record in `views`, or -1
+ * when there is no room; `commit()` publishes the record last claimed.
+ */
+export interface TickSink {
+  readonly views: RecordViews;
+  claim(): number;
+  commit(): void;
+}
+
+/** Stamp written into every record of a frame: when and on which connection it arrived. */
+export interface FrameStamp {
+  recvTimeUs: number;
+  seq: number;
+  conn: number;
+}
+
+/**
+ * Decode one binary WebSocket message into `sink`. Returns the number of records committed.
+ * A 1-byte message is Kite's heartbeat.
+ */
+export function decodeFrame(msg: Uint8Array, stamp: FrameStamp, sink: TickSink, stats: DecodeStats): number {
+  const len = msg.byteLength;
+  stats.frames++;
+  stats.bytes += len;
+  if (len === 0) {
+    stats.errors[DecodeError.EMPTY]++;
+    return 0;
+  }
+  if (len === 1) {
+    stats.heartbeats++;
+    return 0;
+  }
+  const dv = new DataView(msg.buffer, msg.byteOffset, len);
+  const count = dv.getUint16(0);
+  if (count === 0 && len === 2) {
+    stats.heartbeats++;
+    return 0;
+  }
+  const { i32, u32, f64 } = sink.views;
+  let pos = 2;
+  let written = 0;
+  for (let n = 0; n < count; n++) {
+    if (pos + 2 > len) {
+      stats.errors[DecodeError.TRUNCATED]++;
+      return written;
+    }
+    const plen = dv.getUint16(pos);
+    pos += 2;
+    if (pos + plen > len) {
+      stats.errors[DecodeError.TRUNCATED]++;
+      return written;
+    }
+    const kind = kindOfLength(plen);
+    if (kind === 0) {
+      stats.errors[DecodeError.UNKNOWN_LENGTH]++;
+      pos += plen;
+      continue;
+    }
+    const base = sink.claim();
+    if (base < 0) {
+      stats.errors[DecodeError.SINK_FULL]++;
+      pos += plen;
+      continue;
+    }
+    writePacket(dv, pos, kind, i32, u32, base);
+    f64[(base >> 1) + F.RECV_TIME_US_F64] = stamp.recvTimeUs;
+    u32[base + F.SEQ] = stamp.seq;
+    u32[base + F.CONN] = stamp.conn;
+    sink.commit();
+    stats.packets++;
+    written++;
+    pos += plen;
+  }
+  if (pos !== len) stats.errors[DecodeError.TRAILING_BYTES]++;
+  return written;
+}
+
+function kindOfLength(plen: number): KindCode | 0 {
+  switch (plen) {
+    case 8: return Kind.LTP;
+    case 28: return Kind.INDEX_QUOTE;
+    case 32: return Kind.INDEX_FULL;
+    case 44: return Kind.QUOTE;
+    case 184: return Kind.FULL;
+    default: return 0;
+  }
+}
+
+/** Write one packet at `p` into the record at word `b`, zeroing what the kind does not carry. */
+function writePacket(dv: DataView, p: number, kind: KindCode, i32: Int32Array, u32: Uint32Array, b: number): void {
+  u32[b + F.TOKEN] = dv.getUint32(p);
+  u32[b + F.KIND] = kind;
+  i32[b + F.LAST_PRICE] = dv.getInt32(p + 4);
+  if (kind === Kind.LTP) {
+    u32.fill(0, b + F.LAST_QTY, b + F.DEPTH + DEPTH_LEVELS * 2 * DEPTH_ENTRY_WORDS);
+    return;
+  }
+  if (kind === Kind.INDEX_QUOTE || kind === Kind.INDEX_FULL) {
+    // Index order on the wire is high, low, open, close.
+    i32[b + F.HIGH] = dv.getInt32(p + 8);
+    i32[b + F.LOW] = dv.getInt32(p + 12);
+    i32[b + F.OPEN] = dv.getInt32(p + 16);
+    i32[b + F.CLOSE] = dv.getInt32(p + 20);
+    i32[b + F.CHANGE_RAW] = dv.getInt32(p + 24);
+    i32[b + F.EXCHANGE_TIME] = kind === Kind.INDEX_FULL ? dv.getInt32(p + 28) : 0;
+    u32[b + F.LAST_QTY] = 0;
+    u32[b + F.AVG_PRICE] = 0;
+    u32[b + F.VOLUME] = 0;
+    u32[b + F.BUY_QTY] = 0;
+    u32[b + F.SELL_QTY] = 0;
+    u32.fill(0, b + F.LAST_TRADE_TIME, b + F.EXCHANGE_TIME);
+    u32.fill(0, b + F.DEPTH, b + F.DEPTH + DEPTH_LEVELS * 2 * DEPTH_ENTRY_WORDS);
+    return;
+  }
+  u32[b + F.LAST_QTY] = dv.getUint32(p + 8);
+  i32[b + F.AVG_PRICE] = dv.getInt32(p + 12);
+  u32[b + F.VOLUME] = dv.getUint32(p + 16);
+  u32[b + F.BUY_QTY] = dv.getUint32(p + 20);
+  u32[b + F.SELL_QTY] = dv.getUint32(p + 24);
+  i32[b + F.OPEN] = dv.getInt32(p + 28);
+  i32[b + F.HIGH] = dv.getInt32(p + 32);
+  i32[b + F.LOW] = dv.getInt32(p + 36);
+  i32[b + F.CLOSE] = dv.getInt32(p + 40);
+  u32[b + F.CHANGE_RAW] = 0;
+  if (kind === Kind.QUOTE) {
+    u32.fill(0, b + F.LAST_TRADE_TIME, b + F.DEPTH + DEPTH_LEVELS * 2 * DEPTH_ENTRY_WORDS);
+    return;
+  }
+  i32[b + F.LAST_TRADE_TIME] = dv.getInt32(p + 44);
+  u32[b + F.OI] = dv.getUint32(p + 48);
+  u32[b + F.OI_HIGH] = dv.getUint32(p + 52);
+  u32[b + F.OI_LOW] = dv.getUint32(p + 56);
+  i32[b + F.EXCHANGE_TIME] = dv.getInt32(p + 60);
+  let q = p + 64;
+  let w = b + F.DEPTH;
+  for (let i = 0; i < 10; i++) {
+    u32[w] = dv.getUint32(q);
+    i32[w + 1] = dv.getInt32(q + 4);
+    u32[w + 2] = dv.getUint16(q + 8);
+    q += 12;
+    w += 3;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain-object side: for the simulator, tests and tools. Not for the hot path.
+
+export interface DepthLevel {
+  quantity: number;
+  /** smallest price unit */
+  price: number;
+  orders: number;
+}
+
+/**
+ * One packet as raw wire integers (prices in the smallest unit, times in epoch seconds).
+ * Fields a kind does not carry are ignored by the encoder and decoded as 0.
+ */
+export interface WireTick {
+  kind: KindCode;
+  token: number;
+  lastPrice: number;
+  lastQty: number;
+  avgPrice: number;
+  volume: number;
+  buyQty: number;
+  sellQty: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  changeRaw: number;
+  lastTradeTime: number;
+  oi: number;
+  oiHigh: number;
+  oiLow: number;
+  exchangeTime: number;
+  /** 5 bids then 5 asks (full packets only). */
+  depth: DepthLevel[];
+}
+
+export function emptyWireTick(kind: KindCode, token: number): WireTick {
+  const depth: DepthLevel[] = [];
+  for (let i = 0; i < 10; i++) depth.push({ quantity: 0, price: 0, orders: 0 });
+  return {
+    kind, token, lastPrice: 0, lastQty: 0, avgPrice: 0, volume: 0, buyQty: 0, sellQty: 0,
+    open: 0, high: 0, low: 0, close: 0, changeRaw: 0, lastTradeTime: 0, oi: 0, oiHigh: 0, oiLow: 0,
+    exchangeTime: 0, depth,
+  };
+}
+
+/** Read the record at word `b` back into a plain WireTick. */
+export function wireTickOf(v: RecordViews, b: number): WireTick {
+  const kind = v.u32[b + F.KIND] as KindCode;
+  const t = emptyWireTick(kind, v.u32[b + F.TOKEN]);
+  t.lastPrice = v.i32[b + F.LAST_PRICE];
+  t.lastQty = v.u32[b + F.LAST_QTY];
+  t.avgPrice = v.i32[b + F.AVG_PRICE];
+  t.volume = v.u32[b + F.VOLUME];
+  t.buyQty = v.u32[b + F.BUY_QTY];
+  t.sellQty = v.u32[b + F.SELL_QTY];
+  t.open = v.i32[b + F.OPEN];
+  t.high = v.i32[b + F.HIGH];
+  t.low = v.i32[b + F.LOW];
+  t.close = v.i32[b + F.CLOSE];
+  t.changeRaw = v.i32[b + F.CHANGE_RAW];
+  t.lastTradeTime = v.i32[b + F.LAST_TRADE_TIME];
+  t.oi = v.u32[b + F.OI];
+  t.oiHigh = v.u32[b + F.OI_HIGH];
+  t.oiLow = v.u32[b + F.OI_LOW];
+  t.exchangeTime = v.i32[b + F.EXCHANGE_TIME];
+  for (let i = 0; i < 10; i++) {
+    const w = b + F.DEPTH + i * DEPTH_ENTRY_WORDS;
+    t.depth[i].quantity = v.u32[w];
+    t.depth[i].price = v.i32[w + 1];
+    t.depth[i].orders = v.u32[w + 2];
+  }
+  return t;
+}
+
+/** A sink that keeps every record, growing as needed: for tests and tools. */
+export class CollectingSink implements TickSink {
+  views: RecordViews;
+  count = 0;
+  constructor(initial = 64) {
+    this.views = viewsOfWords(initial * WORDS);
+  }
+  claim(): number {
+    const base = this.count * WORDS;
+    if (base + WORDS > this.views.u32.length) {
+      const next = viewsOfWords(this.views.u32.length * 2);
+      next.u32.set(this.views.u32);
+      this.views = next;
+    }
+    return base;
+  }
+  commit(): void {
+    this.count++;
+  }
+  tick(i: number): WireTick {
+    return wireTickOf(this.views, i * WORDS);
+  }
+  ticks(): WireTick[] {
+    const out: WireTick[] = [];
+    for (let i = 0; i < this.count; i++) out.push(this.tick(i));
+    return out;
+  }
+  recvTimeUs(i: number): number {
+    return this.views.f64[((i * WORDS) >> 1) + F.RECV_TIME_US_F64];
+  }
+  clear(): void {
+    this.count = 0;
+  }
+}
+
+function viewsOfWords(words: number): RecordViews {
+  const buf = new ArrayBuffer(words * 4);
+  return { i32: new Int32Array(buf), u32: new Uint32Array(buf), f64: new Float64Array(buf) };
+}
+
+/** Decode a whole message into plain WireTicks (tests and tools). */
+export function decodeToTicks(msg: Uint8Array, stats = new DecodeStats()): WireTick[] {
+  const sink = new CollectingSink();
+  decodeFrame(msg, { recvTimeUs: 0, seq: 0, conn: 0 }, sink, stats);
+  return sink.ticks();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoder: byte-exact Kite frames.
+
+export function frameLength(ticks: readonly WireTick[]): number {
+  let n = 2;
+  for (let i = 0; i < ticks.length; i++) n += 2 + KIND_LENGTH[ticks[i].kind];
+  return n;
+}
+
+/**
+ * Write `ticks` as one Kite frame into `out` at `offset`; returns the bytes written. `out` must
+ * have `frameLength(ticks)` bytes free. The simulator reuses one buffer per connection.
+ */
+export function encodeFrameInto(ticks: readonly WireTick[], out: Uint8Array, offset = 0): number {
+  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  dv.setUint16(offset, ticks.length);
+  let p = offset + 2;
+  for (let i = 0; i < ticks.length; i++) {
+    const t = ticks[i];
+    const plen = KIND_LENGTH[t.kind];
+    dv.setUint16(p, plen);
+    p += 2;
+    writeWirePacket(dv, p, t);
+    p += plen;
+  }
+  return p - offset;
+}
+
+export function encodeFrame(ticks: readonly WireTick[]): Uint8Array {
+  const out = new Uint8Array(frameLength(ticks));
+  encodeFrameInto(ticks, out, 0);
+  return out;
+}
+
+/** Kite's idle heartbeat: one byte. */
+export const HEARTBEAT = new Uint8Array([0]);
+
+function writeWirePacket(dv: DataView, p: number, t: WireTick): void {
+  dv.setUint32(p, t.token >>> 0);
+  dv.setInt32(p + 4, t.lastPrice | 0);
+  switch (t.kind) {
+    case Kind.LTP:
+      return;
+    case Kind.INDEX_QUOTE:
+    case Kind.INDEX_FULL:
+      dv.setInt32(p + 8, t.high | 0);
+      dv.setInt32(p + 12, t.low | 0);
+      dv.setInt32(p + 16, t.open | 0);
+      dv.setInt32(p + 20, t.close | 0);
+      dv.setInt32(p + 24, t.changeRaw | 0);
+      if (t.kind === Kind.INDEX_FULL) dv.setInt32(p + 28, t.exchangeTime | 0);
+      return;
+    default:
+      break;
+  }
+  dv.setUint32(p + 8, t.lastQty >>> 0);
+  dv.setInt32(p + 12, t.avgPrice | 0);
+  dv.setUint32(p + 16, t.volume >>> 0);
+  dv.setUint32(p + 20, t.buyQty >>> 0);
+  dv.setUint32(p + 24, t.sellQty >>> 0);
+  dv.setInt32(p + 28, t.open | 0);
+  dv.setInt32(p + 32, t.high | 0);
+  dv.setInt32(p + 36, t.low | 0);
+  dv.setInt32(p + 40, t.close | 0);
+  if (t.kind === Kind.QUOTE) return;
+  dv.setInt32(p + 44, t.lastTradeTime | 0);
+  dv.setUint32(p + 48, t.oi >>> 0);
+  dv.setUint32(p + 52, t.oiHigh >>> 0);
+  dv.setUint32(p + 56, t.oiLow >>> 0);
+  dv.setInt32(p + 60, t.exchangeTime | 0);
+  let q = p + 64;
+  for (let i = 0; i < 10; i++) {
+    const d = t.depth[i];
+    dv.setUint32(q, d.quantity >>> 0);
+    dv.setInt32(q + 4, d.price | 0);
+    dv.setUint16(q + 8, d.orders & 0xffff);
+    dv.setUint16(q + 10, 0);
+    q += 12;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text messages (server → client JSON).
+
+export type KiteTextMessage =
+  | { type: 'order'; data: Record<string, unknown> }
+  | { type: 'error'; data: string }
+  | { type: 'message'; data: string };
+
+/** Parse a Kite text message; returns null (and counts BAD_TEXT) for anything else. */
+export function parseTextMessage(text: string, stats?: DecodeStats): KiteTextMessage | null {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(text);
+  } catch {
+    if (stats) stats.errors[DecodeError.BAD_TEXT]++;
+    return null;
+  }
+  if (msg !== null && typeof msg === 'object') {
+    const m = msg as { type?: unknown; data?: unknown };
+    if (m.type === 'order' && m.data !== null && typeof m.data === 'object') {
+      return { type: 'order', data: m.data as Record<string, unknown> };
+    }
+    if ((m.type === 'error' || m.type === 'message') && typeof m.data === 'string') {
+      return { type: m.type, data: m.data };
+    }
+  }
+  if (stats) stats.errors[DecodeError.BAD_TEXT]++;
+  return null;
+}
