@@ -76,12 +76,13 @@ export class DecodeStats {
 }
 
 /**
- * Where decoded packets go. `claim()` returns the word offset of a free record in `views`, or -1
- * when there is no room; `commit()` publishes the record last claimed.
+ * Where decoded packets go. `claim(token)` returns the word offset of a free record in `views`,
+ * or -1 when there is no room; `commit()` completes the record last claimed. The token lets a
+ * sharded sink pick the shard's ring; `views` is read after each claim, so it may change with it.
  */
 export interface TickSink {
   readonly views: RecordViews;
-  claim(): number;
+  claim(token: number): number;
   commit(): void;
 }
 
@@ -114,7 +115,6 @@ export function decodeFrame(msg: Uint8Array, stamp: FrameStamp, sink: TickSink, 
     stats.heartbeats++;
     return 0;
   }
-  const { i32, u32, f64 } = sink.views;
   let pos = 2;
   let written = 0;
   for (let n = 0; n < count; n++) {
@@ -134,12 +134,13 @@ export function decodeFrame(msg: Uint8Array, stamp: FrameStamp, sink: TickSink, 
       pos += plen;
       continue;
     }
-    const base = sink.claim();
+    const base = sink.claim(dv.getUint32(pos));
     if (base < 0) {
       stats.errors[DecodeError.SINK_FULL]++;
       pos += plen;
       continue;
     }
+    const { i32, u32, f64 } = sink.views;
     writePacket(dv, pos, kind, i32, u32, base);
     f64[(base >> 1) + F.RECV_TIME_US_F64] = stamp.recvTimeUs;
     u32[base + F.SEQ] = stamp.seq;

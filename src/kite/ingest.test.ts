@@ -1,0 +1,119 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
+import { CollectingSink, decodeFrame, DecodeStats } from './codec.ts';
+import { assignSlots, KiteIngest, MAX_TOKENS_PER_CONNECTION } from './ingest.ts';
+import { Kind } from './record.ts';
+import { startSimulator, type Simulator } from './sim/server.ts';
+import { KiteAuthError } from '../errors.ts';
+
+async function until(cond: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+describe('assignSlots', () => {
+  it('puts each token on exactly one connection, at most 3,000 per connection', () => {
+    const tokens = Array.from({ length: 7001 }, (_, i) => i * 256 + 2);
+    const groups = assignSlots([...tokens, ...tokens.slice(0, 10)], 3);
+    expect(groups).toHaveLength(3);
+    for (const g of groups) expect(g.length).toBeLessThanOrEqual(MAX_TOKENS_PER_CONNECTION);
+    expect(groups.flat().sort((a, b) => a - b)).toEqual(tokens);
+  });
+
+  it('uses one connection when one is enough', () => {
+    expect(assignSlots([1, 2, 3], 3)).toEqual([[1, 2, 3]]);
+  });
+
+  it('refuses more instruments than the connections can carry, saying what to change', () => {
+    const tokens = Array.from({ length: 9001 }, (_, i) => i);
+    expect(() => assignSlots(tokens, 3)).toThrow(/KITE_INSTRUMENTS/);
+  });
+});
+
+describe('KiteIngest against the simulator', () => {
+  async function sim(): Promise<Simulator> {
+    const s = await startSimulator({ port: 0, host: '127.0.0.1', apiKey: 'k', accessToken: 't', rate: 5000, seed: 7 });
+    cleanups.push(() => s.close());
+    return s;
+  }
+
+  it('recovers from killed sockets with the same subscriptions and mode', async () => {
+    const s = await sim();
+    const tokens = s.instruments.slice(0, 120).map((i) => i.instrumentToken);
+    const sink = new CollectingSink();
+    const stats = new DecodeStats();
+    const seen = new Set<number>();
+    const ingest = new KiteIngest({
+      wsUrl: s.wsUrl, apiKey: 'k', accessToken: 't', tokens, mode: 'full', connections: 2, maxTokensPerConnection: 60,
+      backoffInitialMs: 20, backoffMaxMs: 200, silenceMs: 2000,
+      onBinary: (msg, slot, seq) => {
+        sink.clear();
+        decodeFrame(msg, { recvTimeUs: 0, seq, conn: slot }, sink, stats);
+        for (let i = 0; i < sink.count; i++) {
+          const t = sink.tick(i);
+          seen.add(t.token);
+          expect(t.kind === Kind.FULL || t.kind === Kind.INDEX_FULL).toBe(true);
+        }
+      },
+    });
+    cleanups.push(() => ingest.stop());
+    ingest.start();
+    await until(() => ingest.connected() && seen.size === tokens.length, 'every token to tick in full mode');
+    expect(ingest.assignment()).toHaveLength(2);
+
+    for (let round = 1; round <= 2; round++) {
+      s.dropAllConnections();
+      await until(() => ingest.stats().every((st) => st.disconnects === round), `disconnect ${round} to be noticed`);
+      seen.clear();
+      await until(() => ingest.connected() && seen.size === tokens.length, `resubscription after drop ${round}`);
+      expect(ingest.stats().every((st) => st.connects === round + 1)).toBe(true);
+    }
+    expect([...seen].sort((a, b) => a - b)).toEqual([...tokens].sort((a, b) => a - b));
+    expect(s.connections()).toBe(2);
+    await until(() => ingest.stats().every((st) => st.gaps === 2), 'gaps to be counted');
+    expect(stats.totalErrors()).toBe(0);
+  });
+
+  it('treats refused credentials as fatal and does not retry', async () => {
+    const s = await sim();
+    const ingest = new KiteIngest({
+      wsUrl: s.wsUrl, apiKey: 'k', accessToken: 'wrong', tokens: [256265], mode: 'full',
+      backoffInitialMs: 10, onBinary: () => {},
+    });
+    cleanups.push(() => ingest.stop());
+    const fatal = new Promise<Error>((resolve) => ingest.on('fatal', resolve));
+    ingest.start();
+    const err = await fatal;
+    expect(err).toBeInstanceOf(KiteAuthError);
+    expect(err.message).toMatch(/access token/);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(ingest.stats()[0].connects).toBe(0);
+  });
+});
+
+describe('KiteIngest silence watchdog', () => {
+  it('cuts a connection that goes silent and reconnects', async () => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => wss.once('listening', r));
+    cleanups.push(() => new Promise<void>((r) => { for (const c of wss.clients) c.terminate(); wss.close(() => r()); }));
+    let accepted = 0;
+    wss.on('connection', () => { accepted++; });
+    const port = (wss.address() as { port: number }).port;
+    const ingest = new KiteIngest({
+      wsUrl: `ws://127.0.0.1:${port}/`, apiKey: 'k', accessToken: 't', tokens: [256265], mode: 'full',
+      silenceMs: 300, backoffInitialMs: 10, backoffMaxMs: 50, onBinary: () => {},
+    });
+    cleanups.push(() => ingest.stop());
+    ingest.start();
+    await until(() => accepted >= 3, 'two reconnects after silence');
+    expect(ingest.stats()[0].silences).toBeGreaterThanOrEqual(2);
+  });
+});

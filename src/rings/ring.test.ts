@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { F, WORDS } from '../kite/record.ts';
+import { createRingBuffer, RingConsumer, RingProducer } from './ring.ts';
+
+function push(p: RingProducer, token: number): boolean {
+  const b = p.claim();
+  if (b < 0) return false;
+  p.views.u32[b + F.TOKEN] = token;
+  p.commit();
+  return true;
+}
+
+describe('ring', () => {
+  it('keeps order across many wrap-arounds', () => {
+    const sab = createRingBuffer(8);
+    const p = new RingProducer(sab);
+    const c = new RingConsumer(sab);
+    const seen: number[] = [];
+    let next = 0;
+    for (let round = 0; round < 1000; round++) {
+      const k = (round % 7) + 1;
+      for (let i = 0; i < k; i++) expect(push(p, next++)).toBe(true);
+      p.publish();
+      c.drain((v, b) => seen.push(v.u32[b + F.TOKEN]));
+    }
+    expect(seen).toEqual(Array.from({ length: next }, (_, i) => i));
+    expect(p.drops()).toBe(0);
+  });
+
+  it('refuses and counts records when full, losing none it accepted', () => {
+    const sab = createRingBuffer(4);
+    const p = new RingProducer(sab);
+    const c = new RingConsumer(sab);
+    for (let i = 0; i < 4; i++) expect(push(p, i)).toBe(true);
+    expect(p.free()).toBe(0);
+    expect(push(p, 99)).toBe(false);
+    expect(p.drops()).toBe(1);
+    p.publish();
+    expect(p.highWater()).toBe(4);
+    const seen: number[] = [];
+    c.drain((v, b) => seen.push(v.u32[b + F.TOKEN]));
+    expect(seen).toEqual([0, 1, 2, 3]);
+    expect(p.free()).toBe(4);
+  });
+
+  it('hides claimed records until publish', () => {
+    const sab = createRingBuffer(4);
+    const p = new RingProducer(sab);
+    const c = new RingConsumer(sab);
+    push(p, 1);
+    expect(c.available()).toBe(0);
+    p.publish();
+    expect(c.available()).toBe(1);
+  });
+
+  it('wakes a sleeping consumer on publish and on close', async () => {
+    const sab = createRingBuffer(4);
+    const p = new RingProducer(sab);
+    const c = new RingConsumer(sab);
+    const waiting = c.waitForData(5000);
+    setTimeout(() => { push(p, 7); p.publish(); }, 20);
+    const t0 = Date.now();
+    await waiting;
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(c.available()).toBe(1);
+    c.drain(() => {});
+    const closing = c.waitForData(5000);
+    setTimeout(() => p.close(), 20);
+    await closing;
+    expect(c.closed()).toBe(true);
+  });
+
+  it('rejects capacities that are not powers of two', () => {
+    expect(() => createRingBuffer(10)).toThrow(/power of two/);
+  });
+
+  it('slots are 8-byte aligned so the f64 receive time reads back', () => {
+    const sab = createRingBuffer(4);
+    const p = new RingProducer(sab);
+    const b = p.claim();
+    expect(b % 2).toBe(0);
+    expect(WORDS % 2).toBe(0);
+    p.views.f64[(b >> 1) + F.RECV_TIME_US_F64] = 1.5e15;
+    p.commit();
+    p.publish();
+    new RingConsumer(sab).drain((v, base) => expect(v.f64[(base >> 1) + F.RECV_TIME_US_F64]).toBe(1.5e15));
+  });
+});

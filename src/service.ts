@@ -1,0 +1,150 @@
+/**
+ * Composes the service: the Kite side (real or the built-in simulator), the instrument universe,
+ * ingest → front (decode into rings) → shard workers, and the uWebSockets.js gateway.
+ * `main.ts` runs it as a process; tests start it in-process.
+ */
+import type { Config } from './config.ts';
+import { AppError } from './errors.ts';
+import { Front } from './front.ts';
+import { startGateway, type Gateway } from './gateway/server.ts';
+import { KiteIngest } from './kite/ingest.ts';
+import { fetchIndexLevel, fetchInstruments, type KiteRest } from './kite/master.ts';
+import { selectUniverse } from './kite/instruments.ts';
+import { startSimulator, type Simulator } from './kite/sim/server.ts';
+import { DECODE_ERROR_NAMES, parseTextMessage } from './kite/codec.ts';
+import type { Logger } from './log.ts';
+import { Pipeline } from './pipeline.ts';
+
+/** Simulator credentials used when the service runs against its own simulator. */
+const SIM_CREDENTIALS = { apiKey: 'sim', accessToken: 'sim' };
+/** Ring slots per shard: 64k records (13 MiB) absorb a second of the busiest Kite feed per shard. */
+const RING_CAPACITY = 1 << 16;
+
+export interface Service {
+  readonly port: number;
+  readonly front: Front;
+  readonly ingest: KiteIngest;
+  readonly pipeline: Pipeline;
+  readonly gateway: Gateway;
+  readonly sim: Simulator | null;
+  readonly tokens: readonly number[];
+  health(): Record<string, unknown>;
+  /** Stop taking data, drain the workers, close everything. Idempotent. */
+  close(): Promise<void>;
+}
+
+export async function startService(config: Config, log: Logger): Promise<Service> {
+  const started = Date.now();
+  let sim: Simulator | null = null;
+  let rest: KiteRest;
+  let wsUrl: string;
+  if (config.kite) {
+    rest = { apiUrl: config.kiteApiUrl, apiKey: config.kite.apiKey, accessToken: config.kite.accessToken };
+    wsUrl = config.kiteWsUrl;
+  } else {
+    sim = await startSimulator({
+      host: '127.0.0.1',
+      port: config.sim.port,
+      seed: config.sim.seed,
+      rate: config.sim.rate,
+      ...SIM_CREDENTIALS,
+    });
+    rest = { apiUrl: sim.apiUrl, ...SIM_CREDENTIALS };
+    wsUrl = sim.wsUrl;
+  }
+
+  const cleanup: (() => Promise<void> | void)[] = [];
+  try {
+    const master = await fetchInstruments(rest, log);
+    const indexLevel = config.kiteInstruments.length > 0 ? 0 : await fetchIndexLevel(rest, master, log);
+    const tokens = selectUniverse(master, {
+      strikes: config.optionStrikes,
+      expiries: config.optionExpiries,
+      indexLevel,
+      explicit: config.kiteInstruments,
+      today: new Date(),
+      onMissing: (missing) => log.warn({ missing }, 'default universe members missing from the instrument master'),
+    });
+    if (tokens.length === 0) throw new AppError('UNIVERSE_EMPTY', 'no instruments to follow: the instrument master matched nothing. Check KITE_INSTRUMENTS or the master.');
+
+    let ingest: KiteIngest | null = null;
+    const front = new Front({
+      shards: config.workers,
+      ringCapacity: RING_CAPACITY,
+      onBackpressure: (paused) => {
+        if (paused) ingest?.pause();
+        else ingest?.resume();
+      },
+    });
+    const pipeline = new Pipeline(front.rings, (shard, err) => log.error({ shard, err }, 'shard worker failed'));
+    cleanup.push(() => pipeline.stop());
+
+    ingest = new KiteIngest({
+      wsUrl,
+      apiKey: rest.apiKey,
+      accessToken: rest.accessToken,
+      tokens,
+      mode: config.kiteMode,
+      connections: config.kiteConnections,
+      log,
+      onBinary: (msg, slot, seq) => front.onBinary(msg, slot, seq),
+      onText: (text) => {
+        const m = parseTextMessage(text, front.stats);
+        if (m?.type === 'error') log.warn({ kite: m.data }, 'kite error message');
+        else if (m?.type === 'order') log.info({ orderId: m.data.order_id, status: m.data.status }, 'order postback');
+      },
+    });
+    const ing = ingest;
+    ing.on('fatal', (err: Error) => log.fatal({ code: (err as AppError).code }, err.message));
+    ing.start();
+    cleanup.push(() => ing.stop());
+
+    const health = (): Record<string, unknown> => ({
+      uptimeS: Math.round((Date.now() - started) / 1000),
+      feed: {
+        source: sim ? 'simulator' : 'kite',
+        connected: ing.connected(),
+        paused: ing.isPaused(),
+        instruments: tokens.length,
+        connections: ing.stats(),
+      },
+      decode: {
+        frames: front.stats.frames,
+        packets: front.stats.packets,
+        heartbeats: front.stats.heartbeats,
+        errors: Object.fromEntries(DECODE_ERROR_NAMES.map((n, i) => [n, front.stats.errors[i]])),
+      },
+      rings: front.producers.map((p, i) => ({ shard: i, depth: p.depth(), highWater: p.highWater(), drops: p.drops(), capacity: p.capacity })),
+      workers: { shards: pipeline.shards.length, ticks: pipeline.ticks() },
+    });
+
+    const gateway = await startGateway({ host: config.host, port: config.port, health });
+    cleanup.push(() => gateway.close());
+
+    let closing: Promise<void> | null = null;
+    return {
+      port: gateway.port,
+      front,
+      ingest: ing,
+      pipeline,
+      gateway,
+      sim,
+      tokens,
+      health,
+      close() {
+        closing ??= (async () => {
+          gateway.close();
+          await ing.stop();
+          front.close();
+          await pipeline.stop();
+          await sim?.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (e) {
+    for (const c of cleanup.reverse()) await c();
+    await sim?.close();
+    throw e;
+  }
+}

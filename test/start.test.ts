@@ -1,0 +1,56 @@
+/**
+ * `npm start` as a user runs it: no environment, the simulator in-process, /health answering,
+ * a clean stop on SIGTERM and on SIGINT.
+ */
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+function startProcess(env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: { PATH: process.env.PATH ?? '', PORT: '0', SIM_RATE: '2000', DATA_DIR: '/tmp/nifty50-start-test', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, exited, output: () => out };
+}
+
+async function waitFor<T>(f: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('npm start with no environment', () => {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`runs on embedded defaults, serves /health with live ticks, and stops cleanly on ${signal}`, async () => {
+      const p = startProcess({});
+      try {
+        const url = await waitFor(() => /"health":"(http:\/\/[^"]+)"/.exec(p.output())?.[1], 'the start-up line');
+        expect(p.output()).toMatch(/embedded defaults in use/);
+        expect(p.output()).toMatch(/built-in Kite simulator/);
+        await waitFor(async () => {
+          const h = (await (await fetch(url)).json()) as { workers: { ticks: number }; feed: { connected: boolean } };
+          return h.workers.ticks > 0 && h.feed.connected ? h : undefined;
+        }, 'ticks to reach the workers');
+        const h = (await (await fetch(url)).json()) as Record<string, any>;
+        expect(h.status).toBe('ok');
+        expect(h.feed.source).toBe('simulator');
+        expect(h.decode.packets).toBeGreaterThan(0);
+        expect(Object.values(h.decode.errors as Record<string, number>).every((n) => n === 0)).toBe(true);
+        expect((await fetch(url.replace('/health', '/nope'))).status).toBe(404);
+        p.child.kill(signal);
+        expect(await p.exited).toBe(0);
+        expect(p.output()).toMatch(/stopped cleanly/);
+      } finally {
+        p.child.kill('SIGKILL');
+      }
+    });
+  }
+});
