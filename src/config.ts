@@ -8,6 +8,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from './errors.ts';
+import { DEFAULT_TIMEFRAMES, parseTimeframe } from '../workers/stages/session.ts';
 
 export type TickMode = 'ltp' | 'quote' | 'full';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -35,6 +36,8 @@ export interface Config {
   readonly databaseUrl: string | null;
   readonly redisUrl: string | null;
   readonly workers: number;
+  /** Bar timeframes, ms, in the order given. */
+  readonly timeframesMs: readonly number[];
   readonly logLevel: LogLevel;
   readonly dataDir: string;
   readonly sim: {
@@ -93,6 +96,22 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
   return lower;
 }
 
+function timeframes(env: Env, name: string): number[] {
+  const v = str(env, name) ?? DEFAULT_TIMEFRAMES.join(',');
+  const out: number[] = [];
+  for (const part of v.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    let ms: number;
+    try {
+      ms = parseTimeframe(part);
+    } catch (e) {
+      throw new ConfigError(name, (e as Error).message, DEFAULT_TIMEFRAMES.join(','));
+    }
+    if (!out.includes(ms)) out.push(ms);
+  }
+  if (out.length === 0) throw new ConfigError(name, 'lists no timeframe', DEFAULT_TIMEFRAMES.join(','));
+  return out;
+}
+
 /** Hide a password in a URL before it goes into a message. */
 export function redactUrl(v: string): string {
   return v.replace(/\/\/([^:/@]+):([^@]+)@/, '//$1:***@');
@@ -137,6 +156,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:'], 'postgres://user@127.0.0.1:5432/nifty') ?? null,
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:'], 'redis://127.0.0.1:6379/0') ?? null,
     workers: int(env, 'WORKERS', Math.min(2, cores), 1, 64, String(Math.min(2, cores))),
+    timeframesMs: timeframes(env, 'BAR_TIMEFRAMES'),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     dataDir: path.resolve(str(env, 'DATA_DIR') ?? 'data'),
     sim: {

@@ -15,16 +15,13 @@
 import { decodeFrame, DecodeStats, type FrameStamp, type TickSink } from './kite/codec.ts';
 import type { RecordViews } from './kite/record.ts';
 import { createRingBuffer, RingProducer } from './rings/ring.ts';
+import { nowMicros } from './clock.ts';
 
 /** Shard of a token. The low byte of a Kite token is its segment, so hash rather than take a modulus. */
 export function shardOf(token: number, shards: number): number {
   return (Math.imul(token, 0x9e3779b1) >>> 0) % shards;
 }
 
-/** Microseconds since the epoch, with sub-millisecond resolution. */
-export function nowMicros(): number {
-  return (performance.timeOrigin + performance.now()) * 1000;
-}
 
 export interface FrontOptions {
   shards: number;

@@ -1,40 +1,133 @@
 /**
- * Starts one shard worker per ring and stops them in order: the front closes its rings, each
- * shard drains what is left and says so, then the threads end.
+ * The worker side of the pipeline, as the main thread sees it: one shard worker per input ring,
+ * each with two output rings (canonical ticks, bars) that downstream consumers read in place.
+ *
+ * Output consumers are fixed slots on every output ring (TickConsumer: STORE = 0, FEED = 1); a
+ * consumer reads with an `OutputReader`. Every slot must be read by someone, or the rings fill
+ * and, by design, the pipeline waits (backpressure up to the Kite socket): nothing is dropped.
+ *
+ * Shutdown order: the front closes the input rings; each shard drains, flushes its open bars as
+ * partial bars, closes its output rings and says so; readers drain what is left.
  */
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from './threads.ts';
-import { SHARD_COUNTERS, ShardCounter, type ShardData, type ShardMessage } from '../workers/protocol.ts';
+import type { TickMode } from './config.ts';
+import type { Instrument } from './kite/instruments.ts';
+import { createRingBuffer, RingConsumer } from './rings/ring.ts';
+import { shardOf } from './front.ts';
+import { N_SLOT_WORDS, TICK_CONSUMERS } from '../workers/normalized.ts';
+import { BAR_SLOT_WORDS, DOORBELL_STRIDE, SC, SHARD_COUNTERS, type ShardControl, type ShardData, type ShardMessage } from '../workers/protocol.ts';
+import { QUARANTINE_REASON_NAMES } from '../workers/stages/validate.ts';
+import type { RecordViews } from './kite/record.ts';
 
 const SHARD_MODULE = new URL('../workers/shard.ts', import.meta.url);
+
+export interface PipelineOptions {
+  rings: readonly SharedArrayBuffer[];
+  instruments: readonly Instrument[];
+  mode: TickMode;
+  timeframesMs: readonly number[];
+  graceMs?: number;
+  /** Slots per output ring (power of two). Default 65,536. */
+  outCapacity?: number;
+  maxBatch?: number;
+  clockIntervalMs?: number;
+  /** Shared Float64Array[1] clock for tests; null = wall clock. */
+  clock?: SharedArrayBuffer | null;
+  onError: (shard: number, err: Error) => void;
+}
 
 export interface ShardHandle {
   readonly worker: Worker;
   readonly counters: Float64Array;
+  readonly ticksOut: SharedArrayBuffer;
+  readonly barsOut: SharedArrayBuffer;
   readonly drained: Promise<void>;
+}
+
+export interface PipelineCounters {
+  ticksIn: number;
+  ticksOut: number;
+  quarantined: number;
+  duplicates: number;
+  barsClosed: number;
+  barUpdates: number;
+  late: number;
+  outWaits: number;
+  quarantineByReason: Record<string, number>;
 }
 
 export class Pipeline {
   readonly shards: ShardHandle[];
+  readonly doorbells: SharedArrayBuffer;
 
-  constructor(rings: readonly SharedArrayBuffer[], onError: (shard: number, err: Error) => void) {
-    this.shards = rings.map((ring, shard) => {
+  constructor(opts: PipelineOptions) {
+    this.doorbells = new SharedArrayBuffer(TICK_CONSUMERS * DOORBELL_STRIDE * 4);
+    const n = opts.rings.length;
+    const outCapacity = opts.outCapacity ?? 1 << 16;
+    const tokensOf: number[][] = Array.from({ length: n }, () => []);
+    for (const i of opts.instruments) tokensOf[shardOf(i.instrumentToken, n)].push(i.instrumentToken);
+    this.shards = opts.rings.map((ring, shard) => {
       const countersBuf = new SharedArrayBuffer(SHARD_COUNTERS * 8);
-      const data: ShardData = { shard, ring, counters: countersBuf };
+      const data: ShardData = {
+        shard,
+        ring,
+        ticksOut: createRingBuffer(outCapacity, N_SLOT_WORDS, TICK_CONSUMERS),
+        barsOut: createRingBuffer(outCapacity, BAR_SLOT_WORDS, TICK_CONSUMERS),
+        counters: countersBuf,
+        doorbells: this.doorbells,
+        instruments: [...opts.instruments],
+        tokens: [...new Set(tokensOf[shard])],
+        mode: opts.mode,
+        timeframesMs: [...opts.timeframesMs],
+        graceMs: opts.graceMs ?? 500,
+        maxBatch: opts.maxBatch ?? 1024,
+        clockIntervalMs: opts.clockIntervalMs ?? 100,
+        clock: opts.clock ?? null,
+      };
       const worker = startWorker(SHARD_MODULE, { workerData: data, name: `shard-${shard}` });
       const drained = new Promise<void>((resolve) => {
         worker.on('message', (m: ShardMessage) => { if (m.type === 'drained') resolve(); });
         worker.on('exit', () => resolve());
       });
-      worker.on('error', (err) => onError(shard, err));
-      return { worker, counters: new Float64Array(countersBuf), drained };
+      worker.on('error', (err) => opts.onError(shard, err));
+      return { worker, counters: new Float64Array(countersBuf), ticksOut: data.ticksOut, barsOut: data.barsOut, drained };
     });
   }
 
-  ticks(): number {
-    let n = 0;
-    for (const s of this.shards) n += s.counters[ShardCounter.TICKS];
-    return n;
+  counters(): PipelineCounters {
+    const sum = (i: number) => this.shards.reduce((a, s) => a + s.counters[i], 0);
+    const byReason: Record<string, number> = {};
+    QUARANTINE_REASON_NAMES.forEach((name, r) => {
+      if (r > 0) byReason[name] = sum(SC.REASON0 + r);
+    });
+    return {
+      ticksIn: sum(SC.TICKS_IN),
+      ticksOut: sum(SC.TICKS_OUT),
+      quarantined: sum(SC.QUARANTINED),
+      duplicates: sum(SC.DUPLICATES),
+      barsClosed: sum(SC.BARS_CLOSED),
+      barUpdates: sum(SC.BAR_UPDATES),
+      late: sum(SC.LATE),
+      outWaits: sum(SC.OUT_WAITS),
+      quarantineByReason: byReason,
+    };
+  }
+
+  /** Install consumer filter k (1..30) in every shard; tokens null = all. */
+  setFilter(k: number, tokens: number[] | null, filter: { fields: number; changedOnly: boolean } | null): void {
+    const m: ShardControl = { type: 'filter', k, tokens, filter };
+    for (const s of this.shards) s.worker.postMessage(m);
+  }
+
+  /** Run the shards' bar clocks now (tests with a manual clock). */
+  advance(): void {
+    const m: ShardControl = { type: 'advance' };
+    for (const s of this.shards) s.worker.postMessage(m);
+  }
+
+  reader(consumer: number): OutputReader {
+    return new OutputReader(this.shards, consumer, this.doorbells);
   }
 
   /** After the front closed its rings: wait for every shard to drain, then end the threads. */
@@ -42,5 +135,61 @@ export class Pipeline {
     const all = Promise.all(this.shards.map((s) => s.drained));
     await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
     await Promise.all(this.shards.map((s) => s.worker.terminate()));
+  }
+}
+
+/**
+ * One consumer's view of every shard's output rings. Ticks of one token come from one shard, in
+ * order; across shards there is no order (none is promised).
+ */
+export class OutputReader {
+  readonly ticks: RingConsumer[];
+  readonly bars: RingConsumer[];
+
+  private readonly bells: Int32Array;
+  private readonly at: number;
+
+  constructor(shards: readonly ShardHandle[], readonly consumer: number, doorbells: SharedArrayBuffer) {
+    this.bells = new Int32Array(doorbells);
+    this.at = consumer * DOORBELL_STRIDE;
+    this.ticks = shards.map((s) => new RingConsumer(s.ticksOut, consumer));
+    this.bars = shards.map((s) => new RingConsumer(s.barsOut, consumer));
+  }
+
+  /** Drain every ring once; returns records handed out. `fn` reads f64 at `base >> 1`. */
+  drain(onTick: (v: RecordViews, base: number) => void, onBar: (v: RecordViews, base: number) => void, max?: number): number {
+    let n = 0;
+    for (let i = 0; i < this.ticks.length; i++) n += this.ticks[i].drain(onTick, max);
+    for (let i = 0; i < this.bars.length; i++) n += this.bars[i].drain(onBar, max);
+    return n;
+  }
+
+  /** Every shard closed its outputs and everything was read. */
+  done(): boolean {
+    for (const r of this.ticks) if (!r.closed() || r.available() > 0) return false;
+    for (const r of this.bars) if (!r.closed() || r.available() > 0) return false;
+    return true;
+  }
+
+  private anyAvailable(): boolean {
+    for (const r of this.ticks) if (r.available() > 0) return true;
+    for (const r of this.bars) if (r.available() > 0) return true;
+    return false;
+  }
+
+  /** Resolve when any ring has data, all are closed, or the timeout passes (one doorbell for all). */
+  async waitForData(timeoutMs: number): Promise<void> {
+    const b = this.bells;
+    const seen = Atomics.load(b, this.at);
+    if (this.anyAvailable() || this.done()) return;
+    Atomics.store(b, this.at + 1, 1);
+    // Re-check after raising the flag: a shard that published in between did not see it.
+    if (Atomics.load(b, this.at) !== seen || this.anyAvailable()) {
+      Atomics.store(b, this.at + 1, 0);
+      return;
+    }
+    const r = Atomics.waitAsync(b, this.at, seen, timeoutMs);
+    if (r.async) await r.value;
+    Atomics.store(b, this.at + 1, 0);
   }
 }

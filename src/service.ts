@@ -14,6 +14,7 @@ import { startSimulator, type Simulator } from './kite/sim/server.ts';
 import { DECODE_ERROR_NAMES, parseTextMessage } from './kite/codec.ts';
 import type { Logger } from './log.ts';
 import { Pipeline } from './pipeline.ts';
+import { startInterimConsumers } from './interim-consumers.ts';
 
 /** Simulator credentials used when the service runs against its own simulator. */
 const SIM_CREDENTIALS = { apiKey: 'sim', accessToken: 'sim' };
@@ -76,8 +77,20 @@ export async function startService(config: Config, log: Logger): Promise<Service
         else ingest?.resume();
       },
     });
-    const pipeline = new Pipeline(front.rings, (shard, err) => log.error({ shard, err }, 'shard worker failed'));
+    const byToken = new Map(master.map((i) => [i.instrumentToken, i]));
+    const universe = tokens.map((t) => byToken.get(t)!).filter((i) => i !== undefined);
+    const pipeline = new Pipeline({
+      rings: front.rings,
+      instruments: universe,
+      mode: config.kiteMode,
+      timeframesMs: config.timeframesMs,
+      onError: (shard, err) => log.error({ shard, err }, 'shard worker failed'),
+    });
     cleanup.push(() => pipeline.stop());
+    // Until the batch writer (issue #4) and the live feed (issue #5) take these consumer slots,
+    // interim consumers count what reaches them and log quarantined ticks at a bounded rate, so
+    // the rings keep moving and nothing is hidden.
+    const outputs = startInterimConsumers(pipeline, universe, log);
 
     ingest = new KiteIngest({
       wsUrl,
@@ -115,7 +128,8 @@ export async function startService(config: Config, log: Logger): Promise<Service
         errors: Object.fromEntries(DECODE_ERROR_NAMES.map((n, i) => [n, front.stats.errors[i]])),
       },
       rings: front.producers.map((p, i) => ({ shard: i, depth: p.depth(), highWater: p.highWater(), drops: p.drops(), capacity: p.capacity })),
-      workers: { shards: pipeline.shards.length, ticks: pipeline.ticks() },
+      pipeline: { shards: pipeline.shards.length, ...pipeline.counters() },
+      outputs: outputs.stats(),
     });
 
     const gateway = await startGateway({ host: config.host, port: config.port, health });
@@ -137,6 +151,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
           await ing.stop();
           front.close();
           await pipeline.stop();
+          await outputs.done();
           await sim?.close();
         })();
         return closing;

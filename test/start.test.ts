@@ -36,8 +36,8 @@ describe('npm start with no environment', () => {
         expect(p.output()).toMatch(/embedded defaults in use/);
         expect(p.output()).toMatch(/built-in Kite simulator/);
         await waitFor(async () => {
-          const h = (await (await fetch(url)).json()) as { workers: { ticks: number }; feed: { connected: boolean } };
-          return h.workers.ticks > 0 && h.feed.connected ? h : undefined;
+          const h = (await (await fetch(url)).json()) as { pipeline: { ticksOut: number }; feed: { connected: boolean } };
+          return h.pipeline.ticksOut > 0 && h.feed.connected ? h : undefined;
         }, 'ticks to reach the workers');
         const h = (await (await fetch(url)).json()) as Record<string, any>;
         expect(h.status).toBe('ok');

@@ -1,41 +1,203 @@
 /**
- * A pipeline shard: one worker thread that owns one ring and every token hashed to it.
+ * A pipeline shard: one worker thread that owns one input ring and every token hashed to it.
+ * Per record: filter out exact duplicates → validate → normalize → filter (consumer bits) →
+ * aggregate. Outputs go to two output rings read in place by their consumers: canonical ticks
+ * (accepted and quarantined, normalized.ts layout) and bars (bar.ts layout, updates and closes).
  *
  * Why worker_threads and not a piscina task: a shard is a long-lived, stateful consumer pinned to
- * its ring (its tokens' bars and last volumes live here), not a short task any idle thread may
- * take. Piscina's model (queue tasks, hand each to whichever worker is free) would have to be bent
- * into "one never-ending task per worker", losing what it offers. The shard count is still the one
- * fixed pool size, WORKERS.
+ * its ring (its tokens' bars, last volumes and dedupe memory live here), not a short task any idle
+ * thread may take. Piscina's model (queue tasks, hand each to whichever worker is free) would have
+ * to be bent into "one never-ending task per worker", losing what it offers. The shard count is
+ * the one fixed pool size, WORKERS.
  *
- * The loop drains everything the ring holds as one batch, then sleeps on the ring's write counter
- * with Atomics.waitAsync (no timer polling; the event loop stays free for timers and messages).
+ * The loop drains what the input ring holds as one batch (bounded by the room in the output
+ * rings: a slow consumer slows the shard, which fills its input ring, which pauses the upstream
+ * socket; nothing is dropped), then sleeps on the ring with Atomics.waitAsync (no timer polling;
+ * the event loop stays free for the bar clock and control messages).
+ *
+ * In-progress bar updates are coalesced: at most one per (token, timeframe) per batch, written
+ * after the batch, so a burst of ticks costs one update, not one per tick.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { RingConsumer } from '../src/rings/ring.ts';
-import { F } from '../src/kite/record.ts';
-import type { RecordViews } from '../src/kite/record.ts';
-import { ShardCounter, type ShardData, type ShardMessage } from './protocol.ts';
+import { RingConsumer, RingProducer } from '../src/rings/ring.ts';
+import { F, Kind, type RecordViews } from '../src/kite/record.ts';
+import { nowMicros } from '../src/clock.ts';
+import { Aggregator } from './stages/aggregate.ts';
+import { BAR_FIELDS } from './stages/bar.ts';
+import { Filter } from './stages/filter.ts';
+import { InstrumentTable } from './stages/instrument-table.ts';
+import { normalize } from './stages/normalize.ts';
+import { Validator } from './stages/validate.ts';
+import { N, NType, TICK_CONSUMERS } from './normalized.ts';
+import { ringDoorbells, SC, type ShardControl, type ShardData, type ShardMessage } from './protocol.ts';
 
 const data = (workerData as { data: ShardData }).data;
-const ring = new RingConsumer(data.ring);
+const input = new RingConsumer(data.ring);
+const ticksOut = new RingProducer(data.ticksOut);
+const barsOut = new RingProducer(data.barsOut);
 const counters = new Float64Array(data.counters);
+const doorbells = new Int32Array(data.doorbells);
+let published = 0;
+const table = new InstrumentTable(data.instruments);
+const validator = new Validator(table, { mode: data.mode });
+const filter = new Filter(table.size);
+const manualClock = data.clock ? new Float64Array(data.clock) : null;
+const clock = (): number => (manualClock ? manualClock[0] : Date.now());
+
+const nTf = data.timeframesMs.length;
+let dirtyCount = 0;
+let now = clock();
+
+function writeBar(view: Float64Array, base: number): void {
+  const o = barsOut.claim();
+  if (o < 0) return; // counted as a ring drop; the batch bound keeps room, so this stays 0
+  const out = barsOut.views.f64;
+  const fo = o >> 1;
+  for (let i = 0; i < BAR_FIELDS; i++) out[fo + i] = view[base + i];
+  barsOut.commit();
+}
+
+const aggregator = data.tokens.length > 0
+  ? new Aggregator({
+    tokens: data.tokens,
+    timeframesMs: data.timeframesMs,
+    graceMs: data.graceMs,
+    onBar: (view, base, closed) => {
+      if (closed) {
+        writeBar(view, base);
+        counters[SC.BARS_CLOSED]++;
+        return;
+      }
+      if (dirtyFlag[base] === 0) {
+        dirtyFlag[base] = 1;
+        dirty[dirtyCount++] = base;
+      }
+    },
+  })
+  : null;
+/** Bases (in the aggregator's view) of bars updated in this batch, and a flag per base to dedupe. */
+const dirtyFlag = new Uint8Array(aggregator ? aggregator.view().length : 1);
+const dirty = new Int32Array(Math.max(1, data.tokens.length * nTf));
 
 function onRecord(v: RecordViews, b: number): void {
-  counters[ShardCounter.TICKS]++;
-  counters[ShardCounter.LAST_RECV_US] = v.f64[(b >> 1) + F.RECV_TIME_US_F64];
+  counters[SC.TICKS_IN]++;
+  const token = v.u32[b + F.TOKEN];
+  const row = table.row(token);
+  if (filter.isDuplicate(v, b, row)) {
+    counters[SC.DUPLICATES]++;
+    return;
+  }
+  const reason = validator.check(v, b, row);
+  const o = ticksOut.claim();
+  if (o < 0) return; // counted as a ring drop; the batch bound keeps room, so this stays 0
+  const out = ticksOut.views.f64;
+  const fo = o >> 1;
+  if (reason !== 0) {
+    const exchS = v.u32[b + F.EXCHANGE_TIME];
+    const exchMs = exchS !== 0 ? exchS * 1000 : v.f64[(b >> 1) + F.RECV_TIME_US_F64] / 1000;
+    normalize(v, b, row, table, exchMs, 0, NType.QUARANTINE, reason, out, fo);
+    out[fo + N.PROC_TIME_US] = nowMicros();
+    out[fo + N.SHARD] = data.shard;
+    ticksOut.commit();
+    counters[SC.QUARANTINED]++;
+    counters[SC.REASON0 + reason]++;
+    return;
+  }
+  normalize(v, b, row, table, validator.exchTimeMs, validator.volumeDelta, NType.TICK, 0, out, fo);
+  out[fo + N.CONSUMERS] = filter.consumers(v, b, row);
+  out[fo + N.PROC_TIME_US] = nowMicros();
+  out[fo + N.SHARD] = data.shard;
+  ticksOut.commit();
+  counters[SC.TICKS_OUT]++;
+  counters[SC.LAST_RECV_US] = out[fo + N.RECV_TIME_US];
+  if (aggregator !== null && v.u32[b + F.KIND] !== 0) {
+    aggregator.onTick(token, validator.exchTimeMs, out[fo + N.PRICE], validator.volumeDelta, out[fo + N.OI], now);
+  }
 }
+
+function emitUpdates(): void {
+  if (aggregator === null || dirtyCount === 0) return;
+  const view = aggregator.view();
+  for (let i = 0; i < dirtyCount; i++) {
+    const base = dirty[i];
+    dirtyFlag[base] = 0;
+    if (aggregator.isOpen(base)) {
+      writeBar(view, base);
+      counters[SC.BAR_UPDATES]++;
+    }
+  }
+  dirtyCount = 0;
+}
+
+function publish(): void {
+  ticksOut.publish();
+  barsOut.publish();
+  const written = counters[SC.TICKS_OUT] + counters[SC.QUARANTINED] + counters[SC.BARS_CLOSED] + counters[SC.BAR_UPDATES];
+  if (written !== published) {
+    published = written;
+    ringDoorbells(doorbells, TICK_CONSUMERS);
+  }
+  if (aggregator !== null) {
+    counters[SC.LATE] = aggregator.stats.late;
+  }
+}
+
+/** Records per batch: bounded by the output rings' room (a batch may close and update bars). */
+function batchLimit(): number {
+  const perTickBars = 2 * nTf;
+  return Math.min(data.maxBatch, ticksOut.free(), Math.floor(barsOut.free() / perTickBars));
+}
+
+function tickClock(): void {
+  now = clock();
+  aggregator?.advance(now);
+}
+
+let stopping = false;
+
+parentPort!.on('message', (m: ShardControl) => {
+  if (m.type === 'advance') {
+    tickClock();
+    publish();
+  } else if (m.type === 'filter') {
+    const rows = m.tokens === null ? null : m.tokens.map((t) => table.row(t)).filter((r) => r >= 0);
+    filter.setFilter(m.k, m.filter === null ? null : { rows, fields: m.filter.fields, changedOnly: m.filter.changedOnly });
+  }
+});
 
 async function run(): Promise<void> {
   for (;;) {
-    const n = ring.drain(onRecord);
-    if (n > 0) {
-      counters[ShardCounter.BATCHES]++;
-      continue;
+    tickClock();
+    const avail = input.available();
+    if (avail > 0) {
+      const limit = batchLimit();
+      if (limit <= 0) {
+        counters[SC.OUT_WAITS]++;
+        await (ticksOut.free() < data.maxBatch ? ticksOut : barsOut).waitForSpace(Math.min(data.maxBatch, 2 * nTf), 100);
+        continue;
+      }
+      const n = input.drain(onRecord, limit);
+      emitUpdates();
+      publish();
+      counters[SC.BATCHES]++;
+      if (n > 0) continue;
     }
-    if (ring.closed() && ring.available() === 0) break;
-    await ring.waitForData(1000);
+    if (input.closed() && input.available() === 0) break;
+    publish();
+    await input.waitForData(data.clockIntervalMs);
   }
+  stopping = true;
+  // Shutdown: bars in progress leave as partial bars; then the outputs close.
+  while (barsOut.free() < data.tokens.length * nTf) await barsOut.waitForSpace(data.tokens.length * nTf, 100);
+  aggregator?.flush();
+  publish();
+  ticksOut.close();
+  barsOut.close();
+  ringDoorbells(doorbells, TICK_CONSUMERS);
   parentPort!.postMessage({ type: 'drained', shard: data.shard } satisfies ShardMessage);
 }
 
-void run();
+void run().catch((err) => {
+  // Surface as a worker error; the host logs it and the process decides.
+  if (!stopping) throw err;
+});

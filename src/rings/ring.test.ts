@@ -86,3 +86,64 @@ describe('ring', () => {
     new RingConsumer(sab).drain((v, base) => expect(v.f64[(base >> 1) + F.RECV_TIME_US_F64]).toBe(1.5e15));
   });
 });
+
+describe('ring with several consumers', () => {
+  it('reuses a slot only when every consumer has passed it', () => {
+    const sab = createRingBuffer(4, WORDS, 2);
+    const p = new RingProducer(sab);
+    const fast = new RingConsumer(sab, 0);
+    const slow = new RingConsumer(sab, 1);
+    for (let i = 0; i < 4; i++) expect(push(p, i)).toBe(true);
+    p.publish();
+    fast.drain(() => {});
+    expect(p.free()).toBe(0);
+    expect(push(p, 4)).toBe(false);
+    const got: number[] = [];
+    slow.drain((v, b) => got.push(v.u32[b + F.TOKEN]));
+    expect(got).toEqual([0, 1, 2, 3]);
+    expect(p.free()).toBe(4);
+  });
+
+  it('gives each consumer every record, in order, at its own pace', () => {
+    const sab = createRingBuffer(16, 4, 3);
+    const p = new RingProducer(sab);
+    const cs = [0, 1, 2].map((k) => new RingConsumer(sab, k));
+    const got: number[][] = [[], [], []];
+    let next = 0;
+    for (let round = 0; round < 500; round++) {
+      const room = p.free();
+      for (let i = 0; i < Math.min(room, (round % 5) + 1); i++) {
+        const b = p.claim();
+        p.views.u32[b] = next++;
+        p.commit();
+      }
+      p.publish();
+      cs.forEach((c, k) => {
+        if (round % (k + 1) === 0) c.drain((v, b) => got[k].push(v.u32[b]));
+      });
+    }
+    cs.forEach((c, k) => c.drain((v, b) => got[k].push(v.u32[b])));
+    for (const g of got) expect(g).toEqual(Array.from({ length: next }, (_, i) => i));
+    expect(p.drops()).toBe(0);
+  });
+
+  it('wakes a producer waiting for space when the slowest consumer releases', async () => {
+    const sab = createRingBuffer(4, WORDS, 2);
+    const p = new RingProducer(sab);
+    const a = new RingConsumer(sab, 0);
+    const b = new RingConsumer(sab, 1);
+    for (let i = 0; i < 4; i++) push(p, i);
+    p.publish();
+    a.drain(() => {});
+    const waiting = p.waitForSpace(2, 5000);
+    setTimeout(() => b.drain(() => {}), 20);
+    const t0 = Date.now();
+    await waiting;
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(p.free()).toBe(4);
+  });
+
+  it('refuses a consumer index the ring was not made for', () => {
+    expect(() => new RingConsumer(createRingBuffer(4, WORDS, 2), 2)).toThrow(/consumer 2/);
+  });
+});

@@ -1,52 +1,83 @@
 /**
- * Single-producer / single-consumer ring of tick records in a SharedArrayBuffer.
+ * Single-producer ring of fixed-size records in a SharedArrayBuffer, read by one to four consumers.
  *
- * The front process (producer) decodes Kite packets straight into slots; one worker shard
- * (consumer) reads them in place. Capacity is a power of two; slot = sequence & mask. Sequences are
- * int32 counters that only grow and wrap modulo 2^32: depth is `(write - read) | 0`, exact while
- * capacity < 2^31.
+ * The front process (producer) decodes Kite packets straight into slots of an input ring; one
+ * worker shard (its one consumer) reads them in place. Each shard writes its outputs (normalized
+ * ticks, bars) into output rings that several consumers read (the batch writer, the broadcaster),
+ * each at its own pace: a record is written once and read in place by all, and a slot is reused
+ * only when every consumer has passed it (the LMAX disruptor's gating rule).
+ *
+ * Capacity is a power of two; slot = sequence & mask. Sequences are int32 counters that only grow
+ * and wrap modulo 2^32: depth is `(write - read) | 0`, exact while capacity < 2^31.
  *
  *   SharedArrayBuffer
- *   ┌──────────── header: HEADER_WORDS int32 ───────────┬──── slots: capacity × WORDS int32 ────┐
- *   │ WRITE │pad…│ READ │pad…│ stats │pad…│ WAITING …   │ slot 0 │ slot 1 │ …  │ slot cap-1      │
- *   └───────────────────────────────────────────────────┴───────────────────────────────────────┘
+ *   ┌──────────── header: HEADER_WORDS int32 ───────────┬──── slots: capacity × slotWords int32 ────┐
+ *   │ WRITE │pad│ READ0 │pad│ READ1 │…│ meta │ WAITING…   │ slot 0 │ slot 1 │ …  │ slot cap-1          │
+ *   └───────────────────────────────────────────────────┴───────────────────────────────────────────┘
  *
- * | header word | name        | written by | meaning                                              |
- * |-------------|-------------|------------|------------------------------------------------------|
- * | 0           | WRITE       | producer   | records published (wrapping)                         |
- * | 16          | READ        | consumer   | records consumed (wrapping)                          |
- * | 32          | DROPS       | producer   | records refused because the ring was full             |
- * | 33          | HIGH_WATER  | producer   | deepest the ring has been                            |
- * | 34          | CAPACITY    | creator    | slots                                                |
- * | 35          | CLOSED      | producer   | 1 once the producer will publish no more              |
- * | 48          | WAITING     | consumer   | 1 while the consumer sleeps on WRITE                 |
+ * | header word | name             | written by | meaning                                          |
+ * |-------------|------------------|------------|--------------------------------------------------|
+ * | 0           | WRITE            | producer   | records published (wrapping)                     |
+ * | 16 + 16k    | READ[k]          | consumer k | records consumer k has released (wrapping)       |
+ * | 80          | DROPS            | producer   | records refused because the ring was full         |
+ * | 81          | HIGH_WATER       | producer   | deepest the ring has been                        |
+ * | 82          | CAPACITY         | creator    | slots                                            |
+ * | 83          | CLOSED           | producer   | 1 once the producer will publish no more          |
+ * | 84          | SLOT_WORDS       | creator    | 32-bit words per slot (even: f64 views align)    |
+ * | 85          | CONSUMERS        | creator    | consumers, 1..4                                  |
+ * | 96 + 8k     | WAITING[k]       | consumer k | 1 while consumer k sleeps on WRITE               |
+ * | 127         | PRODUCER_WAITING | producer   | 1 while the producer sleeps for a free slot      |
  *
- * WRITE, READ and WAITING sit 64 bytes apart so the two threads do not share a cache line.
+ * WRITE and each READ sit 64 bytes apart so producer and consumers do not share a cache line.
  *
- * The producer claims and fills slots privately, then `publish()`es a whole frame's worth with one
- * `Atomics.store`; it calls `Atomics.notify` only when the consumer has said it sleeps, so a busy
- * consumer costs the producer no syscall. The consumer takes everything published as one batch.
+ * The producer claims and fills slots privately, then `publish()`es a batch with one
+ * `Atomics.store`; it calls `Atomics.notify` only when a consumer has said it sleeps, so a busy
+ * consumer costs the producer no syscall. A consumer takes everything published as one batch.
  *
- * Full ring: `claim()` returns -1 and the record is counted in DROPS. The front avoids reaching it
- * (see src/front.ts: it checks `free()` before decoding a frame and pauses the upstream sockets
- * above a high-water mark), so DROPS counts only what that policy failed to prevent.
+ * Full ring: `claim()` returns -1 and the record is counted in DROPS. Producers avoid reaching it
+ * (the front checks `free()` before decoding a frame and pauses the upstream sockets; a shard
+ * waits with `waitForSpace` before draining its input), so DROPS counts only what that policy
+ * failed to prevent.
  */
 import { WORDS, type RecordViews } from '../kite/record.ts';
 import type { TickSink } from '../kite/codec.ts';
 
-export const HEADER_WORDS = 64;
-const H = { WRITE: 0, READ: 16, DROPS: 32, HIGH_WATER: 33, CAPACITY: 34, CLOSED: 35, WAITING: 48 } as const;
+export const HEADER_WORDS = 128;
+export const MAX_CONSUMERS = 4;
+const H = {
+  WRITE: 0,
+  READ0: 16,
+  DROPS: 80,
+  HIGH_WATER: 81,
+  CAPACITY: 82,
+  CLOSED: 83,
+  SLOT_WORDS: 84,
+  CONSUMERS: 85,
+  WAITING0: 96,
+  PRODUCER_WAITING: 127,
+} as const;
+const readIndex = (k: number): number => H.READ0 + 16 * k;
+const waitingIndex = (k: number): number => H.WAITING0 + 8 * k;
 
-export function ringBytes(capacity: number): number {
-  return (HEADER_WORDS + capacity * WORDS) * 4;
+export function ringBytes(capacity: number, slotWords = WORDS): number {
+  return (HEADER_WORDS + capacity * slotWords) * 4;
 }
 
-export function createRingBuffer(capacity: number): SharedArrayBuffer {
+export function createRingBuffer(capacity: number, slotWords = WORDS, consumers = 1): SharedArrayBuffer {
   if (!Number.isInteger(capacity) || capacity < 2 || capacity > 2 ** 24 || (capacity & (capacity - 1)) !== 0) {
     throw new RangeError(`ring capacity must be a power of two between 2 and 2^24, got ${capacity}`);
   }
-  const sab = new SharedArrayBuffer(ringBytes(capacity));
-  new Int32Array(sab)[H.CAPACITY] = capacity;
+  if (!Number.isInteger(slotWords) || slotWords < 2 || slotWords % 2 !== 0) {
+    throw new RangeError(`ring slotWords must be an even whole number >= 2, got ${slotWords}`);
+  }
+  if (!Number.isInteger(consumers) || consumers < 1 || consumers > MAX_CONSUMERS) {
+    throw new RangeError(`ring consumers must be 1..${MAX_CONSUMERS}, got ${consumers}`);
+  }
+  const sab = new SharedArrayBuffer(ringBytes(capacity, slotWords));
+  const h = new Int32Array(sab, 0, HEADER_WORDS);
+  h[H.CAPACITY] = capacity;
+  h[H.SLOT_WORDS] = slotWords;
+  h[H.CONSUMERS] = consumers;
   return sab;
 }
 
@@ -54,23 +85,39 @@ abstract class RingEnd {
   readonly header: Int32Array;
   readonly views: RecordViews;
   readonly capacity: number;
+  readonly slotWords: number;
+  readonly consumers: number;
   protected readonly mask: number;
 
   constructor(readonly sab: SharedArrayBuffer) {
     this.header = new Int32Array(sab, 0, HEADER_WORDS);
     this.capacity = this.header[H.CAPACITY];
+    this.slotWords = this.header[H.SLOT_WORDS];
+    this.consumers = this.header[H.CONSUMERS];
     this.mask = this.capacity - 1;
     // Views over the whole buffer: a slot's word offset includes the header.
     this.views = { i32: new Int32Array(sab), u32: new Uint32Array(sab), f64: new Float64Array(sab) };
   }
 
   protected slotBase(seq: number): number {
-    return HEADER_WORDS + (seq & this.mask) * WORDS;
+    return HEADER_WORDS + (seq & this.mask) * this.slotWords;
   }
 
-  /** Published, not yet consumed. */
+  /** The slowest consumer's released count. */
+  protected minRead(): number {
+    const h = this.header;
+    const w = Atomics.load(h, H.WRITE);
+    let min = Atomics.load(h, readIndex(0));
+    for (let k = 1; k < this.consumers; k++) {
+      const r = Atomics.load(h, readIndex(k));
+      if (((w - r) | 0) > ((w - min) | 0)) min = r;
+    }
+    return min;
+  }
+
+  /** Published and not yet released by the slowest consumer. */
   depth(): number {
-    return (Atomics.load(this.header, H.WRITE) - Atomics.load(this.header, H.READ)) | 0;
+    return (Atomics.load(this.header, H.WRITE) - this.minRead()) | 0;
   }
 
   drops(): number {
@@ -95,14 +142,14 @@ export class RingProducer extends RingEnd implements TickSink {
   constructor(sab: SharedArrayBuffer) {
     super(sab);
     this.write = Atomics.load(this.header, H.WRITE);
-    this.cachedRead = Atomics.load(this.header, H.READ);
+    this.cachedRead = this.minRead();
   }
 
-  /** Slots that can be claimed now without overwriting unread records. */
+  /** Slots that can be claimed now without overwriting records a consumer has not released. */
   free(): number {
     let free = this.capacity - ((this.write - this.cachedRead) | 0);
-    if (free <= 0) {
-      this.cachedRead = Atomics.load(this.header, H.READ);
+    if (free <= 0 || free < this.capacity >> 1) {
+      this.cachedRead = this.minRead();
       free = this.capacity - ((this.write - this.cachedRead) | 0);
     }
     return free;
@@ -111,7 +158,7 @@ export class RingProducer extends RingEnd implements TickSink {
   /** TickSink: word offset of the next free slot, or -1 (counted as a drop) when full. */
   claim(): number {
     if (((this.write - this.cachedRead) | 0) >= this.capacity) {
-      this.cachedRead = Atomics.load(this.header, H.READ);
+      this.cachedRead = this.minRead();
       if (((this.write - this.cachedRead) | 0) >= this.capacity) {
         Atomics.add(this.header, H.DROPS, 1);
         this.claimed = false;
@@ -122,23 +169,68 @@ export class RingProducer extends RingEnd implements TickSink {
     return this.slotBase(this.write);
   }
 
-  /** TickSink: the claimed record is complete (visible to the consumer after `publish()`). */
+  /** TickSink: the claimed record is complete (visible to consumers after `publish()`). */
   commit(): void {
     if (this.claimed) this.write = (this.write + 1) | 0;
     this.claimed = false;
   }
 
-  /** Make every committed record visible and wake the consumer if it sleeps. */
+  /** Make every committed record visible and wake any sleeping consumer. */
   publish(): void {
     const h = this.header;
     if (Atomics.load(h, H.WRITE) === this.write) return;
     Atomics.store(h, H.WRITE, this.write);
     const depth = (this.write - this.cachedRead) | 0;
     if (depth > h[H.HIGH_WATER]) Atomics.store(h, H.HIGH_WATER, depth);
-    if (Atomics.load(h, H.WAITING) === 1) Atomics.notify(h, H.WRITE);
+    for (let k = 0; k < this.consumers; k++) {
+      if (Atomics.load(h, waitingIndex(k)) === 1) {
+        Atomics.notify(h, H.WRITE);
+        break;
+      }
+    }
   }
 
-  /** No more records will come; the consumer drains what is there and stops. */
+  /**
+   * Resolve when at least `n` slots are free, the ring is closed, or `timeoutMs` passes. A
+   * consumer that releases slots wakes us (it checks PRODUCER_WAITING).
+   */
+  async waitForSpace(n: number, timeoutMs: number): Promise<void> {
+    const h = this.header;
+    const need = Math.min(n, this.capacity);
+    if (this.free() >= need) return;
+    Atomics.store(h, H.PRODUCER_WAITING, 1);
+    // Wait on the slowest consumer's cursor; re-check after raising the flag (see waitForData).
+    this.cachedRead = this.minRead();
+    if (this.free() >= need) {
+      Atomics.store(h, H.PRODUCER_WAITING, 0);
+      return;
+    }
+    const slowest = this.slowestConsumer();
+    const seen = Atomics.load(h, readIndex(slowest));
+    if (this.capacity - ((this.write - seen) | 0) >= need) {
+      Atomics.store(h, H.PRODUCER_WAITING, 0);
+      return;
+    }
+    const r = Atomics.waitAsync(h, readIndex(slowest), seen, timeoutMs);
+    if (r.async) await r.value;
+    Atomics.store(h, H.PRODUCER_WAITING, 0);
+  }
+
+  private slowestConsumer(): number {
+    const h = this.header;
+    let slowest = 0;
+    let maxDepth = (this.write - Atomics.load(h, readIndex(0))) | 0;
+    for (let k = 1; k < this.consumers; k++) {
+      const d = (this.write - Atomics.load(h, readIndex(k))) | 0;
+      if (d > maxDepth) {
+        maxDepth = d;
+        slowest = k;
+      }
+    }
+    return slowest;
+  }
+
+  /** No more records will come; consumers drain what is there and stop. */
   close(): void {
     this.publish();
     Atomics.store(this.header, H.CLOSED, 1);
@@ -148,13 +240,20 @@ export class RingProducer extends RingEnd implements TickSink {
 
 export class RingConsumer extends RingEnd {
   private read: number;
+  private readonly readAt: number;
+  private readonly waitingAt: number;
 
-  constructor(sab: SharedArrayBuffer) {
+  constructor(sab: SharedArrayBuffer, readonly consumer = 0) {
     super(sab);
-    this.read = Atomics.load(this.header, H.READ);
+    if (consumer < 0 || consumer >= this.consumers) {
+      throw new RangeError(`ring has ${this.consumers} consumer(s); consumer ${consumer} does not exist`);
+    }
+    this.readAt = readIndex(consumer);
+    this.waitingAt = waitingIndex(consumer);
+    this.read = Atomics.load(this.header, this.readAt);
   }
 
-  /** Records published and not yet consumed, as seen now. */
+  /** Records published and not yet consumed by this consumer, as seen now. */
   available(): number {
     return (Atomics.load(this.header, H.WRITE) - this.read) | 0;
   }
@@ -172,30 +271,34 @@ export class RingConsumer extends RingEnd {
       fn(views, this.slotBase(seq));
       seq = (seq + 1) | 0;
     }
-    if (n > 0) {
-      this.read = seq;
-      Atomics.store(this.header, H.READ, seq);
-    }
+    if (n > 0) this.release(seq);
     return n;
+  }
+
+  private release(seq: number): void {
+    const h = this.header;
+    this.read = seq;
+    Atomics.store(h, this.readAt, seq);
+    if (Atomics.load(h, H.PRODUCER_WAITING) === 1) Atomics.notify(h, this.readAt);
   }
 
   /**
    * Resolve when records are available, the ring is closed, or `timeoutMs` passes. Uses
-   * Atomics.waitAsync so the worker's event loop (timers, messages) keeps running while it sleeps.
+   * Atomics.waitAsync so the thread's event loop (timers, messages) keeps running while it sleeps.
    */
   async waitForData(timeoutMs: number): Promise<void> {
     const h = this.header;
     const seen = Atomics.load(h, H.WRITE);
     if (((seen - this.read) | 0) !== 0 || this.closed()) return;
-    Atomics.store(h, H.WAITING, 1);
+    Atomics.store(h, this.waitingAt, 1);
     // Re-check after raising the flag: a publish between the load above and the store would
     // otherwise not notify us, and we would sleep with data waiting.
     if (Atomics.load(h, H.WRITE) !== seen || this.closed()) {
-      Atomics.store(h, H.WAITING, 0);
+      Atomics.store(h, this.waitingAt, 0);
       return;
     }
     const r = Atomics.waitAsync(h, H.WRITE, seen, timeoutMs);
     if (r.async) await r.value;
-    Atomics.store(h, H.WAITING, 0);
+    Atomics.store(h, this.waitingAt, 0);
   }
 }

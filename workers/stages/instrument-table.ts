@@ -1,0 +1,55 @@
+/**
+ * The instrument master as typed arrays, built once per thread from the same master rows, so a
+ * row index means the same instrument in every shard, the writer and the gateway. Lookups on the
+ * hot path are one Map.get(token) → row; everything else is an array read.
+ */
+import type { Instrument } from '../../src/kite/instruments.ts';
+import { IST_OFFSET_MS } from './session.ts';
+
+export const InstrumentKind = { INDEX: 0, EQ: 1, FUT: 2, CE: 3, PE: 4 } as const;
+export type InstrumentKindCode = (typeof InstrumentKind)[keyof typeof InstrumentKind];
+
+function kindOf(i: Instrument): InstrumentKindCode {
+  if (i.segment === 'INDICES' || (i.instrumentToken & 0xff) === 9) return InstrumentKind.INDEX;
+  if (i.instrumentType === 'FUT') return InstrumentKind.FUT;
+  if (i.instrumentType === 'CE') return InstrumentKind.CE;
+  if (i.instrumentType === 'PE') return InstrumentKind.PE;
+  return InstrumentKind.EQ;
+}
+
+export class InstrumentTable {
+  readonly size: number;
+  readonly rows: readonly Instrument[];
+  readonly token: Uint32Array;
+  readonly kind: Uint8Array;
+  readonly strike: Float64Array;
+  /** 00:00 IST of the expiry day, epoch ms; 0 when none. */
+  readonly expiryMs: Float64Array;
+  private readonly rowOf = new Map<number, number>();
+
+  constructor(rows: readonly Instrument[]) {
+    this.rows = rows;
+    this.size = rows.length;
+    this.token = new Uint32Array(this.size);
+    this.kind = new Uint8Array(this.size);
+    this.strike = new Float64Array(this.size);
+    this.expiryMs = new Float64Array(this.size);
+    rows.forEach((r, i) => {
+      this.token[i] = r.instrumentToken;
+      this.kind[i] = kindOf(r);
+      this.strike[i] = r.strike;
+      this.expiryMs[i] = r.expiry ? Date.parse(`${r.expiry}T00:00:00Z`) - IST_OFFSET_MS : 0;
+      if (!this.rowOf.has(r.instrumentToken)) this.rowOf.set(r.instrumentToken, i);
+    });
+  }
+
+  /** Row of a token, or -1 when the master does not know it. */
+  row(token: number): number {
+    const r = this.rowOf.get(token);
+    return r === undefined ? -1 : r;
+  }
+
+  symbol(row: number): string {
+    return this.rows[row].tradingsymbol;
+  }
+}
