@@ -25,11 +25,11 @@
  * | 10   | LOW              | i32  | smallest price unit                                           |
  * | 11   | CLOSE            | i32  | previous day's close, smallest price unit                     |
  * | 12   | CHANGE_RAW       | i32  | index packets only: the raw change field Kite sends           |
- * | 13   | LAST_TRADE_TIME  | u32  | epoch seconds, 0 when absent (full only)                      |
+ * | 13   | LAST_TRADE_TIME  | i32  | epoch seconds, 0 when absent (full only)                      |
  * | 14   | OI               | u32  | open interest                                                 |
  * | 15   | OI_HIGH          | u32  | OI day high                                                   |
  * | 16   | OI_LOW           | u32  | OI day low                                                    |
- * | 17   | EXCHANGE_TIME    | u32  | epoch seconds, 0 when absent (full and index full only)       |
+ * | 17   | EXCHANGE_TIME    | i32  | epoch seconds, 0 when absent (full and index full only)       |
  * | 18   | DEPTH            | —    | 10 entries × 3 words: 5 bids then 5 asks                      |
  * |      |   +0 qty         | u32  | quantity at the level                                         |
  * |      |   +1 price       | i32  | smallest price unit                                           |
