@@ -1,0 +1,462 @@
+/**
+ * The simulated market: one preallocated WireTick per instrument and mode, moved in place.
+ *
+ * Prices are integers in paise on the instrument's tick grid (5 paise for the index, whose master
+ * row says tick 0). Each instrument keeps a continuous "fair" value that random-walks with a pull
+ * back to where it started, so a day-long run stays near realistic levels:
+ *
+ * - NIFTY 50 moves one step per round (`advance`), whether or not anyone follows it: derivatives
+ *   price off it.
+ * - Stocks move on their own trades: beta times the index move since their last trade plus their
+ *   own noise.
+ * - Futures are the underlying carried at 6.5 % a year to expiry; options are Black-76 on that
+ *   forward with a 12-15 % volatility and a mild smile, never below one tick. A trade prints within
+ *   a tick of fair.
+ *
+ * Per trade: volume grows by the traded quantity, average price is turnover / volume, open and
+ * close (previous day) stay fixed, high and low follow, open interest only grows, times are the
+ * clock's epoch seconds, and the depth is rebuilt around the last price (5 bids strictly below the
+ * best ask, ladders in whole ticks, empty levels as zeros when the price floor is reached).
+ *
+ * Reproducible: the same seed, instruments and call sequence give the same ticks (the clock only
+ * stamps times and ages options).
+ *
+ * Hot path (`advance`): numbers in typed arrays, no allocation.
+ */
+import { emptyWireTick, type WireTick } from '../codec.ts';
+import type { Instrument } from '../instruments.ts';
+import { NIFTY50, NIFTY_DERIVATIVE_NAME, NIFTY_INDEX_LEVEL, NIFTY_INDEX_SYMBOL, NIFTY_INDEX_TOKEN } from '../nifty50.ts';
+import { Kind, type KindCode } from '../record.ts';
+import { Rng } from './rng.ts';
+
+export type Mode = 'ltp' | 'quote' | 'full';
+/** Mode codes as the server keeps them per connection and token; 0 = not subscribed. */
+export const ModeCode = { NONE: 0, LTP: 1, QUOTE: 2, FULL: 3 } as const;
+export type ModeCodeValue = (typeof ModeCode)[keyof typeof ModeCode];
+
+export function modeCode(mode: string): ModeCodeValue | 0 {
+  if (mode === 'ltp') return ModeCode.LTP;
+  if (mode === 'quote') return ModeCode.QUOTE;
+  if (mode === 'full') return ModeCode.FULL;
+  return 0;
+}
+
+const INDEX_KINDS: readonly KindCode[] = [0 as KindCode, Kind.LTP, Kind.INDEX_QUOTE, Kind.INDEX_FULL];
+const TRADABLE_KINDS: readonly KindCode[] = [0 as KindCode, Kind.LTP, Kind.QUOTE, Kind.FULL];
+
+const Class = { INDEX: 0, CASH: 1, FUT: 2, CE: 3, PE: 4 } as const;
+
+const U32_MAX = 0xffffffff;
+const YEAR_MS = 365 * 86_400_000;
+const MIN_T_YEARS = 1 / (365 * 24 * 60);
+/** 15:30 IST is 10:00 UTC: contracts expire at the close. */
+const EXPIRY_UTC_TIME = 'T10:00:00Z';
+const CARRY_RATE = 0.065;
+
+/** Per-round index move (log). With INDEX_PULL the level wanders about ±0.6 % around its start. */
+const INDEX_SIGMA = 1.2e-4;
+const INDEX_PULL = 2e-4;
+const STOCK_SIGMA = 2e-4;
+const STOCK_PULL = 2e-4;
+
+export interface MarketOptions {
+  instruments: readonly Instrument[];
+  seed?: number;
+  /** Epoch milliseconds; stamps exchange and trade times and ages options. Default Date.now. */
+  clock?: () => number;
+}
+
+export class Market {
+  readonly size: number;
+  readonly instruments: readonly Instrument[];
+  private readonly rng: Rng;
+  private readonly clock: () => number;
+  private readonly indexOfToken = new Map<number, number>();
+  /** ticks[mode][i]: the packet for instrument i in that mode; ltp/quote are synced from full. */
+  private readonly ticks: WireTick[][] = [[], [], [], []];
+
+  private readonly cls: Uint8Array;
+  private readonly tick: Int32Array;
+  private readonly lot: Int32Array;
+  private readonly fair: Float64Array;
+  private readonly ref: Float64Array;
+  private readonly beta: Float64Array;
+  private readonly seenIndexLog: Float64Array;
+  /** Instrument whose fair value a derivative prices off; -1 = the NIFTY index. */
+  private readonly under: Int32Array;
+  /** For derivatives with no listed underlying: scale of the index to stand in for it. */
+  private readonly underScale: Float64Array;
+  private readonly strike: Float64Array;
+  private readonly expiryMs: Float64Array;
+  private readonly vol: Float64Array;
+  private readonly turnover: Float64Array;
+
+  /** Row of NIFTY 50 in `instruments`, -1 when not listed (derivatives still price off it). */
+  private readonly niftyRow: number;
+  private indexFair: number;
+  private readonly indexRef: number;
+  /** log(indexFair / indexRef), tracked so stocks can follow the index. */
+  private indexLog = 0;
+  private scratch: Int32Array;
+
+  /** Trades made since construction. */
+  trades = 0;
+  rounds = 0;
+
+  constructor(opts: MarketOptions) {
+    const list = opts.instruments;
+    const n = list.length;
+    this.size = n;
+    this.instruments = list;
+    this.rng = new Rng(opts.seed ?? 1);
+    this.clock = opts.clock ?? Date.now;
+    this.cls = new Uint8Array(n);
+    this.tick = new Int32Array(n);
+    this.lot = new Int32Array(n);
+    this.fair = new Float64Array(n);
+    this.ref = new Float64Array(n);
+    this.beta = new Float64Array(n);
+    this.seenIndexLog = new Float64Array(n);
+    this.under = new Int32Array(n).fill(-1);
+    this.underScale = new Float64Array(n).fill(1);
+    this.strike = new Float64Array(n);
+    this.expiryMs = new Float64Array(n);
+    this.vol = new Float64Array(n);
+    this.turnover = new Float64Array(n);
+    this.scratch = new Int32Array(n);
+
+    const levels = new Map<string, number>();
+    for (const c of NIFTY50) levels.set(c.symbol, c.level);
+    const cashBySymbol = new Map<string, number>();
+    let indexRow = -1;
+    for (let i = 0; i < n; i++) {
+      const t = list[i];
+      this.indexOfToken.set(t.instrumentToken, i);
+      if (t.segment === 'INDICES') {
+        this.cls[i] = Class.INDEX;
+        if (t.instrumentToken === NIFTY_INDEX_TOKEN || (indexRow < 0 && t.tradingsymbol === NIFTY_INDEX_SYMBOL)) indexRow = i;
+      } else if (t.instrumentType === 'FUT') this.cls[i] = Class.FUT;
+      else if (t.instrumentType === 'CE') this.cls[i] = Class.CE;
+      else if (t.instrumentType === 'PE') this.cls[i] = Class.PE;
+      else {
+        this.cls[i] = Class.CASH;
+        if (t.exchange === 'NSE') cashBySymbol.set(t.tradingsymbol, i);
+      }
+      // The index row says tick 0; NIFTY is quoted to 5 paise.
+      const tickPaise = Math.round(t.tickSize * 100);
+      this.tick[i] = tickPaise > 0 ? tickPaise : 5;
+      this.lot[i] = Math.max(1, t.lotSize);
+    }
+
+    this.niftyRow = indexRow;
+    const indexLevel = indexRow >= 0 && list[indexRow].lastPrice > 0 ? list[indexRow].lastPrice : NIFTY_INDEX_LEVEL;
+    this.indexRef = indexLevel * 100;
+    this.indexFair = this.indexRef;
+    const rng = this.rng;
+    const now = this.clock();
+
+    // Fair values: cash and index first, derivatives price off them.
+    for (let i = 0; i < n; i++) {
+      const t = list[i];
+      const c = this.cls[i];
+      if (c === Class.INDEX) {
+        const level = i === indexRow ? indexLevel : t.lastPrice > 0 ? t.lastPrice : 10_000 + (t.instrumentToken % 40_000);
+        this.fair[i] = this.ref[i] = level * 100;
+      } else if (c === Class.CASH) {
+        const level = levels.get(t.tradingsymbol) ?? (t.lastPrice > 0 ? t.lastPrice : 100 + (Math.imul(t.instrumentToken, 2654435761) >>> 0) % 2900);
+        this.fair[i] = this.ref[i] = level * 100;
+        this.beta[i] = 0.6 + rng.next() * 0.8;
+      }
+    }
+    for (let i = 0; i < n; i++) {
+      const c = this.cls[i];
+      if (c === Class.INDEX || c === Class.CASH) continue;
+      const t = list[i];
+      if (t.name !== NIFTY_DERIVATIVE_NAME) {
+        const u = cashBySymbol.get(t.name);
+        if (u !== undefined) this.under[i] = u;
+        else if (t.strike > 0) this.underScale[i] = (t.strike * 100) / this.indexRef;
+      }
+      this.strike[i] = t.strike * 100;
+      this.expiryMs[i] = t.expiry === '' ? now + 30 * 86_400_000 : Date.parse(t.expiry + EXPIRY_UTC_TIME);
+      // One volatility per expiry, not per contract: a vol that jumped between neighbouring strikes
+      // would let a higher-strike put print below a lower-strike one.
+      const expiryDay = Math.floor(this.expiryMs[i] / 86_400_000);
+      this.vol[i] = 0.12 + 0.03 * ((Math.imul(expiryDay, 2654435761) >>> 0) / 4294967296);
+    }
+
+    const nowSec = Math.floor(now / 1000);
+    for (let i = 0; i < n; i++) {
+      const token = list[i].instrumentToken;
+      const kinds = this.cls[i] === Class.INDEX ? INDEX_KINDS : TRADABLE_KINDS;
+      const full = emptyWireTick(kinds[3], token);
+      const quote = emptyWireTick(kinds[2], token);
+      quote.depth = full.depth; // quote packets carry no depth; share rather than keep a second copy
+      this.ticks[1].push(emptyWireTick(kinds[1], token));
+      this.ticks[2].push(quote);
+      this.ticks[3].push(full);
+      this.initTick(i, now, nowSec);
+    }
+  }
+
+  /** Index of a token in `instruments`, -1 when unknown. */
+  indexOf(token: number): number {
+    const i = this.indexOfToken.get(token);
+    return i === undefined ? -1 : i;
+  }
+
+  isIndex(i: number): boolean {
+    return this.cls[i] === Class.INDEX;
+  }
+
+  /** The live packet of instrument `i` in a mode (1 ltp, 2 quote, 3 full). Mutated by `advance`. */
+  tickOf(i: number, mode: number): WireTick {
+    return this.ticks[mode][i];
+  }
+
+  /** Current NIFTY level, rupees (continuous, before rounding to a tick). */
+  indexLevel(): number {
+    return this.indexFair / 100;
+  }
+
+  /**
+   * One round: the index takes a step, then min(n, count) distinct instruments drawn from
+   * `active[0..count)` trade once. Their indices go to `updated` (capacity >= count); returns how
+   * many. Distinct, so a frame built from one round never carries one token twice.
+   */
+  advance(n: number, active: Int32Array, count: number, updated: Int32Array): number {
+    this.rounds++;
+    this.stepIndex();
+    const now = this.clock();
+    const nowSec = Math.floor(now / 1000);
+    let k: number;
+    if (n >= count) {
+      k = count;
+      for (let j = 0; j < count; j++) updated[j] = active[j];
+    } else {
+      // Partial Fisher-Yates over a copy: the caller's list keeps its order.
+      k = Math.max(0, Math.floor(n));
+      const s = this.scratch;
+      for (let j = 0; j < count; j++) s[j] = active[j];
+      for (let j = 0; j < k; j++) {
+        const r = j + this.rng.int(count - j);
+        const tmp = s[r];
+        s[r] = s[j];
+        s[j] = tmp;
+        updated[j] = tmp;
+      }
+    }
+    for (let j = 0; j < k; j++) this.trade(updated[j], now, nowSec);
+    this.trades += k;
+    return k;
+  }
+
+  /**
+   * Convenience for tests and tools (allocates): `n` more trades spread over `tokens`, returned as
+   * copies of the packets in `mode`. Unknown tokens are ignored.
+   */
+  nextTicks(n: number, tokens: readonly number[], mode: Mode = 'full'): WireTick[] {
+    const active = new Int32Array(tokens.length);
+    let count = 0;
+    for (const tk of tokens) {
+      const i = this.indexOf(tk);
+      if (i >= 0) active[count++] = i;
+    }
+    const out: WireTick[] = [];
+    if (count === 0) return out;
+    const updated = new Int32Array(count);
+    const m = modeCode(mode) || ModeCode.FULL;
+    let left = n;
+    while (left > 0) {
+      const k = this.advance(left, active, count, updated);
+      for (let j = 0; j < k; j++) out.push(structuredClone(this.ticks[m][updated[j]]));
+      left -= k;
+    }
+    return out;
+  }
+
+  private stepIndex(): void {
+    const x = this.indexLog;
+    const d = -INDEX_PULL * x + INDEX_SIGMA * this.rng.normal();
+    this.indexLog = x + d;
+    this.indexFair = this.indexRef * Math.exp(this.indexLog);
+  }
+
+  /** Fair value of instrument `i` right now, paise (continuous). */
+  private fairOf(i: number, now: number): number {
+    const c = this.cls[i];
+    // Other indices, if listed, follow NIFTY on their own scale.
+    if (c === Class.INDEX) return i === this.niftyRow ? this.indexFair : this.ref[i] * Math.exp(this.indexLog);
+    if (c === Class.CASH) return this.fair[i];
+    const u = this.under[i];
+    const spot = u >= 0 ? this.fair[u] : this.indexFair * this.underScale[i];
+    const T = Math.max(MIN_T_YEARS, (this.expiryMs[i] - now) / YEAR_MS);
+    const fwd = spot * Math.exp(CARRY_RATE * T);
+    if (c === Class.FUT) return fwd;
+    const K = this.strike[i];
+    const m = Math.log(K / fwd);
+    const sigma = this.vol[i] + 0.25 * m * m; // a mild smile: wings richer than the money
+    return black76(fwd, K, T, sigma, c === Class.CE) * Math.exp(-CARRY_RATE * T);
+  }
+
+  private initTick(i: number, now: number, nowSec: number): void {
+    const rng = this.rng;
+    const t = this.ticks[3][i];
+    const tick = this.cls[i] === Class.INDEX ? 5 : this.tick[i];
+    const fair = this.fairOf(i, now);
+    const last = onGrid(fair, tick);
+    t.close = onGrid(fair * Math.exp(0.008 * rng.normal()), tick);
+    t.open = onGrid(fair * Math.exp(0.003 * rng.normal()), tick);
+    t.lastPrice = last;
+    t.high = Math.max(t.open, last);
+    t.low = Math.min(t.open, last);
+    t.exchangeTime = nowSec;
+    if (this.cls[i] === Class.INDEX) {
+      t.changeRaw = last - t.close;
+      this.syncModes(i);
+      return;
+    }
+    const lot = this.lot[i];
+    const avg = Math.round((t.open + last) / 2);
+    t.volume = this.cls[i] === Class.CASH ? 1000 + rng.int(2_000_000) : lot * (100 + rng.int(20_000));
+    this.turnover[i] = avg * t.volume;
+    t.avgPrice = avg;
+    t.lastQty = lot;
+    t.lastTradeTime = nowSec;
+    if (this.cls[i] !== Class.CASH) {
+      t.oi = lot * (1000 + rng.int(100_000));
+      t.oiHigh = t.oi;
+      t.oiLow = t.oi;
+    }
+    this.buildDepth(i, t, tick);
+    this.syncModes(i);
+  }
+
+  /** One trade of instrument `i`. */
+  private trade(i: number, now: number, nowSec: number): void {
+    const rng = this.rng;
+    const t = this.ticks[3][i];
+    const c = this.cls[i];
+    if (c === Class.INDEX) {
+      const last = onGrid(this.fairOf(i, now), 5);
+      t.lastPrice = last;
+      if (last > t.high) t.high = last;
+      if (last < t.low) t.low = last;
+      t.changeRaw = last - t.close;
+      t.exchangeTime = nowSec;
+      this.syncModes(i);
+      return;
+    }
+    if (c === Class.CASH) {
+      const x = Math.log(this.fair[i] / this.ref[i]);
+      const d = this.beta[i] * (this.indexLog - this.seenIndexLog[i]) - STOCK_PULL * x + STOCK_SIGMA * rng.normal();
+      this.seenIndexLog[i] = this.indexLog;
+      this.fair[i] *= Math.exp(d);
+    }
+    const tick = this.tick[i];
+    const jitter = rng.next();
+    const offset = jitter < 0.25 ? -tick : jitter > 0.75 ? tick : 0;
+    const last = onGrid(this.fairOf(i, now) + offset, tick);
+    const lot = this.lot[i];
+    const qty = c === Class.CASH ? 1 + Math.floor(rng.exp(60)) : lot * (1 + Math.floor(rng.exp(4)));
+    t.lastPrice = last;
+    t.lastQty = qty;
+    // Counts only grow: a day's volume past 2^32 would wrap on the wire, so it stops there (and
+    // turnover with it, keeping the average a true average).
+    if (t.volume + qty <= U32_MAX) {
+      t.volume += qty;
+      this.turnover[i] += last * qty;
+    }
+    t.avgPrice = Math.round(this.turnover[i] / t.volume);
+    if (last > t.high) t.high = last;
+    if (last < t.low) t.low = last;
+    t.lastTradeTime = nowSec;
+    t.exchangeTime = nowSec;
+    if (c !== Class.CASH && rng.next() < 0.3) {
+      t.oi = Math.min(U32_MAX, t.oi + lot * (1 + rng.int(20)));
+      if (t.oi > t.oiHigh) t.oiHigh = t.oi;
+    }
+    this.buildDepth(i, t, tick);
+    this.syncModes(i);
+  }
+
+  /**
+   * Five bids and five asks around the last price: best bid at last or one tick under, best ask
+   * one or two ticks over the best bid (so at or above last), levels one or two ticks apart.
+   * Bids that would fall to zero or below are sent empty (all zeros), as Kite does.
+   */
+  private buildDepth(i: number, t: WireTick, tick: number): void {
+    const rng = this.rng;
+    const d = t.depth;
+    const lot = this.lot[i];
+    const cash = this.cls[i] === Class.CASH;
+    let bid = t.lastPrice - (rng.next() < 0.5 ? 0 : tick);
+    if (bid < tick) bid = tick;
+    let ask = bid + (rng.next() < 0.7 ? tick : 2 * tick);
+    let bidSum = 0;
+    let askSum = 0;
+    for (let k = 0; k < 5; k++) {
+      const b = d[k];
+      if (bid > 0) {
+        b.price = bid;
+        b.quantity = cash ? 1 + Math.floor(rng.exp(400)) : lot * (1 + Math.floor(rng.exp(20)));
+        b.orders = Math.min(65535, 1 + rng.int(Math.min(50, Math.ceil(b.quantity / lot))));
+      } else {
+        b.price = 0;
+        b.quantity = 0;
+        b.orders = 0;
+      }
+      bidSum += b.quantity;
+      bid -= rng.next() < 0.8 ? tick : 2 * tick;
+      const a = d[5 + k];
+      a.price = ask;
+      a.quantity = cash ? 1 + Math.floor(rng.exp(400)) : lot * (1 + Math.floor(rng.exp(20)));
+      a.orders = Math.min(65535, 1 + rng.int(Math.min(50, Math.ceil(a.quantity / lot))));
+      askSum += a.quantity;
+      ask += rng.next() < 0.8 ? tick : 2 * tick;
+    }
+    // Totals cover the whole book, not just the five levels shown.
+    t.buyQty = Math.min(U32_MAX, bidSum * (3 + rng.int(6)));
+    t.sellQty = Math.min(U32_MAX, askSum * (3 + rng.int(6)));
+  }
+
+  /** Copy the full packet's fields into the ltp and quote packets of the same instrument. */
+  private syncModes(i: number): void {
+    const f = this.ticks[3][i];
+    const q = this.ticks[2][i];
+    this.ticks[1][i].lastPrice = f.lastPrice;
+    q.lastPrice = f.lastPrice;
+    q.lastQty = f.lastQty;
+    q.avgPrice = f.avgPrice;
+    q.volume = f.volume;
+    q.buyQty = f.buyQty;
+    q.sellQty = f.sellQty;
+    q.open = f.open;
+    q.high = f.high;
+    q.low = f.low;
+    q.close = f.close;
+    q.changeRaw = f.changeRaw;
+  }
+}
+
+/** Nearest multiple of `tick`, at least one tick: a traded price is never zero. */
+function onGrid(paise: number, tick: number): number {
+  const p = Math.round(paise / tick) * tick;
+  return p < tick ? tick : p;
+}
+
+/** Black-76 on a forward, undiscounted. */
+export function black76(F: number, K: number, T: number, sigma: number, call: boolean): number {
+  const sd = sigma * Math.sqrt(T);
+  const d1 = (Math.log(F / K) + 0.5 * sd * sd) / sd;
+  const d2 = d1 - sd;
+  return call ? F * normCdf(d1) - K * normCdf(d2) : K * normCdf(-d2) - F * normCdf(-d1);
+}
+
+/** Standard normal CDF (Abramowitz-Stegun 7.1.26, error < 1.5e-7: far below one tick). */
+export function normCdf(x: number): number {
+  const z = Math.abs(x) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * z);
+  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-z * z);
+  return x >= 0 ? 0.5 * (1 + y) : 0.5 * (1 - y);
+}

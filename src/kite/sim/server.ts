@@ -1,0 +1,671 @@
+/**
+ * The Kite simulator: one uWebSockets.js app that speaks Kite's ticker WebSocket on `/` and serves
+ * the instrument master over HTTP, so both the official `kiteconnect` client and ours can point
+ * their `root` at it.
+ *
+ * WebSocket (`ws://host:port/?api_key=K&access_token=T`):
+ * - Upgrade refused with HTTP 403 and Kite's JSON error for missing or wrong credentials, with 429
+ *   for a 4th connection on one api_key (Kite allows 3).
+ * - JSON text in: subscribe / unsubscribe / mode, as Kite. New tokens start in quote mode; a
+ *   connection follows at most 3000 tokens (the excess is refused with an error message); unknown
+ *   tokens are ignored, as Kite does; malformed input gets `{"type":"error","data":...}`.
+ * - Binary out: Kite frames, each packet in the mode its connection chose for that token. A newly
+ *   subscribed (or re-moded) token gets a snapshot in the next batch, trading or not.
+ * - A 1-byte heartbeat when nothing was sent for `heartbeatMs`.
+ * - Order postbacks as `{"type":"order","data":{...}}` to every connection of an api_key.
+ *
+ * HTTP: `GET /instruments` and `GET /instruments/{exchange}` return the master as CSV with
+ * Content-Type exactly `text/csv` (the official client compares the header verbatim), without
+ * auth as Kite; `GET /quote/ltp?i=NSE:NIFTY 50` answers last prices, with Kite's
+ * `Authorization: token api_key:access_token`. Anything else is a Kite-style JSON 404.
+ *
+ * Ticks: every `batchMs` the market makes `rate * elapsed` trades over the tokens anyone follows,
+ * in rounds of distinct tokens; each round becomes one or more frames per connection (at most
+ * FRAME_CAP_BYTES each). Default batch 50 ms: Kite batches a full-mode feed about once a second,
+ * but a 50 ms batch keeps the simulator's latency low for pipeline tests while frames still carry
+ * many packets (2000 ticks/s over 1000 tokens is about 100 packets a frame).
+ *
+ * Backpressure: uWS copies what `send` is given, so one encode buffer serves every frame. A client
+ * whose unsent bytes pass `maxBufferedBytes` is skipped rather than buffered for: its tokens are
+ * marked and get one fresh snapshot each once it drains (coalesced, counted in stats).
+ *
+ * No allocation per tick: market state lives in preallocated WireTicks and typed arrays; per frame
+ * there is the codec's DataView and one subarray for `send`.
+ */
+import { performance } from 'node:perf_hooks';
+import type { us_listen_socket, WebSocket } from 'uWebSockets.js';
+import { AppError } from '../../errors.ts';
+import { uws } from '../../uws.ts';
+import { encodeFrameInto, HEARTBEAT, type WireTick } from '../codec.ts';
+import { buildNifty50Universe, type Instrument, toCsv } from '../instruments.ts';
+import { KIND_LENGTH } from '../record.ts';
+import { Market, ModeCode, modeCode } from './market.ts';
+
+export interface SimulatorOptions {
+  /** 0 = any free port. Default 0. */
+  port?: number;
+  /** Default '127.0.0.1'. */
+  host?: string;
+  /** Credentials accepted. Either left out: any non-empty value is accepted for it. */
+  apiKey?: string;
+  accessToken?: string;
+  /** PRNG seed: same seed, same subscriptions, same ticks. Default 1. */
+  seed?: number;
+  /** Trades per second over all followed tokens; 0 = snapshots and heartbeats only. Default 2000. */
+  rate?: number;
+  /** Default: buildNifty50Universe for the clock's day. */
+  instruments?: readonly Instrument[];
+  /** Frame batching interval. Default 50 ms (see the module header). */
+  batchMs?: number;
+  /** Idle time before a heartbeat. Default 1000 ms. */
+  heartbeatMs?: number;
+  /** Epoch milliseconds for exchange timestamps and option ageing. Default Date.now. */
+  clock?: () => number;
+  /** Kite's limit: 3. */
+  maxConnectionsPerKey?: number;
+  /** Kite's limit: 3000. */
+  maxTokensPerConnection?: number;
+  /** Unsent bytes above which a connection is skipped. Default 4 MiB. */
+  maxBufferedBytes?: number;
+}
+
+export interface SimStats {
+  connectionsOpened: number;
+  connectionsClosed: number;
+  refusedAuth: number;
+  refusedLimit: number;
+  /** Binary tick frames sent (heartbeats not included). */
+  frames: number;
+  packets: number;
+  bytes: number;
+  heartbeats: number;
+  textMessages: number;
+  messagesIn: number;
+  badMessages: number;
+  /** Frames not sent because the client was behind (one per connection and round). */
+  skippedFrames: number;
+  /** Packets folded into a later snapshot because the client was behind. */
+  coalescedPackets: number;
+  /** `send` returned 2: uWS dropped the frame (should stay 0: we skip before its limit). */
+  droppedByUws: number;
+  trades: number;
+  rounds: number;
+}
+
+export interface Simulator {
+  /** e.g. 'ws://127.0.0.1:41234/' — KiteTicker's `root`. */
+  readonly wsUrl: string;
+  /** e.g. 'http://127.0.0.1:41234' — KiteConnect's `root`. */
+  readonly apiUrl: string;
+  readonly port: number;
+  /** Live counters. */
+  readonly stats: SimStats;
+  readonly market: Market;
+  readonly instruments: readonly Instrument[];
+  close(): Promise<void>;
+  /** Forcibly closes every client socket (no close frame): for reconnect tests. */
+  dropAllConnections(): void;
+  /** Sends `{"type":"order","data":order}` to every connection of `apiKey` (all, when omitted); returns how many. */
+  sendOrderPostback(order: Record<string, unknown>, apiKey?: string): number;
+  setRate(ticksPerSecond: number): void;
+  connections(): number;
+}
+
+/** Frame size bound: many packets per frame, the u16 count far from full (64 KiB / 10 B per LTP). */
+export const FRAME_CAP_BYTES = 64 * 1024;
+/** Trades per batch at most, so "max rate" cannot starve the event loop; the rest is dropped. */
+const MAX_TRADES_PER_BATCH = 250_000;
+
+const DEFAULTS = {
+  port: 0,
+  host: '127.0.0.1',
+  seed: 1,
+  rate: 2000,
+  batchMs: 50,
+  heartbeatMs: 1000,
+  maxConnectionsPerKey: 3,
+  maxTokensPerConnection: 3000,
+  maxBufferedBytes: 4 * 1024 * 1024,
+} as const;
+
+interface Conn {
+  readonly id: number;
+  readonly apiKey: string;
+  ws: WebSocket<Conn> | null;
+  open: boolean;
+  /** Mode code per instrument row; 0 = not followed. */
+  readonly modes: Uint8Array;
+  count: number;
+  /** Rows owed a snapshot (new subscription, new mode, or skipped while behind). */
+  readonly pending: Int32Array;
+  /** 1 = in `pending`; 2 = in `pending` but already sent in this round. */
+  readonly pendingFlag: Uint8Array;
+  pendingCount: number;
+  /** Packets of the frame being built; its length is set to the packet count before encoding. */
+  readonly frameTicks: WireTick[];
+  lastSendMs: number;
+}
+
+function checkInt(name: string, v: number | undefined, min: number, max: number): void {
+  if (v === undefined) return;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`startSimulator: ${name} must be an integer, got ${String(v)}`);
+  if (v < min || v > max) throw new RangeError(`startSimulator: ${name} must be within ${min}..${max}, got ${v}`);
+}
+
+function checkRate(v: number): void {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+    throw new RangeError(`startSimulator: rate must be a finite number >= 0 (ticks per second), got ${String(v)}`);
+  }
+}
+
+const KITE_TOKEN_ERROR = JSON.stringify({
+  status: 'error',
+  message: 'Incorrect `api_key` or `access_token`.',
+  data: null,
+  error_type: 'TokenException',
+});
+
+const NOT_FOUND = JSON.stringify({ status: 'error', message: 'Route not found', data: null, error_type: 'GeneralException' });
+
+export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
+  checkInt('port', opts.port, 0, 65535);
+  checkInt('seed', opts.seed, 0, 2 ** 32 - 1);
+  checkInt('batchMs', opts.batchMs, 1, 60_000);
+  checkInt('heartbeatMs', opts.heartbeatMs, 1, 600_000);
+  checkInt('maxConnectionsPerKey', opts.maxConnectionsPerKey, 1, 1000);
+  checkInt('maxTokensPerConnection', opts.maxTokensPerConnection, 1, 1_000_000);
+  checkInt('maxBufferedBytes', opts.maxBufferedBytes, FRAME_CAP_BYTES, 2 ** 31 - 1);
+  if (opts.rate !== undefined) checkRate(opts.rate);
+  if (opts.apiKey === '' || opts.accessToken === '') throw new RangeError('startSimulator: apiKey and accessToken, when given, must be non-empty');
+
+  const port = opts.port ?? DEFAULTS.port;
+  const host = opts.host ?? DEFAULTS.host;
+  const batchMs = opts.batchMs ?? DEFAULTS.batchMs;
+  const heartbeatMs = opts.heartbeatMs ?? DEFAULTS.heartbeatMs;
+  const maxPerKey = opts.maxConnectionsPerKey ?? DEFAULTS.maxConnectionsPerKey;
+  const maxTokens = opts.maxTokensPerConnection ?? DEFAULTS.maxTokensPerConnection;
+  const maxBuffered = opts.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes;
+  const clock = opts.clock ?? Date.now;
+  let rate = opts.rate ?? DEFAULTS.rate;
+
+  const instruments = opts.instruments ?? buildNifty50Universe({ today: new Date(clock()) });
+  const market = new Market({ instruments, seed: opts.seed ?? DEFAULTS.seed, clock });
+  const size = market.size;
+
+  // The master never changes while running: render the CSV once per exchange.
+  const csvAll = Buffer.from(toCsv(instruments));
+  const csvByExchange = new Map<string, Buffer>();
+  for (const ex of new Set(instruments.map((t) => t.exchange))) {
+    csvByExchange.set(ex.toUpperCase(), Buffer.from(toCsv(instruments.filter((t) => t.exchange === ex))));
+  }
+  const csvEmpty = Buffer.from(toCsv([]));
+  const rowByKey = new Map<string, number>();
+  instruments.forEach((t, i) => rowByKey.set(`${t.exchange}:${t.tradingsymbol}`.toUpperCase(), i));
+
+  function credentialsOk(apiKey: string, accessToken: string): boolean {
+    return (
+      apiKey !== '' &&
+      accessToken !== '' &&
+      (opts.apiKey === undefined || opts.apiKey === apiKey) &&
+      (opts.accessToken === undefined || opts.accessToken === accessToken)
+    );
+  }
+
+  /** REST auth as Kite: `Authorization: token api_key:access_token`. */
+  function restAuthOk(header: string): boolean {
+    const m = /^token ([^:]+):(.+)$/.exec(header ?? '');
+    return m !== null && credentialsOk(m[1], m[2]);
+  }
+
+  const stats: SimStats = {
+    connectionsOpened: 0,
+    connectionsClosed: 0,
+    refusedAuth: 0,
+    refusedLimit: 0,
+    frames: 0,
+    packets: 0,
+    bytes: 0,
+    heartbeats: 0,
+    textMessages: 0,
+    messagesIn: 0,
+    badMessages: 0,
+    skippedFrames: 0,
+    coalescedPackets: 0,
+    droppedByUws: 0,
+    trades: 0,
+    rounds: 0,
+  };
+
+  const conns = new Set<Conn>();
+  const perKey = new Map<string, number>();
+  let nextConnId = 1;
+
+  // Rows anyone follows: a dense list with positions, so add and remove are O(1).
+  const followers = new Uint32Array(size);
+  const active = new Int32Array(size);
+  const activePos = new Int32Array(size).fill(-1);
+  let activeCount = 0;
+  const updated = new Int32Array(size);
+
+  const encodeBuf = new Uint8Array(FRAME_CAP_BYTES);
+
+  function follow(i: number): void {
+    if (followers[i]++ === 0) {
+      activePos[i] = activeCount;
+      active[activeCount++] = i;
+    }
+  }
+
+  function unfollow(i: number): void {
+    if (--followers[i] === 0) {
+      const p = activePos[i];
+      const last = active[--activeCount];
+      active[p] = last;
+      activePos[last] = p;
+      activePos[i] = -1;
+    }
+  }
+
+  function markPending(c: Conn, i: number): void {
+    if (c.pendingFlag[i] === 0) {
+      c.pendingFlag[i] = 1;
+      c.pending[c.pendingCount++] = i;
+    }
+  }
+
+  function sendText(c: Conn, text: string): void {
+    if (!c.open || c.ws === null) return;
+    c.ws.send(text, false);
+    c.lastSendMs = performance.now();
+    stats.textMessages++;
+  }
+
+  function sendError(c: Conn, message: string): void {
+    stats.badMessages++;
+    sendText(c, JSON.stringify({ type: 'error', data: message }));
+  }
+
+  // ----- frames
+
+  let frameConn: Conn | null = null;
+  let framePackets = 0;
+  let frameBytes = 2;
+
+  function flushFrame(): void {
+    const c = frameConn!;
+    if (framePackets === 0) return;
+    const ticks = c.frameTicks;
+    ticks.length = framePackets;
+    const len = encodeFrameInto(ticks, encodeBuf, 0);
+    const r = c.ws!.send(encodeBuf.subarray(0, len), true);
+    if (r === 2) stats.droppedByUws++;
+    stats.frames++;
+    stats.packets += framePackets;
+    stats.bytes += len;
+    c.lastSendMs = performance.now();
+    framePackets = 0;
+    frameBytes = 2;
+  }
+
+  function addPacket(c: Conn, i: number, mode: number): void {
+    const t = market.tickOf(i, mode);
+    const plen = 2 + KIND_LENGTH[t.kind];
+    if (frameBytes + plen > FRAME_CAP_BYTES) flushFrame();
+    c.frameTicks[framePackets++] = t;
+    frameBytes += plen;
+  }
+
+  /** Send connection `c` its share of the round just traded (`updated[0..k)`) plus owed snapshots. */
+  function emit(c: Conn, k: number): void {
+    if (!c.open || c.ws === null) return;
+    const modes = c.modes;
+    if (c.ws.getBufferedAmount() > maxBuffered) {
+      let skipped = 0;
+      for (let j = 0; j < k; j++) {
+        const i = updated[j];
+        if (modes[i] !== 0) {
+          markPending(c, i);
+          skipped++;
+        }
+      }
+      if (skipped > 0) {
+        stats.skippedFrames++;
+        stats.coalescedPackets += skipped;
+      }
+      return;
+    }
+    frameConn = c;
+    framePackets = 0;
+    frameBytes = 2;
+    const flags = c.pendingFlag;
+    for (let j = 0; j < k; j++) {
+      const i = updated[j];
+      const m = modes[i];
+      if (m === 0) continue;
+      if (flags[i] === 1) flags[i] = 2; // owed a snapshot, and this is one
+      addPacket(c, i, m);
+    }
+    const n = c.pendingCount;
+    if (n > 0) {
+      const pending = c.pending;
+      for (let p = 0; p < n; p++) {
+        const i = pending[p];
+        const owed = flags[i] === 1;
+        flags[i] = 0;
+        if (owed && modes[i] !== 0) addPacket(c, i, modes[i]);
+      }
+      c.pendingCount = 0;
+    }
+    flushFrame();
+    frameConn = null;
+  }
+
+  let budget = 0;
+  let lastBatchMs = performance.now();
+
+  function onBatch(): void {
+    const now = performance.now();
+    // A stalled loop does not bank an unbounded backlog of trades.
+    const elapsed = Math.min(now - lastBatchMs, 4 * Math.max(batchMs, heartbeatMs));
+    lastBatchMs = now;
+    let want = 0;
+    if (activeCount > 0) {
+      budget += (rate * elapsed) / 1000;
+      want = Math.floor(budget);
+      budget -= want;
+      if (want > MAX_TRADES_PER_BATCH) want = MAX_TRADES_PER_BATCH;
+    } else {
+      budget = 0;
+    }
+    // At least one pass, for owed snapshots even when nothing trades.
+    do {
+      const k = want > 0 ? market.advance(want, active, activeCount, updated) : 0;
+      want -= k;
+      for (const c of conns) emit(c, k);
+    } while (want > 0);
+    stats.trades = market.trades;
+    stats.rounds = market.rounds;
+
+    const t = performance.now();
+    for (const c of conns) {
+      if (c.open && c.ws !== null && t - c.lastSendMs >= heartbeatMs && c.ws.getBufferedAmount() <= maxBuffered) {
+        c.ws.send(HEARTBEAT, true);
+        c.lastSendMs = t;
+        stats.heartbeats++;
+      }
+    }
+  }
+
+  // ----- control messages
+
+  function tokensOf(v: unknown): number[] | null {
+    if (!Array.isArray(v)) return null;
+    const out: number[] = [];
+    for (const x of v) {
+      if (typeof x === 'number' && Number.isInteger(x) && x >= 0) out.push(x);
+      else if (typeof x === 'string' && /^\d+$/.test(x)) out.push(Number(x));
+    }
+    return out;
+  }
+
+  function subscribe(c: Conn, tokens: number[]): void {
+    let excess = 0;
+    for (const token of tokens) {
+      const i = market.indexOf(token);
+      if (i < 0 || c.modes[i] !== 0) continue; // Kite ignores unknown tokens silently
+      if (c.count >= maxTokens) {
+        excess++;
+        continue;
+      }
+      c.modes[i] = ModeCode.QUOTE;
+      c.count++;
+      follow(i);
+      markPending(c, i);
+    }
+    if (excess > 0) {
+      sendError(c, `Subscription limit exceeded: a connection can follow at most ${maxTokens} instruments; ${excess} not subscribed.`);
+    }
+  }
+
+  function unsubscribe(c: Conn, tokens: number[]): void {
+    for (const token of tokens) {
+      const i = market.indexOf(token);
+      if (i < 0 || c.modes[i] === 0) continue;
+      c.modes[i] = 0;
+      c.count--;
+      unfollow(i);
+    }
+  }
+
+  function setMode(c: Conn, code: number, tokens: number[]): void {
+    for (const token of tokens) {
+      const i = market.indexOf(token);
+      if (i < 0 || c.modes[i] === 0 || c.modes[i] === code) continue;
+      c.modes[i] = code;
+      markPending(c, i);
+    }
+  }
+
+  function onMessage(c: Conn, text: string): void {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      sendError(c, 'Invalid message: not JSON. Send {"a":"subscribe","v":[token, ...]}.');
+      return;
+    }
+    const m = msg as { a?: unknown; v?: unknown } | null;
+    if (m === null || typeof m !== 'object') {
+      sendError(c, 'Invalid message: expected a JSON object with "a" and "v".');
+      return;
+    }
+    if (m.a === 'subscribe' || m.a === 'unsubscribe') {
+      const tokens = tokensOf(m.v);
+      if (tokens === null) {
+        sendError(c, `Invalid ${m.a}: "v" must be an array of instrument tokens.`);
+        return;
+      }
+      if (m.a === 'subscribe') subscribe(c, tokens);
+      else unsubscribe(c, tokens);
+      return;
+    }
+    if (m.a === 'mode') {
+      const v = m.v;
+      const code = Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' ? modeCode(v[0]) : 0;
+      const tokens = code === 0 ? null : tokensOf((v as unknown[])[1]);
+      if (tokens === null) {
+        sendError(c, 'Invalid mode: "v" must be ["ltp"|"quote"|"full", [token, ...]].');
+        return;
+      }
+      setMode(c, code, tokens);
+      return;
+    }
+    sendError(c, `Invalid message: unknown action ${JSON.stringify(m.a) ?? 'undefined'}.`);
+  }
+
+  function release(c: Conn): void {
+    if (!c.open) return;
+    c.open = false;
+    c.ws = null;
+    conns.delete(c);
+    const left = (perKey.get(c.apiKey) ?? 1) - 1;
+    if (left <= 0) perKey.delete(c.apiKey);
+    else perKey.set(c.apiKey, left);
+    for (let i = 0; i < size && c.count > 0; i++) {
+      if (c.modes[i] !== 0) {
+        c.modes[i] = 0;
+        c.count--;
+        unfollow(i);
+      }
+    }
+    stats.connectionsClosed++;
+  }
+
+  // ----- the app
+
+  const app = uws.App();
+  app.ws<Conn>('/', {
+    compression: uws.DISABLED,
+    maxPayloadLength: 1024 * 1024,
+    // We send a heartbeat every second; uWS's own idle timer would only duplicate it.
+    idleTimeout: 0,
+    // Above our own skip threshold, so uWS never silently drops a frame.
+    maxBackpressure: maxBuffered + 4 * FRAME_CAP_BYTES,
+    upgrade: (res, req, context) => {
+      const apiKey = req.getQuery('api_key') ?? '';
+      const accessToken = req.getQuery('access_token') ?? '';
+      const secKey = req.getHeader('sec-websocket-key');
+      const secProtocol = req.getHeader('sec-websocket-protocol');
+      const secExtensions = req.getHeader('sec-websocket-extensions');
+      if (!credentialsOk(apiKey, accessToken)) {
+        stats.refusedAuth++;
+        res.writeStatus('403 Forbidden').writeHeader('Content-Type', 'application/json').end(KITE_TOKEN_ERROR);
+        return;
+      }
+      if ((perKey.get(apiKey) ?? 0) >= maxPerKey) {
+        stats.refusedLimit++;
+        res
+          .writeStatus('429 Too Many Requests')
+          .writeHeader('Content-Type', 'application/json')
+          .end(
+            JSON.stringify({
+              status: 'error',
+              message: `Maximum ${maxPerKey} WebSocket connections per api_key are already open; close one before opening another.`,
+              data: null,
+              error_type: 'NetworkException',
+            }),
+          );
+        return;
+      }
+      const conn: Conn = {
+        id: nextConnId++,
+        apiKey,
+        ws: null,
+        open: false,
+        modes: new Uint8Array(size),
+        count: 0,
+        pending: new Int32Array(size),
+        pendingFlag: new Uint8Array(size),
+        pendingCount: 0,
+        frameTicks: [],
+        lastSendMs: performance.now(),
+      };
+      res.upgrade(conn, secKey, secProtocol, secExtensions, context);
+    },
+    open: (ws) => {
+      const c = ws.getUserData();
+      c.ws = ws;
+      c.open = true;
+      // uWS runs open() inside res.upgrade(), so the next upgrade already sees this count; counting
+      // here rather than in upgrade() means a socket that never opens cannot leak a slot.
+      perKey.set(c.apiKey, (perKey.get(c.apiKey) ?? 0) + 1);
+      c.lastSendMs = performance.now();
+      conns.add(c);
+      stats.connectionsOpened++;
+    },
+    message: (ws, message, isBinary) => {
+      stats.messagesIn++;
+      const c = ws.getUserData();
+      if (isBinary) {
+        sendError(c, 'Invalid message: binary messages are not accepted; send JSON text.');
+        return;
+      }
+      // The ArrayBuffer dies with this callback: decode it now.
+      onMessage(c, Buffer.from(message).toString('utf8'));
+    },
+    close: (ws) => {
+      release(ws.getUserData());
+    },
+  });
+  app.get('/instruments', (res) => {
+    res.writeStatus('200 OK').writeHeader('Content-Type', 'text/csv').end(csvAll);
+  });
+  app.get('/instruments/:exchange', (res, req) => {
+    const body = csvByExchange.get(req.getParameter(0).toUpperCase()) ?? csvEmpty;
+    res.writeStatus('200 OK').writeHeader('Content-Type', 'text/csv').end(body);
+  });
+  // Kite's LTP quote (`KiteConnect.getLTP`): the service reads the NIFTY level here to centre its
+  // option strikes. `i` is EXCHANGE:TRADINGSYMBOL or a token, repeated; unknown ones are left out.
+  app.get('/quote/ltp', (res, req) => {
+    if (!restAuthOk(req.getHeader('authorization'))) {
+      res.writeStatus('403 Forbidden').writeHeader('Content-Type', 'application/json').end(KITE_TOKEN_ERROR);
+      return;
+    }
+    const data: Record<string, { instrument_token: number; last_price: number }> = {};
+    for (const key of new URLSearchParams(req.getQuery() ?? '').getAll('i')) {
+      const row = /^\d+$/.test(key) ? market.indexOf(Number(key)) : (rowByKey.get(key.toUpperCase()) ?? -1);
+      if (row < 0) continue;
+      const t = market.tickOf(row, ModeCode.LTP);
+      data[key] = { instrument_token: t.token, last_price: t.lastPrice / 100 };
+    }
+    res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end(JSON.stringify({ status: 'success', data }));
+  });
+  app.any('/*', (res) => {
+    res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json').end(NOT_FOUND);
+  });
+
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(host, port, (ls) => {
+      if (ls === false) {
+        reject(
+          new AppError(
+            'SIM_LISTEN_FAILED',
+            `The Kite simulator could not listen on ${host}:${port}: the port is taken or the address is not local. ` +
+              'Set SIM_PORT to a free port, or 0 for any.',
+            { host, port },
+          ),
+        );
+      } else resolve(ls);
+    });
+  });
+  const boundPort = uws.us_socket_local_port(listenSocket as never);
+  const timer = setInterval(onBatch, Math.min(batchMs, heartbeatMs));
+
+  function dropAllConnections(): void {
+    for (const c of [...conns]) {
+      const ws = c.ws;
+      if (ws !== null) ws.close(); // calls the close handler at once
+      release(c);
+    }
+  }
+
+  let closed = false;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  return {
+    wsUrl: `ws://${urlHost}:${boundPort}/`,
+    apiUrl: `http://${urlHost}:${boundPort}`,
+    port: boundPort,
+    stats,
+    market,
+    instruments,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(timer);
+      dropAllConnections();
+      uws.us_listen_socket_close(listenSocket);
+      // Present at runtime in this uWS build, missing from its typings: closes lingering HTTP sockets.
+      (app as unknown as { close?: () => void }).close?.();
+      await new Promise((r) => setImmediate(r));
+    },
+    dropAllConnections,
+    sendOrderPostback(order, apiKey) {
+      const text = JSON.stringify({ type: 'order', data: order });
+      let n = 0;
+      for (const c of conns) {
+        if (apiKey === undefined || c.apiKey === apiKey) {
+          sendText(c, text);
+          n++;
+        }
+      }
+      return n;
+    },
+    setRate(ticksPerSecond) {
+      checkRate(ticksPerSecond);
+      rate = ticksPerSecond;
+    },
+    connections() {
+      return conns.size;
+    },
+  };
+}
