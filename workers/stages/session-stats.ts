@@ -1,0 +1,209 @@
+/**
+ * Running session statistics per token: day VWAP, day volume, change % against the previous
+ * close, and put-call ratio by open interest per option group (one underlying × expiry).
+ *
+ * Like the aggregator, everything lives in typed arrays sized at construction; a tick updates a
+ * few words. Per token (stride T_FIELDS):
+ *
+ * | off | field      | meaning                                                                   |
+ * |-----|------------|---------------------------------------------------------------------------|
+ * | 0   | DAY_START  | epoch ms of 00:00 IST of the day the fields below belong to; -Inf = none  |
+ * | 1   | DAY_VOLUME | Σ volumeDelta of the day                                                  |
+ * | 2   | DAY_PV     | Σ price × volumeDelta of the day                                          |
+ * | 3   | AVG_PRICE  | Kite's average traded price when the tick carried one, else NaN          |
+ * | 4   | LAST_PRICE | rupees                                                                    |
+ * | 5   | PREV_CLOSE | rupees: previous session's close, as Kite sends it                        |
+ * | 6   | OI         | last OI seen; NaN before the first                                        |
+ * | 7   | GROUP      | index of the option group in the group arrays, -1 for non-options         |
+ * | 8   | SIDE       | OptionSide.CE or OptionSide.PE, 0 for non-options                         |
+ *
+ * The day is the IST day of the exchange time, so a simulator running at night still rolls over
+ * at IST midnight. A tick from an earlier day than the one held (a straggler across midnight) is
+ * counted in `staleTicks` and changes nothing. Open interest is not a day quantity (positions carry
+ * over), so the PCR sums are never reset.
+ */
+
+import { istDayStart } from './session.ts';
+
+const DAY_START = 0;
+const DAY_VOLUME = 1;
+const DAY_PV = 2;
+const AVG_PRICE = 3;
+const LAST_PRICE = 4;
+const PREV_CLOSE = 5;
+const OI = 6;
+const GROUP = 7;
+const SIDE = 8;
+const T_FIELDS = 9;
+
+export const OptionSide = { CE: 1, PE: 2 } as const;
+
+export class SessionStats {
+  /** Ticks from an IST day before the one held for their token: ignored. */
+  staleTicks = 0;
+  /** Ticks for tokens not given to the constructor: ignored. */
+  unknownTokens = 0;
+
+  private readonly t: Float64Array;
+  private readonly index = new Map<number, number>();
+  private readonly groupIndex = new Map<number, number>();
+  /** Σ OI of the calls, of the puts, per group; sized by maxGroups, doubled only at registration. */
+  private callOiSum: Float64Array;
+  private putOiSum: Float64Array;
+
+  constructor(opts: { tokens: readonly number[]; maxGroups?: number }) {
+    const { tokens, maxGroups = 16 } = opts ?? ({} as { tokens: readonly number[] });
+    if (!Array.isArray(tokens) || tokens.length === 0) {
+      throw new RangeError('SessionStats: tokens must be a non-empty array of instrument tokens');
+    }
+    if (!Number.isInteger(maxGroups) || maxGroups < 1) {
+      throw new RangeError(`SessionStats: maxGroups must be a positive integer, got ${String(maxGroups)}`);
+    }
+    tokens.forEach((tok, i) => {
+      if (!Number.isInteger(tok) || tok < 0 || tok > 0xffff_ffff) {
+        throw new RangeError(`SessionStats: tokens[${i}] = ${String(tok)} is not a u32 instrument token`);
+      }
+      if (this.index.has(tok)) throw new RangeError(`SessionStats: token ${tok} is listed twice`);
+      this.index.set(tok, i);
+    });
+    this.t = new Float64Array(tokens.length * T_FIELDS);
+    for (let i = 0; i < tokens.length; i++) {
+      const b = i * T_FIELDS;
+      this.t[b + DAY_START] = -Infinity;
+      this.t[b + AVG_PRICE] = NaN;
+      this.t[b + LAST_PRICE] = NaN;
+      this.t[b + PREV_CLOSE] = NaN;
+      this.t[b + OI] = NaN;
+      this.t[b + GROUP] = -1;
+    }
+    this.callOiSum = new Float64Array(maxGroups);
+    this.putOiSum = new Float64Array(maxGroups);
+  }
+
+  /**
+   * Setup, not the hot path: declare `token` an option of `group` (e.g. the expiry index of one
+   * underlying's chain) on `side`. Call before its first tick, once per option token.
+   */
+  registerOption(token: number, group: number, side: 'CE' | 'PE'): void {
+    const i = this.index.get(token);
+    if (i === undefined) throw new RangeError(`SessionStats.registerOption: token ${token} was not given to the constructor`);
+    if (side !== 'CE' && side !== 'PE') throw new RangeError(`SessionStats.registerOption: side must be 'CE' or 'PE', got ${String(side)}`);
+    const b = i * T_FIELDS;
+    if (this.t[b + GROUP] >= 0) throw new RangeError(`SessionStats.registerOption: token ${token} is already registered`);
+    let g = this.groupIndex.get(group);
+    if (g === undefined) {
+      g = this.groupIndex.size;
+      if (g >= this.callOiSum.length) {
+        const calls = new Float64Array(this.callOiSum.length * 2);
+        const puts = new Float64Array(this.putOiSum.length * 2);
+        calls.set(this.callOiSum);
+        puts.set(this.putOiSum);
+        this.callOiSum = calls;
+        this.putOiSum = puts;
+      }
+      this.groupIndex.set(group, g);
+    }
+    this.t[b + GROUP] = g;
+    this.t[b + SIDE] = side === 'CE' ? OptionSide.CE : OptionSide.PE;
+    // OI seen before registration joins the sums now.
+    const oi = this.t[b + OI];
+    if (oi === oi) this.addOi(g, this.t[b + SIDE], oi);
+  }
+
+  /**
+   * One tick. `prevClose` is the previous session's close Kite sends (0 or NaN when unknown);
+   * `oi` NaN when the packet mode does not carry OI (the last known value is kept, so PCR sums
+   * are not poisoned); `avgTradedPrice` Kite's day average when the packet carries it: it then
+   * becomes the day VWAP, being the exchange's own figure over every trade, not just the ticks seen.
+   */
+  onTick(
+    token: number, exchTimeMs: number, price: number, prevClose: number, volumeDelta: number, oi: number,
+    avgTradedPrice = NaN,
+  ): void {
+    const i = this.index.get(token);
+    if (i === undefined) {
+      this.unknownTokens++;
+      return;
+    }
+    const t = this.t;
+    const b = i * T_FIELDS;
+    const day = istDayStart(exchTimeMs);
+    if (day < t[b + DAY_START]) {
+      this.staleTicks++;
+      return;
+    }
+    if (day > t[b + DAY_START]) {
+      t[b + DAY_START] = day;
+      t[b + DAY_VOLUME] = 0;
+      t[b + DAY_PV] = 0;
+      t[b + AVG_PRICE] = NaN;
+    }
+    t[b + DAY_VOLUME] += volumeDelta;
+    t[b + DAY_PV] += price * volumeDelta;
+    if (avgTradedPrice > 0) t[b + AVG_PRICE] = avgTradedPrice;
+    t[b + LAST_PRICE] = price;
+    if (prevClose > 0) t[b + PREV_CLOSE] = prevClose;
+    if (oi === oi) {
+      const g = t[b + GROUP];
+      if (g >= 0) {
+        const old = t[b + OI];
+        // Subtract the token's previous contribution, add the new one: O(1) per tick, and exact
+        // because OI is an integer far below 2^53.
+        this.addOi(g, t[b + SIDE], old === old ? oi - old : oi);
+      }
+      t[b + OI] = oi;
+    }
+  }
+
+  /** Day VWAP in rupees: Kite's average traded price if the day has one, else Σpv/Σv; NaN if neither. */
+  dayVwap(token: number): number {
+    const b = this.base(token);
+    if (b < 0) return NaN;
+    const avg = this.t[b + AVG_PRICE];
+    if (avg === avg) return avg;
+    const v = this.t[b + DAY_VOLUME];
+    return v !== 0 ? this.t[b + DAY_PV] / v : NaN;
+  }
+
+  /** Σ volume deltas of the token's current IST day. */
+  dayVolume(token: number): number {
+    const b = this.base(token);
+    return b < 0 ? NaN : this.t[b + DAY_VOLUME];
+  }
+
+  /** (last − previous close) / previous close × 100; NaN until both are known. */
+  changePct(token: number): number {
+    const b = this.base(token);
+    if (b < 0) return NaN;
+    const prev = this.t[b + PREV_CLOSE];
+    return prev > 0 ? ((this.t[b + LAST_PRICE] - prev) / prev) * 100 : NaN;
+  }
+
+  /** Put-call ratio by OI of `group`: Σ put OI / Σ call OI; NaN when the calls have no OI. */
+  pcr(group: number): number {
+    const g = this.groupIndex.get(group);
+    if (g === undefined) return NaN;
+    const calls = this.callOiSum[g];
+    return calls > 0 ? this.putOiSum[g] / calls : NaN;
+  }
+
+  callOi(group: number): number {
+    const g = this.groupIndex.get(group);
+    return g === undefined ? NaN : this.callOiSum[g];
+  }
+
+  putOi(group: number): number {
+    const g = this.groupIndex.get(group);
+    return g === undefined ? NaN : this.putOiSum[g];
+  }
+
+  private addOi(g: number, side: number, delta: number): void {
+    if (side === OptionSide.CE) this.callOiSum[g] += delta;
+    else this.putOiSum[g] += delta;
+  }
+
+  private base(token: number): number {
+    const i = this.index.get(token);
+    return i === undefined ? -1 : i * T_FIELDS;
+  }
+}
