@@ -86,12 +86,25 @@ export class Front implements TickSink {
     this.decode(msg, conn, seq, recvTimeUs);
   }
 
-  /** Publish nothing more; consumers drain and stop. Pending frames are decoded first if they fit. */
-  close(): void {
+  /**
+   * Publish nothing more; consumers drain and stop. Frames still pending are decoded first, as
+   * room frees (the shards keep draining), so a shutdown loses nothing that had arrived.
+   */
+  async close(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
     this.flushPending();
+    while (this.pending.length > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 1));
+      this.flushPending();
+    }
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     for (const p of this.producers) p.close();
+  }
+
+  /** Frames waiting for ring room. */
+  pendingCount(): number {
+    return this.pending.length;
   }
 
   depths(): number[] {

@@ -149,7 +149,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
         closing ??= (async () => {
           gateway.close();
           await ing.stop();
-          front.close();
+          await front.close();
           await pipeline.stop();
           await outputs.done();
           await sim?.close();

@@ -48,9 +48,19 @@ const nTf = data.timeframesMs.length;
 let dirtyCount = 0;
 let now = clock();
 
+/**
+ * Bars that found the bar ring full (at shutdown, when every open bar closes at once, or in a
+ * burst larger than the batch bound allowed for). Kept, not dropped; written before more input
+ * is taken. Allocates, but only in those moments.
+ */
+const overflow: Float64Array[] = [];
+
 function writeBar(view: Float64Array, base: number): void {
+  if (overflow.length > 0 || barsOut.free() === 0) {
+    overflow.push(view.slice(base, base + BAR_FIELDS));
+    return;
+  }
   const o = barsOut.claim();
-  if (o < 0) return; // counted as a ring drop; the batch bound keeps room, so this stays 0
   const out = barsOut.views.f64;
   const fo = o >> 1;
   for (let i = 0; i < BAR_FIELDS; i++) out[fo + i] = view[base + i];
@@ -115,6 +125,25 @@ function onRecord(v: RecordViews, b: number): void {
   }
 }
 
+/** Write overflowed bars while there is room; true when none are left. */
+function writeOverflow(): boolean {
+  let i = 0;
+  while (i < overflow.length && barsOut.free() > 0) {
+    const o = barsOut.claim();
+    barsOut.views.f64.set(overflow[i++], o >> 1);
+    barsOut.commit();
+  }
+  if (i > 0) overflow.splice(0, i);
+  return overflow.length === 0;
+}
+
+async function drainOverflow(): Promise<void> {
+  while (!writeOverflow()) {
+    publish();
+    await barsOut.waitForSpace(1, 100);
+  }
+}
+
 function emitUpdates(): void {
   if (aggregator === null || dirtyCount === 0) return;
   const view = aggregator.view();
@@ -168,12 +197,14 @@ parentPort!.on('message', (m: ShardControl) => {
 async function run(): Promise<void> {
   for (;;) {
     tickClock();
+    if (overflow.length > 0) await drainOverflow();
     const avail = input.available();
     if (avail > 0) {
       const limit = batchLimit();
       if (limit <= 0) {
         counters[SC.OUT_WAITS]++;
-        await (ticksOut.free() < data.maxBatch ? ticksOut : barsOut).waitForSpace(Math.min(data.maxBatch, 2 * nTf), 100);
+        if (ticksOut.free() === 0) await ticksOut.waitForSpace(1, 100);
+        else await barsOut.waitForSpace(2 * nTf, 100);
         continue;
       }
       const n = input.drain(onRecord, limit);
@@ -188,8 +219,8 @@ async function run(): Promise<void> {
   }
   stopping = true;
   // Shutdown: bars in progress leave as partial bars; then the outputs close.
-  while (barsOut.free() < data.tokens.length * nTf) await barsOut.waitForSpace(data.tokens.length * nTf, 100);
   aggregator?.flush();
+  await drainOverflow();
   publish();
   ticksOut.close();
   barsOut.close();

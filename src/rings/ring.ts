@@ -147,12 +147,8 @@ export class RingProducer extends RingEnd implements TickSink {
 
   /** Slots that can be claimed now without overwriting records a consumer has not released. */
   free(): number {
-    let free = this.capacity - ((this.write - this.cachedRead) | 0);
-    if (free <= 0 || free < this.capacity >> 1) {
-      this.cachedRead = this.minRead();
-      free = this.capacity - ((this.write - this.cachedRead) | 0);
-    }
-    return free;
+    this.cachedRead = this.minRead();
+    return this.capacity - ((this.write - this.cachedRead) | 0);
   }
 
   /** TickSink: word offset of the next free slot, or -1 (counted as a drop) when full. */
