@@ -147,3 +147,27 @@ describe('ring with several consumers', () => {
     expect(() => new RingConsumer(createRingBuffer(4, WORDS, 2), 2)).toThrow(/consumer 2/);
   });
 });
+
+describe('peek and release', () => {
+  it('keeps peeked records in place until released, and a new consumer resumes at the release', () => {
+    const sab = createRingBuffer(8);
+    const p = new RingProducer(sab);
+    for (let i = 0; i < 6; i++) push(p, i);
+    p.publish();
+    const c = new RingConsumer(sab);
+    const got: number[] = [];
+    expect(c.peek((v, b) => got.push(v.u32[b + F.TOKEN]), 4)).toBe(4);
+    expect(c.peek((v, b) => got.push(v.u32[b + F.TOKEN]))).toBe(2);
+    expect(got).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(c.unreleased()).toBe(6);
+    expect(p.free()).toBe(2);
+    c.release(3);
+    expect(p.free()).toBe(5);
+    expect(c.position()).toBe(3);
+    // The consumer's thread dies: a new one starts at the last release and sees 3..5 again.
+    const again: number[] = [];
+    new RingConsumer(sab).peek((v, b) => again.push(v.u32[b + F.TOKEN]));
+    expect(again).toEqual([3, 4, 5]);
+    expect(() => c.release(4)).toThrow(/exceeds/);
+  });
+});

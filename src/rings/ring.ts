@@ -235,7 +235,10 @@ export class RingProducer extends RingEnd implements TickSink {
 }
 
 export class RingConsumer extends RingEnd {
+  /** Released up to here (what the producer may reuse). */
   private read: number;
+  /** Handed out by `peek` up to here; `read` ≤ `peeked` (wrapping). */
+  private peeked: number;
   private readonly readAt: number;
   private readonly waitingAt: number;
 
@@ -247,19 +250,20 @@ export class RingConsumer extends RingEnd {
     this.readAt = readIndex(consumer);
     this.waitingAt = waitingIndex(consumer);
     this.read = Atomics.load(this.header, this.readAt);
+    this.peeked = this.read;
   }
 
   /** Records published and not yet consumed by this consumer, as seen now. */
   available(): number {
-    return (Atomics.load(this.header, H.WRITE) - this.read) | 0;
+    return (Atomics.load(this.header, H.WRITE) - this.peeked) | 0;
   }
 
   /**
    * Hand every available record (at most `max`) to `fn(views, base)` in order, then release
-   * their slots. Returns how many were consumed.
+   * their slots. Returns how many were consumed. (Not to be mixed with `peek` on one consumer.)
    */
   drain(fn: (views: RecordViews, base: number) => void, max = this.capacity): number {
-    let n = this.available();
+    let n = (Atomics.load(this.header, H.WRITE) - this.read) | 0;
     if (n > max) n = max;
     const views = this.views;
     let seq = this.read;
@@ -267,11 +271,47 @@ export class RingConsumer extends RingEnd {
       fn(views, this.slotBase(seq));
       seq = (seq + 1) | 0;
     }
-    if (n > 0) this.release(seq);
+    if (n > 0) this.releaseTo(seq);
+    this.peeked = this.read;
     return n;
   }
 
-  private release(seq: number): void {
+  /**
+   * Hand out records after those already peeked (at most `max`) without releasing them: the
+   * slots stay untouched until `release`. For a consumer that may only let go of a record once
+   * it is safe elsewhere (the batch writer: committed or spilled). If this consumer's thread
+   * dies, a new RingConsumer on the same buffer starts again at the last release.
+   */
+  peek(fn: (views: RecordViews, base: number) => void, max = this.capacity): number {
+    let n = (Atomics.load(this.header, H.WRITE) - this.peeked) | 0;
+    if (n > max) n = max;
+    let seq = this.peeked;
+    for (let i = 0; i < n; i++) {
+      fn(this.views, this.slotBase(seq));
+      seq = (seq + 1) | 0;
+    }
+    this.peeked = seq;
+    return n;
+  }
+
+  /** Records peeked and not yet released. */
+  unreleased(): number {
+    return (this.peeked - this.read) | 0;
+  }
+
+  /** Release the `n` oldest peeked records. */
+  release(n: number): void {
+    if (n <= 0) return;
+    if (n > this.unreleased()) throw new RangeError(`release(${n}) exceeds the ${this.unreleased()} peeked records`);
+    this.releaseTo((this.read + n) | 0);
+  }
+
+  /** Sequence number of the next record to release (stable across a consumer restart). */
+  position(): number {
+    return this.read >>> 0;
+  }
+
+  private releaseTo(seq: number): void {
     const h = this.header;
     this.read = seq;
     Atomics.store(h, this.readAt, seq);
@@ -285,7 +325,7 @@ export class RingConsumer extends RingEnd {
   async waitForData(timeoutMs: number): Promise<void> {
     const h = this.header;
     const seen = Atomics.load(h, H.WRITE);
-    if (((seen - this.read) | 0) !== 0 || this.closed()) return;
+    if (((seen - this.peeked) | 0) !== 0 || this.closed()) return;
     Atomics.store(h, this.waitingAt, 1);
     // Re-check after raising the flag: a publish between the load above and the store would
     // otherwise not notify us, and we would sleep with data waiting.
