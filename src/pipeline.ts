@@ -16,7 +16,7 @@ import type { Instrument } from './kite/instruments.ts';
 import { createRingBuffer, RingConsumer } from './rings/ring.ts';
 import { shardOf } from './front.ts';
 import { N_SLOT_WORDS, TICK_CONSUMERS } from '../workers/normalized.ts';
-import { BAR_SLOT_WORDS, DOORBELL_STRIDE, SC, SHARD_COUNTERS, type ShardControl, type ShardData, type ShardMessage } from '../workers/protocol.ts';
+import { BAR_SLOT_WORDS, chainStatsBytes, DOORBELL_STRIDE, optionGroups, SC, SHARD_COUNTERS, type ShardControl, type ShardData, type ShardMessage } from '../workers/protocol.ts';
 import { QUARANTINE_REASON_NAMES } from '../workers/stages/validate.ts';
 import type { RecordViews } from './kite/record.ts';
 
@@ -60,9 +60,15 @@ export interface PipelineCounters {
 export class Pipeline {
   readonly shards: ShardHandle[];
   readonly doorbells: SharedArrayBuffer;
+  /** Option groups ("NAME:YYYY-MM-DD"), indexed as in the chain-stats buffer. */
+  readonly optionGroups: readonly string[];
+  private readonly chain: Float64Array;
 
   constructor(opts: PipelineOptions) {
     this.doorbells = new SharedArrayBuffer(TICK_CONSUMERS * DOORBELL_STRIDE * 4);
+    this.optionGroups = optionGroups(opts.instruments);
+    const chainStats = new SharedArrayBuffer(chainStatsBytes(opts.rings.length, this.optionGroups.length));
+    this.chain = new Float64Array(chainStats);
     const n = opts.rings.length;
     const outCapacity = opts.outCapacity ?? 1 << 16;
     const tokensOf: number[][] = Array.from({ length: n }, () => []);
@@ -76,6 +82,7 @@ export class Pipeline {
         barsOut: createRingBuffer(outCapacity, BAR_SLOT_WORDS, TICK_CONSUMERS),
         counters: countersBuf,
         doorbells: this.doorbells,
+        chainStats,
         instruments: [...opts.instruments],
         tokens: [...new Set(tokensOf[shard])],
         mode: opts.mode,
@@ -112,6 +119,24 @@ export class Pipeline {
       outWaits: sum(SC.OUT_WAITS),
       quarantineByReason: byReason,
     };
+  }
+
+  /**
+   * Put-call ratio by OI of an option chain (`name` and `expiry` as in the master, e.g. 'NIFTY',
+   * '2025-12-30'), summed over every shard: Σ put OI / Σ call OI; NaN when calls have no OI yet.
+   * The shards update their sums after each batch, so it trails the feed by one batch.
+   */
+  pcr(name: string, expiry: string): { pcr: number; callOi: number; putOi: number } {
+    const g = this.optionGroups.indexOf(`${name}:${expiry}`);
+    if (g < 0) return { pcr: NaN, callOi: 0, putOi: 0 };
+    let calls = 0;
+    let puts = 0;
+    const stride = this.optionGroups.length * 2;
+    for (let s = 0; s < this.shards.length; s++) {
+      calls += this.chain[s * stride + 2 * g];
+      puts += this.chain[s * stride + 2 * g + 1];
+    }
+    return { pcr: calls > 0 ? puts / calls : NaN, callOi: calls, putOi: puts };
   }
 
   /** Install consumer filter k (1..30) in every shard; tokens null = all. */

@@ -80,6 +80,7 @@ export const N = {
   DEPTH: 30,
   PROC_TIME_US: 60,
   SHARD: 61,
+  DAY_VWAP: 62,
 } as const;
 
 export const N_FIELDS = 64;

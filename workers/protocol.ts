@@ -37,6 +37,12 @@ export interface ShardData {
    * reader, so one reader can sleep on all shards' rings at once.
    */
   doorbells: SharedArrayBuffer;
+  /**
+   * Option-chain OI sums, shared by all shards: Float64Array, [shard][group][CALL_OI, PUT_OI]
+   * with `groups` groups (see optionGroups). Each shard writes its own tokens' sums after every
+   * batch; a chain's PCR is Σ over shards of puts / Σ of calls (Pipeline.pcr).
+   */
+  chainStats: SharedArrayBuffer;
   /** The instruments of the universe: the same rows, in the same order, in every thread. */
   instruments: Instrument[];
   /** Tokens this shard owns (bars are kept for these). */
@@ -72,6 +78,20 @@ export const BAR_SLOT_F64 = BAR_FIELDS + (BAR_FIELDS % 2 === 0 ? 2 : 1);
 export const BAR_SLOT_WORDS = BAR_SLOT_F64 * 2;
 
 export const DOORBELL_STRIDE = 16;
+
+/**
+ * Option groups for put-call ratios: one per (underlying name, expiry), numbered in sorted order,
+ * so every thread derives the same numbering from the same instrument rows.
+ */
+export function optionGroups(instruments: readonly Instrument[]): string[] {
+  const keys = new Set<string>();
+  for (const i of instruments) if (i.instrumentType === 'CE' || i.instrumentType === 'PE') keys.add(`${i.name}:${i.expiry}`);
+  return [...keys].sort();
+}
+
+export function chainStatsBytes(shards: number, groups: number): number {
+  return Math.max(1, shards * groups * 2) * 8;
+}
 
 /** Shard side: ring every consumer's doorbell after publishing new output. */
 export function ringDoorbells(bells: Int32Array, consumers: number): void {

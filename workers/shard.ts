@@ -28,8 +28,9 @@ import { Filter } from './stages/filter.ts';
 import { InstrumentTable } from './stages/instrument-table.ts';
 import { normalize } from './stages/normalize.ts';
 import { Validator } from './stages/validate.ts';
+import { SessionStats } from './stages/session-stats.ts';
 import { N, NType, TICK_CONSUMERS } from './normalized.ts';
-import { ringDoorbells, SC, type ShardControl, type ShardData, type ShardMessage } from './protocol.ts';
+import { optionGroups, ringDoorbells, SC, type ShardControl, type ShardData, type ShardMessage } from './protocol.ts';
 
 const data = (workerData as { data: ShardData }).data;
 const input = new RingConsumer(data.ring);
@@ -45,6 +46,21 @@ const manualClock = data.clock ? new Float64Array(data.clock) : null;
 const clock = (): number => (manualClock ? manualClock[0] : Date.now());
 
 const nTf = data.timeframesMs.length;
+
+// Session stats for this shard's tokens; option OI sums go to the shared chain-stats buffer.
+const groups = optionGroups(data.instruments);
+const groupOf = new Map(groups.map((g, i) => [g, i]));
+const chain = new Float64Array(data.chainStats);
+const chainBase = data.shard * groups.length * 2;
+const session = data.tokens.length > 0 ? new SessionStats({ tokens: data.tokens, maxGroups: Math.max(1, groups.length) }) : null;
+if (session) {
+  const mine = new Set(data.tokens);
+  for (const i of data.instruments) {
+    if ((i.instrumentType === 'CE' || i.instrumentType === 'PE') && mine.has(i.instrumentToken)) {
+      session.registerOption(i.instrumentToken, groupOf.get(`${i.name}:${i.expiry}`)!, i.instrumentType);
+    }
+  }
+}
 let dirtyCount = 0;
 let now = clock();
 
@@ -120,7 +136,14 @@ function onRecord(v: RecordViews, b: number): void {
   ticksOut.commit();
   counters[SC.TICKS_OUT]++;
   counters[SC.LAST_RECV_US] = out[fo + N.RECV_TIME_US];
-  if (aggregator !== null && v.u32[b + F.KIND] !== 0) {
+  if (session !== null) {
+    const kind = v.u32[b + F.KIND];
+    const oi = kind === Kind.FULL ? out[fo + N.OI] : NaN;
+    const avg = kind === Kind.FULL || kind === Kind.QUOTE ? out[fo + N.AVG_PRICE] : NaN;
+    session.onTick(token, validator.exchTimeMs, out[fo + N.PRICE], out[fo + N.CLOSE], validator.volumeDelta, oi, avg);
+    out[fo + N.DAY_VWAP] = session.dayVwap(token);
+  }
+  if (aggregator !== null) {
     aggregator.onTick(token, validator.exchTimeMs, out[fo + N.PRICE], validator.volumeDelta, out[fo + N.OI], now);
   }
 }
@@ -158,7 +181,18 @@ function emitUpdates(): void {
   dirtyCount = 0;
 }
 
+function publishChainStats(): void {
+  if (session === null) return;
+  for (let g = 0; g < groups.length; g++) {
+    const c = session.callOi(g);
+    const p = session.putOi(g);
+    chain[chainBase + 2 * g] = c === c ? c : 0;
+    chain[chainBase + 2 * g + 1] = p === p ? p : 0;
+  }
+}
+
 function publish(): void {
+  publishChainStats();
   ticksOut.publish();
   barsOut.publish();
   const written = counters[SC.TICKS_OUT] + counters[SC.QUARANTINED] + counters[SC.BARS_CLOSED] + counters[SC.BAR_UPDATES];

@@ -112,6 +112,8 @@ export interface RunResult {
   feed: Collected;
   pipeline: ReturnType<Pipeline['counters']>;
   front: Front;
+  /** The stopped pipeline: its shared stats (chain PCR) stay readable. */
+  stopped: Pipeline;
 }
 
 export async function run(opts: RunOptions): Promise<RunResult> {
@@ -157,5 +159,5 @@ export async function run(opts: RunOptions): Promise<RunResult> {
   await front.close(60_000);
   await pipeline.stop(60_000);
   await Promise.all([storePump.done, feedDone]);
-  return { store: store.c, feed: feed.c, pipeline: pipeline.counters(), front };
+  return { store: store.c, feed: feed.c, pipeline: pipeline.counters(), front, stopped: pipeline };
 }
