@@ -14,7 +14,9 @@ import { startSimulator, type Simulator } from './kite/sim/server.ts';
 import { DECODE_ERROR_NAMES, parseTextMessage } from './kite/codec.ts';
 import type { Logger } from './log.ts';
 import { Pipeline } from './pipeline.ts';
-import { startInterimConsumers } from './interim-consumers.ts';
+import { startInterimStore } from './interim-consumers.ts';
+import { FeedHub } from './gateway/hub.ts';
+import { quarantineLog } from './quarantine-log.ts';
 
 /** Simulator credentials used when the service runs against its own simulator. */
 const SIM_CREDENTIALS = { apiKey: 'sim', accessToken: 'sim' };
@@ -87,10 +89,12 @@ export async function startService(config: Config, log: Logger): Promise<Service
       onError: (shard, err) => log.error({ shard, err }, 'shard worker failed'),
     });
     cleanup.push(() => pipeline.stop());
-    // Until the batch writer (issue #4) and the live feed (issue #5) take these consumer slots,
-    // interim consumers count what reaches them and log quarantined ticks at a bounded rate, so
-    // the rings keep moving and nothing is hidden.
-    const outputs = startInterimConsumers(pipeline, universe, log);
+    // Until the batch writer (issue #4) takes the STORE slot, an interim consumer reads it so the
+    // rings keep moving; /health says it stores nothing.
+    const store = startInterimStore(pipeline);
+    // The FEED slot: latest state, live feeds and quarantine logging hang off one hub.
+    const hub = new FeedHub(universe, config.timeframesMs);
+    hub.add(quarantineLog(log, hub.symbols));
 
     ingest = new KiteIngest({
       wsUrl,
@@ -129,10 +133,12 @@ export async function startService(config: Config, log: Logger): Promise<Service
       },
       rings: front.producers.map((p, i) => ({ shard: i, depth: p.depth(), highWater: p.highWater(), drops: p.drops(), capacity: p.capacity })),
       pipeline: { shards: pipeline.shards.length, ...pipeline.counters() },
-      outputs: outputs.stats(),
+      store: store.stats(),
+      live: { ticks: hub.ticks, bars: hub.bars },
     });
 
     const gateway = await startGateway({ host: config.host, port: config.port, health });
+    hub.start(pipeline);
     cleanup.push(() => gateway.close());
 
     let closing: Promise<void> | null = null;
@@ -151,7 +157,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
           await ing.stop();
           await front.close();
           await pipeline.stop();
-          await outputs.done();
+          await Promise.all([store.done(), hub.done()]);
           await sim?.close();
         })();
         return closing;

@@ -5,14 +5,15 @@
 import { uws } from '../uws.ts';
 import { AppError } from '../errors.ts';
 
-type TemplatedApp = ReturnType<typeof uws.App>;
-type HttpResponse = Parameters<Parameters<TemplatedApp['get']>[1]>[0];
+import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 
 export interface GatewayOptions {
   host: string;
   port: number;
   /** Liveness document for GET /health. */
   health: () => Record<string, unknown>;
+  /** Mounts the other routes (feeds, REST) before the app listens. */
+  routes?: (app: TemplatedApp) => void;
 }
 
 export interface Gateway {
@@ -32,6 +33,7 @@ export function startGateway(opts: GatewayOptions): Promise<Gateway> {
   app.get('/health', (res) => {
     sendJson(res, '200 OK', { status: 'ok', ...opts.health() });
   });
+  opts.routes?.(app);
   app.any('/*', (res, req) => {
     sendJson(res, '404 Not Found', { error: 'not_found', message: `no route ${req.getMethod().toUpperCase()} ${req.getUrl()}` });
   });

@@ -1,0 +1,446 @@
+/**
+ * The msgpack feed: `GET /ws` (WebSocket). Protocol in docs/protocol.md.
+ *
+ * Fan-out is uWebSockets.js topics: one topic per (instrument, mode) for ticks and per
+ * (instrument, timeframe) for bars. After each drain of the pipeline's output rings, every topic
+ * that gathered ticks gets ONE frame with all of them, encoded once and published once; uWS copies
+ * it to each subscriber. Writes per client grow with the instruments it follows, not with ticks.
+ *
+ * Slow clients: a client whose unsent bytes pass `conflateBytes` is taken off its tick topics and
+ * marked conflated: from then on it gets, every `conflateIntervalMs`, one frame with only the
+ * latest tick of each instrument it follows. When its socket drains below half the limit it
+ * rejoins its topics. If it still does not read, those frames pile up past `closeBytes` and it is
+ * closed with code 4008. Both are counted. Other clients are never held up:
+ * uWS queues per socket and publish does not wait for anyone.
+ */
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
+import type { Logger } from '../log.ts';
+import { N_FIELDS } from '../../workers/normalized.ts';
+import { B, BAR_FIELDS } from '../../workers/stages/bar.ts';
+import { parseTimeframe } from '../../workers/stages/session.ts';
+import type { FeedHub, HubListener } from './hub.ts';
+import {
+  barFor, createPackr, createUnpackr, FEED_MODES, PROTOCOL_VERSION, tickFor,
+  type ControlMessage, type FeedBar, type FeedMode, type FeedTick,
+} from './messages.ts';
+
+export interface Authenticator {
+  verify(secret: string): { name: string } | null;
+}
+
+export interface FeedOptions {
+  hub: FeedHub;
+  auth: Authenticator;
+  log: Logger;
+  /** Unsent bytes past which a client is conflated. Default 1 MiB. */
+  conflateBytes?: number;
+  /** Unsent bytes past which a client is closed. Default 16 MiB. */
+  closeBytes?: number;
+  /** How often a conflated client gets the latest ticks. Default 1000 ms. */
+  conflateIntervalMs?: number;
+  heartbeatMs?: number;
+  /** Called when the set of instruments anyone follows changes (rows). */
+  onInterest?: (rows: number[]) => void;
+}
+
+interface Client {
+  id: number;
+  key: string;
+  records: boolean;
+  /** mode index per followed row */
+  modes: Map<number, number>;
+  /** bar topics followed */
+  bars: Set<string>;
+  conflated: boolean;
+  conflatedSentAt: number;
+  closed: boolean;
+}
+
+export interface FeedStats {
+  clients: number;
+  framesPublished: number;
+  ticksPublished: number;
+  barsPublished: number;
+  conflations: number;
+  slowCloses: number;
+  refusedUpgrades: number;
+  badMessages: number;
+}
+
+export function extractKey(authorization: string, query: string): string | null {
+  const m = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
+  if (m) return m[1];
+  const q = new URLSearchParams(query).get('key');
+  return q && q.length > 0 ? q : null;
+}
+
+const ERR = (message: string, id?: string | number) => ({ type: 'error', message, ...(id !== undefined ? { id } : {}) });
+
+export class Feed implements HubListener {
+  readonly stats: FeedStats = {
+    clients: 0, framesPublished: 0, ticksPublished: 0, barsPublished: 0, conflations: 0, slowCloses: 0,
+    refusedUpgrades: 0, badMessages: 0,
+  };
+  private readonly hub: FeedHub;
+  private readonly packr = createPackr(true);
+  private readonly plain = createPackr(false);
+  private readonly unpackr = createUnpackr();
+  private readonly conflateBytes: number;
+  private readonly closeBytes: number;
+  /** Subscribers per (row, mode): decides whether a tick is projected at all. */
+  private readonly subs: Uint32Array;
+  private readonly barSubs = new Map<string, number>();
+  /** Pending ticks per (mode, row) for this drain; rows touched per mode. */
+  private readonly pending: (FeedTick[] | null)[][];
+  private readonly touched: number[][] = [[], [], []];
+  private readonly pendingBars = new Map<string, FeedBar[]>();
+  private readonly sockets = new Set<WebSocket<Client>>();
+  private readonly tickTopics: string[][];
+  private nextId = 1;
+  private heartbeat: NodeJS.Timeout;
+  private slowCheck: NodeJS.Timeout;
+
+  constructor(private readonly app: TemplatedApp, private readonly opts: FeedOptions) {
+    this.hub = opts.hub;
+    this.conflateBytes = opts.conflateBytes ?? 1 << 20;
+    this.closeBytes = opts.closeBytes ?? 16 << 20;
+    const rows = this.hub.rows;
+    this.subs = new Uint32Array(rows * 3);
+    this.pending = [0, 1, 2].map(() => new Array<FeedTick[] | null>(rows).fill(null));
+    // Topic names made once: per tick they would be string garbage.
+    this.tickTopics = [0, 1, 2].map((m) => Array.from({ length: rows }, (_, r) => `t${m}:${r}`));
+    this.registerRoutes();
+    this.heartbeat = setInterval(() => this.publishBoth('hb', { type: 'hb', ts: Date.now() }), opts.heartbeatMs ?? 1000);
+    this.heartbeat.unref();
+    this.slowCheck = setInterval(() => this.checkSlow(), 50);
+    this.slowCheck.unref();
+  }
+
+  // --- HubListener: gather per drain, publish at batch end --------------------------------------
+
+  tick(f: Float64Array, o: number, row: number): void {
+    const s = this.subs;
+    const base = row * 3;
+    if (s[base] + s[base + 1] + s[base + 2] === 0) return;
+    const symbol = this.hub.symbols[row];
+    for (let m = 0; m < 3; m++) {
+      if (s[base + m] === 0) continue;
+      let list = this.pending[m][row];
+      if (list === null) {
+        list = [];
+        this.pending[m][row] = list;
+        this.touched[m].push(row);
+      }
+      list.push(tickFor(f, o, FEED_MODES[m], symbol));
+    }
+  }
+
+  bar(f: Float64Array, o: number, row: number): void {
+    if (this.barSubs.size === 0) return;
+    const topic = `b${f[o + B.TF_MS]}:${row}`;
+    if (!this.barSubs.has(topic)) return;
+    let list = this.pendingBars.get(topic);
+    if (!list) {
+      list = [];
+      this.pendingBars.set(topic, list);
+    }
+    list.push(barFor(f, o, this.hub.symbols[row]));
+  }
+
+  batchEnd(): void {
+    for (let m = 0; m < 3; m++) {
+      const rows = this.touched[m];
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i];
+        const list = this.pending[m][row]!;
+        this.pending[m][row] = null;
+        this.publishBoth(this.tickTopics[m][row], { type: 'ticks', d: list });
+        this.stats.ticksPublished += list.length;
+      }
+      rows.length = 0;
+    }
+    if (this.pendingBars.size > 0) {
+      for (const [topic, list] of this.pendingBars) {
+        this.publishBoth(topic, { type: 'bars', d: list });
+        this.stats.barsPublished += list.length;
+      }
+      this.pendingBars.clear();
+    }
+  }
+
+  /** Publish to the records and the plain-map variant of a topic, each encoded once. */
+  private publishBoth(topic: string, msg: unknown): void {
+    if (this.app.numSubscribers(topic) > 0) {
+      this.app.publish(topic, this.packr.pack(msg), true);
+      this.stats.framesPublished++;
+    }
+    const plainTopic = `p/${topic}`;
+    if (this.app.numSubscribers(plainTopic) > 0) {
+      this.app.publish(plainTopic, this.plain.pack(msg), true);
+      this.stats.framesPublished++;
+    }
+  }
+
+  close(): void {
+    clearInterval(this.heartbeat);
+    clearInterval(this.slowCheck);
+    for (const ws of this.sockets) ws.end(1001, 'server shutting down');
+  }
+
+  // --- WebSocket route ---------------------------------------------------------------------------
+
+  private registerRoutes(): void {
+    this.app.ws<Client>('/ws', {
+      maxPayloadLength: 64 * 1024,
+      idleTimeout: 120,
+      sendPingsAutomatically: true,
+      // We close slow clients ourselves (with a reason) before uWS's own limit is reached.
+      maxBackpressure: this.closeBytes * 2,
+      upgrade: (res, req, context) => this.upgrade(res, req, context),
+      open: (ws) => this.open(ws),
+      message: (ws, message, isBinary) => this.message(ws, message, isBinary),
+      drain: (ws) => this.drain(ws),
+      close: (ws) => this.closed(ws),
+    });
+  }
+
+  private upgrade(res: HttpResponse, req: HttpRequest, context: unknown): void {
+    // Copy everything out of req now: it is invalid after this call returns.
+    const key = extractKey(req.getHeader('authorization'), req.getQuery() ?? '');
+    const query = new URLSearchParams(req.getQuery() ?? '');
+    const wsKey = req.getHeader('sec-websocket-key');
+    const wsProtocol = req.getHeader('sec-websocket-protocol');
+    const wsExtensions = req.getHeader('sec-websocket-extensions');
+    const who = key ? this.opts.auth.verify(key) : null;
+    if (!who) {
+      this.stats.refusedUpgrades++;
+      res.cork(() => {
+        res.writeStatus('401 Unauthorized').writeHeader('Content-Type', 'application/json')
+          .end(JSON.stringify({ error: 'unauthorized', message: key ? 'API key not recognised' : 'API key missing: send Authorization: Bearer <key> or ?key=<key>' }));
+      });
+      return;
+    }
+    const client: Client = {
+      id: this.nextId++, key: who.name, records: query.get('records') !== '0', modes: new Map(), bars: new Set(),
+      conflated: false, conflatedSentAt: 0, closed: false,
+    };
+    res.upgrade(client, wsKey, wsProtocol, wsExtensions, context as never);
+  }
+
+  private open(ws: WebSocket<Client>): void {
+    this.sockets.add(ws);
+    this.stats.clients = this.sockets.size;
+    const c = ws.getUserData();
+    ws.subscribe(this.topic(c, 'hb'));
+    this.send(ws, { type: 'welcome', protocol: PROTOCOL_VERSION, key: c.key, records: c.records, modes: FEED_MODES, timeframes: this.hub.timeframesMs });
+  }
+
+  private topic(c: Client, t: string): string {
+    return c.records ? t : `p/${t}`;
+  }
+
+  private send(ws: WebSocket<Client>, msg: unknown): void {
+    const c = ws.getUserData();
+    if (c.closed) return;
+    ws.send((c.records ? this.packr : this.plain).pack(msg), true);
+  }
+
+  private message(ws: WebSocket<Client>, data: ArrayBuffer, isBinary: boolean): void {
+    let msg: ControlMessage;
+    try {
+      msg = (isBinary ? this.unpackr.unpack(new Uint8Array(data)) : JSON.parse(Buffer.from(data).toString('utf8'))) as ControlMessage;
+    } catch {
+      this.stats.badMessages++;
+      this.send(ws, ERR('message is neither msgpack nor JSON'));
+      return;
+    }
+    if (msg === null || typeof msg !== 'object' || typeof msg.op !== 'string') {
+      this.stats.badMessages++;
+      this.send(ws, ERR('expected an object with op: "subscribe", "unsubscribe" or "ping"'));
+      return;
+    }
+    if (msg.op === 'ping') {
+      this.send(ws, { type: 'pong', id: msg.id, ts: Date.now() });
+      return;
+    }
+    if (msg.op !== 'subscribe' && msg.op !== 'unsubscribe') {
+      this.stats.badMessages++;
+      this.send(ws, ERR(`unknown op "${String(msg.op)}"`, msg.id));
+      return;
+    }
+    const mode = msg.mode ?? 'quote';
+    const m = FEED_MODES.indexOf(mode);
+    if (m < 0) {
+      this.send(ws, ERR(`mode must be one of ${FEED_MODES.join(', ')}`, msg.id));
+      return;
+    }
+    if (!Array.isArray(msg.instruments) || msg.instruments.length === 0) {
+      this.send(ws, ERR('instruments: a non-empty array of tokens or trading symbols is required', msg.id));
+      return;
+    }
+    const tfs: number[] = [];
+    for (const tf of msg.bars ?? []) {
+      let ms: number;
+      try {
+        ms = parseTimeframe(String(tf));
+      } catch (e) {
+        this.send(ws, ERR(`bars: ${(e as Error).message}`, msg.id));
+        return;
+      }
+      if (!this.hub.timeframesMs.includes(ms)) {
+        this.send(ws, ERR(`bars: ${tf} is not aggregated here (BAR_TIMEFRAMES)`, msg.id));
+        return;
+      }
+      tfs.push(ms);
+    }
+    const c = ws.getUserData();
+    const accepted: number[] = [];
+    const rejected: { instrument: unknown; reason: string }[] = [];
+    const rows: number[] = [];
+    for (const inst of msg.instruments) {
+      const row = typeof inst === 'number' || typeof inst === 'string' ? this.hub.resolve(inst) : -1;
+      if (row < 0) {
+        rejected.push({ instrument: inst, reason: 'not an instrument this service follows' });
+        continue;
+      }
+      rows.push(row);
+      accepted.push(this.hub.instruments[row].instrumentToken);
+    }
+    if (msg.op === 'subscribe') {
+      for (const row of rows) this.follow(ws, c, row, m, tfs);
+      this.send(ws, { type: 'ack', op: msg.op, id: msg.id, mode, instruments: accepted, bars: msg.bars ?? [], rejected });
+      this.sendSnapshot(ws, c, rows, tfs);
+    } else {
+      for (const row of rows) this.unfollow(ws, c, row, tfs);
+      this.send(ws, { type: 'ack', op: msg.op, id: msg.id, instruments: accepted, rejected });
+    }
+    this.opts.onInterest?.(this.interest());
+  }
+
+  private follow(ws: WebSocket<Client>, c: Client, row: number, m: number, tfs: number[]): void {
+    const old = c.modes.get(row);
+    if (old !== m) {
+      if (old !== undefined) {
+        this.subs[row * 3 + old]--;
+        if (!c.conflated) ws.unsubscribe(this.topic(c, this.tickTopics[old][row]));
+      }
+      c.modes.set(row, m);
+      this.subs[row * 3 + m]++;
+      if (!c.conflated) ws.subscribe(this.topic(c, this.tickTopics[m][row]));
+    }
+    for (const tf of tfs) {
+      const t = `b${tf}:${row}`;
+      if (c.bars.has(t)) continue;
+      c.bars.add(t);
+      this.barSubs.set(t, (this.barSubs.get(t) ?? 0) + 1);
+      ws.subscribe(this.topic(c, t));
+    }
+  }
+
+  private unfollow(ws: WebSocket<Client>, c: Client, row: number, tfs: number[]): void {
+    const old = c.modes.get(row);
+    // With no timeframes named, unsubscribe drops the instrument's ticks and all its bars.
+    const dropAll = tfs.length === 0;
+    if (old !== undefined && dropAll) {
+      this.subs[row * 3 + old]--;
+      c.modes.delete(row);
+      if (!c.conflated) ws.unsubscribe(this.topic(c, this.tickTopics[old][row]));
+    }
+    for (const t of [...c.bars]) {
+      const [tfPart, rowPart] = t.slice(1).split(':');
+      if (Number(rowPart) !== row || (!dropAll && !tfs.includes(Number(tfPart)))) continue;
+      c.bars.delete(t);
+      const n = (this.barSubs.get(t) ?? 1) - 1;
+      if (n <= 0) this.barSubs.delete(t);
+      else this.barSubs.set(t, n);
+      ws.unsubscribe(this.topic(c, t));
+    }
+  }
+
+  /** Latest tick (and in-progress bars) of each row, so a client never starts blank. */
+  private sendSnapshot(ws: WebSocket<Client>, c: Client, rows: number[], tfs: number[]): void {
+    const hub = this.hub;
+    const ticks: FeedTick[] = [];
+    const bars: FeedBar[] = [];
+    for (const row of rows) {
+      const m = c.modes.get(row);
+      if (m !== undefined && hub.hasTick[row]) ticks.push(tickFor(hub.latestTicks, row * N_FIELDS, FEED_MODES[m], hub.symbols[row]));
+      for (const tf of tfs) {
+        const k = hub.timeframesMs.indexOf(tf);
+        const slot = row * hub.timeframesMs.length + k;
+        if (k >= 0 && hub.hasBar[slot]) bars.push(barFor(hub.latestBars, slot * BAR_FIELDS, hub.symbols[row]));
+      }
+    }
+    this.send(ws, { type: 'snapshot', ticks, bars });
+  }
+
+  private interest(): number[] {
+    const rows: number[] = [];
+    for (let r = 0; r < this.hub.rows; r++) {
+      if (this.subs[r * 3] + this.subs[r * 3 + 1] + this.subs[r * 3 + 2] > 0) rows.push(r);
+    }
+    return rows;
+  }
+
+  // --- slow clients -------------------------------------------------------------------------------
+
+  private checkSlow(): void {
+    for (const ws of this.sockets) {
+      const c = ws.getUserData();
+      if (c.closed) continue;
+      const buffered = ws.getBufferedAmount();
+      if (buffered > this.closeBytes) {
+        this.stats.slowCloses++;
+        this.opts.log.warn({ client: c.id, key: c.key, buffered }, 'closing a slow feed client');
+        c.closed = true;
+        ws.end(4008, `slow consumer: more than ${this.closeBytes} bytes unsent`);
+      } else if (!c.conflated && buffered > this.conflateBytes) {
+        c.conflated = true;
+        c.conflatedSentAt = Date.now();
+        this.stats.conflations++;
+        for (const [row, m] of c.modes) ws.unsubscribe(this.topic(c, this.tickTopics[m][row]));
+      } else if (c.conflated) {
+        const now = Date.now();
+        if (now - c.conflatedSentAt >= (this.opts.conflateIntervalMs ?? 1000)) {
+          c.conflatedSentAt = now;
+          this.sendLatest(ws, c);
+        }
+      }
+    }
+  }
+
+  /** One frame with the latest tick of every instrument the client follows. */
+  private sendLatest(ws: WebSocket<Client>, c: Client): void {
+    const hub = this.hub;
+    const ticks: FeedTick[] = [];
+    for (const [row, m] of c.modes) {
+      if (hub.hasTick[row]) ticks.push(tickFor(hub.latestTicks, row * N_FIELDS, FEED_MODES[m], hub.symbols[row]));
+    }
+    if (ticks.length > 0) this.send(ws, { type: 'ticks', d: ticks, conflated: true });
+  }
+
+  private drain(ws: WebSocket<Client>): void {
+    const c = ws.getUserData();
+    if (!c.conflated || c.closed || ws.getBufferedAmount() > this.conflateBytes / 2) return;
+    c.conflated = false;
+    // The latest tick of everything it follows, then live again.
+    this.sendLatest(ws, c);
+    for (const [row, m] of c.modes) ws.subscribe(this.topic(c, this.tickTopics[m][row]));
+  }
+
+  private closed(ws: WebSocket<Client>): void {
+    const c = ws.getUserData();
+    c.closed = true;
+    this.sockets.delete(ws);
+    this.stats.clients = this.sockets.size;
+    for (const [row, m] of c.modes) this.subs[row * 3 + m]--;
+    for (const t of c.bars) {
+      const n = (this.barSubs.get(t) ?? 1) - 1;
+      if (n <= 0) this.barSubs.delete(t);
+      else this.barSubs.set(t, n);
+    }
+    c.modes.clear();
+    c.bars.clear();
+    this.opts.onInterest?.(this.interest());
+  }
+}

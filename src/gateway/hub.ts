@@ -1,0 +1,119 @@
+/**
+ * The feed hub: the pipeline's FEED consumer in the main thread. It drains every shard's output
+ * rings once per wake-up and hands each record to its listeners (the msgpack feed, the Kite
+ * endpoint, the cache), then tells them the batch ended, which is when they publish: one frame
+ * per topic per drain, however many ticks the topic gathered.
+ *
+ * It also keeps the latest tick per instrument and the latest bar per instrument and timeframe
+ * (preallocated, copied in place), which is what a new subscriber's snapshot is made of.
+ */
+import type { RecordViews } from '../kite/record.ts';
+import type { Instrument } from '../kite/instruments.ts';
+import { OutputPump } from '../outputs.ts';
+import type { Pipeline } from '../pipeline.ts';
+import { N, N_FIELDS, NType, TickConsumer } from '../../workers/normalized.ts';
+import { B, BAR_FIELDS } from '../../workers/stages/bar.ts';
+
+export interface HubListener {
+  /** A canonical tick at `o` in `f` for instrument row `row`. */
+  tick?(f: Float64Array, o: number, row: number): void;
+  /** A quarantined tick (failed validation) at `o` in `f`; `row` is -1 for unknown tokens. */
+  quarantine?(f: Float64Array, o: number, row: number): void;
+  /** A bar at `o` in `f` (in progress or closed). */
+  bar?(f: Float64Array, o: number, row: number): void;
+  batchEnd?(): void;
+}
+
+export class FeedHub {
+  readonly rows: number;
+  readonly latestTicks: Float64Array;
+  readonly hasTick: Uint8Array;
+  readonly latestBars: Float64Array;
+  readonly hasBar: Uint8Array;
+  readonly timeframesMs: readonly number[];
+  readonly symbols: readonly string[];
+  readonly rowOfToken = new Map<number, number>();
+  private readonly rowOfSymbol = new Map<string, number>();
+  private readonly listeners: HubListener[] = [];
+  private pump: OutputPump | null = null;
+  ticks = 0;
+  bars = 0;
+
+  constructor(readonly instruments: readonly Instrument[], timeframesMs: readonly number[]) {
+    this.rows = instruments.length;
+    this.timeframesMs = timeframesMs;
+    this.latestTicks = new Float64Array(this.rows * N_FIELDS);
+    this.hasTick = new Uint8Array(this.rows);
+    this.latestBars = new Float64Array(this.rows * timeframesMs.length * BAR_FIELDS);
+    this.hasBar = new Uint8Array(this.rows * timeframesMs.length);
+    this.symbols = instruments.map((i) => i.tradingsymbol);
+    instruments.forEach((i, row) => {
+      this.rowOfToken.set(i.instrumentToken, row);
+      this.rowOfSymbol.set(`${i.exchange}:${i.tradingsymbol}`.toUpperCase(), row);
+      const bare = i.tradingsymbol.toUpperCase();
+      // NSE wins a bare-symbol tie, as on Kite.
+      if (!this.rowOfSymbol.has(bare) || i.exchange === 'NSE') this.rowOfSymbol.set(bare, row);
+    });
+  }
+
+  /** Row of a token (number or digits) or symbol ('NFO:NIFTY25DEC26000CE', 'INFY'); -1 if not followed. */
+  resolve(instrument: number | string): number {
+    if (typeof instrument === 'number' || /^\d+$/.test(instrument)) return this.rowOfToken.get(Number(instrument)) ?? -1;
+    return this.rowOfSymbol.get(instrument.trim().toUpperCase()) ?? -1;
+  }
+
+  add(listener: HubListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Start draining the pipeline's FEED slot. */
+  start(pipeline: Pipeline): void {
+    const ls = this.listeners;
+    const tickLs = ls.filter((l) => l.tick);
+    const barLs = ls.filter((l) => l.bar);
+    const endLs = ls.filter((l) => l.batchEnd);
+    const qLs = ls.filter((l) => l.quarantine);
+    const hub = this;
+    this.pump = new OutputPump(pipeline.reader(TickConsumer.FEED), {
+      tick(v: RecordViews, b: number) {
+        const f = v.f64;
+        const o = b >> 1;
+        const row = f[o + N.INSTR];
+        if (f[o + N.TYPE] !== NType.TICK) {
+          for (let i = 0; i < qLs.length; i++) qLs[i].quarantine!(f, o, row);
+          return;
+        }
+        if (row < 0) return;
+        hub.ticks++;
+        const lt = hub.latestTicks;
+        const d = row * N_FIELDS;
+        for (let i = 0; i < N_FIELDS; i++) lt[d + i] = f[o + i];
+        hub.hasTick[row] = 1;
+        for (let i = 0; i < tickLs.length; i++) tickLs[i].tick!(f, o, row);
+      },
+      bar(v: RecordViews, b: number) {
+        const f = v.f64;
+        const o = b >> 1;
+        const row = hub.rowOfToken.get(f[o + B.TOKEN]);
+        if (row === undefined) return;
+        hub.bars++;
+        const k = hub.timeframesMs.indexOf(f[o + B.TF_MS]);
+        if (k >= 0) {
+          const slot = row * hub.timeframesMs.length + k;
+          const lb = hub.latestBars;
+          const d = slot * BAR_FIELDS;
+          for (let i = 0; i < BAR_FIELDS; i++) lb[d + i] = f[o + i];
+          hub.hasBar[slot] = 1;
+        }
+        for (let i = 0; i < barLs.length; i++) barLs[i].bar!(f, o, row);
+      },
+      batchEnd() {
+        for (let i = 0; i < endLs.length; i++) endLs[i].batchEnd!();
+      },
+    });
+  }
+
+  done(): Promise<void> {
+    return this.pump?.done ?? Promise.resolve();
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The msgpack feed's messages: how a canonical tick or a bar becomes what a client decodes.
+ *
+ * Data frames are msgpack maps `{ type, d }` whose `d` is an array of records. Records use
+ * msgpackr's shared structures: both ends know these field lists in advance (the typed client in
+ * src/client ships them), so a record costs one byte of structure id plus its values, no keys.
+ * Clients without msgpackr connect with `?records=0` and get plain maps with the same keys.
+ *
+ * Tick record, by mode (every later mode extends the earlier one):
+ *
+ * | key  | mode  | value                                                          |
+ * |------|-------|----------------------------------------------------------------|
+ * | t    | ltp   | instrument token                                               |
+ * | s    | ltp   | trading symbol                                                 |
+ * | p    | ltp   | last price, rupees                                             |
+ * | ts   | ltp   | exchange time, epoch ms                                        |
+ * | q    | quote | last traded quantity                                           |
+ * | ap   | quote | average traded price today                                     |
+ * | v    | quote | volume today                                                   |
+ * | dv   | quote | volume since the previous tick                                 |
+ * | bq   | quote | total buy quantity                                             |
+ * | sq   | quote | total sell quantity                                            |
+ * | o    | quote | day open                                                       |
+ * | h    | quote | day high                                                       |
+ * | l    | quote | day low                                                        |
+ * | c    | quote | previous close                                                 |
+ * | ch   | quote | change % against the previous close                            |
+ * | oi   | full  | open interest                                                  |
+ * | ohi  | full  | OI day high                                                    |
+ * | olo  | full  | OI day low                                                     |
+ * | ltt  | full  | last trade time, epoch ms (0 when unknown)                     |
+ * | dvw  | full  | day VWAP (null when none)                                      |
+ * | bid  | full  | 5 × [price, quantity, orders], best first                      |
+ * | ask  | full  | 5 × [price, quantity, orders], best first                      |
+ * | rt   | full  | receive time at the service, epoch µs (latency measurement)    |
+ *
+ * Bar record: t, s, tf ('1m'), st (bucket start ms), o, h, l, c, v, vw (null when no volume),
+ * n (trades), oi, x (1 = closed, 0 = in progress), pt (1 = partial).
+ *
+ * Message types: `ticks`, `bars`, `snapshot` (ticks and bars right after a subscribe), `ack`,
+ * `error`, `hb` (heartbeat, `{ type: 'hb', ts }`), `order` (the key's own order updates).
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { N } from '../../workers/normalized.ts';
+import { B, BarFlag } from '../../workers/stages/bar.ts';
+import { timeframeName } from '../../workers/stages/session.ts';
+
+export type FeedMode = 'ltp' | 'quote' | 'full';
+export const FEED_MODES: readonly FeedMode[] = ['ltp', 'quote', 'full'];
+
+const LTP_KEYS = ['t', 's', 'p', 'ts'];
+const QUOTE_KEYS = [...LTP_KEYS, 'q', 'ap', 'v', 'dv', 'bq', 'sq', 'o', 'h', 'l', 'c', 'ch'];
+const FULL_KEYS = [...QUOTE_KEYS, 'oi', 'ohi', 'olo', 'ltt', 'dvw', 'bid', 'ask', 'rt'];
+const BAR_KEYS = ['t', 's', 'tf', 'st', 'o', 'h', 'l', 'c', 'v', 'vw', 'n', 'oi', 'x', 'pt'];
+
+/** The shared structures, in order. Changing them is a protocol version change. */
+export const STRUCTURES: readonly (readonly string[])[] = [LTP_KEYS, QUOTE_KEYS, FULL_KEYS, BAR_KEYS];
+export const PROTOCOL_VERSION = 1;
+
+function packrOptions() {
+  return {
+    structures: STRUCTURES.map((s) => [...s]),
+    maxSharedStructures: STRUCTURES.length,
+    // Fixed protocol: never learn or share new structures at run time.
+    shouldShareStructure: () => false,
+    saveStructures: () => false,
+  };
+}
+
+/** Encoder for data frames. One per process: it reuses one target buffer (msgpackr's own). */
+export function createPackr(records: boolean): Packr {
+  return records ? new Packr(packrOptions()) : new Packr({ useRecords: false });
+}
+
+/** Decoder matching `createPackr(true)`; the client uses the same. */
+export function createUnpackr(): Unpackr {
+  return new Unpackr(packrOptions());
+}
+
+export interface TickLtp { t: number; s: string; p: number; ts: number }
+export interface TickQuote extends TickLtp { q: number; ap: number; v: number; dv: number; bq: number; sq: number; o: number; h: number; l: number; c: number; ch: number }
+export interface TickFull extends TickQuote { oi: number; ohi: number; olo: number; ltt: number; dvw: number | null; bid: number[][]; ask: number[][]; rt: number }
+export type FeedTick = TickLtp | TickQuote | TickFull;
+
+export interface FeedBar { t: number; s: string; tf: string; st: number; o: number; h: number; l: number; c: number; v: number; vw: number | null; n: number; oi: number; x: 0 | 1; pt: 0 | 1 }
+
+/** Project the canonical tick at f64 index `o` for a mode. Allocates: the feed's edge. */
+export function tickFor(f: Float64Array, o: number, mode: FeedMode, symbol: string): FeedTick {
+  const ltp: TickLtp = { t: f[o + N.TOKEN], s: symbol, p: f[o + N.PRICE], ts: f[o + N.EXCH_TIME_MS] };
+  if (mode === 'ltp') return ltp;
+  const quote: TickQuote = {
+    ...ltp,
+    q: f[o + N.LAST_QTY], ap: f[o + N.AVG_PRICE], v: f[o + N.VOLUME], dv: f[o + N.VOLUME_DELTA],
+    bq: f[o + N.BUY_QTY], sq: f[o + N.SELL_QTY], o: f[o + N.OPEN], h: f[o + N.HIGH], l: f[o + N.LOW],
+    c: f[o + N.CLOSE], ch: f[o + N.CHANGE_PCT],
+  };
+  if (mode === 'quote') return quote;
+  const bid: number[][] = [];
+  const ask: number[][] = [];
+  for (let i = 0; i < 10; i++) {
+    const d = o + N.DEPTH + 3 * i;
+    (i < 5 ? bid : ask).push([f[d + 1], f[d], f[d + 2]]);
+  }
+  const dvw = f[o + N.DAY_VWAP];
+  return {
+    ...quote,
+    oi: f[o + N.OI], ohi: f[o + N.OI_HIGH], olo: f[o + N.OI_LOW], ltt: f[o + N.LAST_TRADE_MS],
+    dvw: dvw === dvw ? dvw : null, bid, ask, rt: f[o + N.RECV_TIME_US],
+  };
+}
+
+export function barFor(f: Float64Array, o: number, symbol: string): FeedBar {
+  const vw = f[o + B.VWAP];
+  const flags = f[o + B.FLAGS];
+  return {
+    t: f[o + B.TOKEN], s: symbol, tf: timeframeName(f[o + B.TF_MS]), st: f[o + B.START_MS],
+    o: f[o + B.OPEN], h: f[o + B.HIGH], l: f[o + B.LOW], c: f[o + B.CLOSE], v: f[o + B.VOLUME],
+    vw: vw === vw ? vw : null, n: f[o + B.TRADES], oi: f[o + B.OI],
+    x: (flags & BarFlag.CLOSED) !== 0 ? 1 : 0, pt: (flags & BarFlag.PARTIAL) !== 0 ? 1 : 0,
+  };
+}
+
+/** Control messages a client sends (msgpack or JSON text). */
+export interface ControlMessage {
+  op: 'subscribe' | 'unsubscribe' | 'ping';
+  /** Echoed in the ack. */
+  id?: string | number;
+  /** Instrument tokens and/or trading symbols ('NFO:NIFTY25DEC26000CE' or 'INFY'). */
+  instruments?: (number | string)[];
+  mode?: FeedMode;
+  /** Bar timeframes to receive, e.g. ['1m', '5m']. */
+  bars?: string[];
+}

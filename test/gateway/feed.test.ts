@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { unpack } from 'msgpackr';
+import { encodeFrame } from '../../src/kite/codec.ts';
+import { Market } from '../../src/kite/sim/market.ts';
+import { createUnpackr } from '../../src/gateway/messages.ts';
+import { universe } from '../pipeline/harness.ts';
+import { startStack, type Stack } from './stack.ts';
+
+const KEY = 'secret-key-one-0123456789';
+const instruments = universe(2, 1);
+const tokens = instruments.map((i) => i.instrumentToken);
+const unpackr = createUnpackr();
+
+interface Conn { ws: WebSocket; msgs: any[]; next(pred: (m: any) => boolean, what: string, ms?: number): Promise<any> }
+
+function connect(port: number, query = `key=${KEY}`, headers: Record<string, string> = {}, records = true): Promise<Conn> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?${query}`, { headers });
+    const msgs: any[] = [];
+    const waiters: { pred: (m: any) => boolean; resolve: (m: any) => void }[] = [];
+    ws.on('message', (data: Buffer) => {
+      const m = records ? unpackr.unpack(data) : unpack(data);
+      msgs.push(m);
+      for (const w of [...waiters]) if (w.pred(m)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(m); }
+    });
+    ws.on('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    ws.on('error', reject);
+    ws.on('open', () => resolve({
+      ws, msgs,
+      next(pred, what, ms = 10_000) {
+        const found = msgs.find(pred);
+        if (found) return Promise.resolve(found);
+        return new Promise((res, rej) => {
+          const t = setTimeout(() => rej(new Error(`timed out waiting for ${what}`)), ms);
+          waiters.push({ pred, resolve: (m) => { clearTimeout(t); res(m); } });
+        });
+      },
+    }));
+  });
+}
+
+describe('msgpack feed /ws', () => {
+  let stack: Stack;
+  let market: Market;
+  let pump: NodeJS.Timeout;
+  beforeAll(async () => {
+    stack = await startStack(instruments);
+    market = new Market({ instruments, seed: 4 });
+    pump = setInterval(() => stack.push(encodeFrame(market.nextTicks(40, tokens, 'full'))), 10);
+  });
+  afterAll(async () => {
+    clearInterval(pump);
+    await stack.close();
+  });
+
+  it('refuses an upgrade without a valid key with 401', async () => {
+    await expect(connect(stack.port, '')).rejects.toThrow(/401/);
+    await expect(connect(stack.port, 'key=nope')).rejects.toThrow(/401/);
+    expect(stack.feed.stats.refusedUpgrades).toBeGreaterThanOrEqual(2);
+  });
+
+  it('accepts the key as a Bearer header and welcomes the client', async () => {
+    const c = await connect(stack.port, '', { Authorization: `Bearer ${KEY}` });
+    const w = await c.next((m) => m.type === 'welcome', 'welcome');
+    expect(w.key).toBe('alice');
+    c.ws.close();
+  });
+
+  it('subscribes by symbol and token, snapshots, then streams ticks in the chosen mode', async () => {
+    const c = await connect(stack.port);
+    const eq = instruments.find((i) => i.instrumentType === 'EQ' && i.segment === 'NSE')!;
+    const opt = instruments.find((i) => i.instrumentType === 'CE')!;
+    await new Promise((r) => setTimeout(r, 300)); // some ticks first, so the snapshot is not blank
+    c.ws.send(JSON.stringify({ op: 'subscribe', id: 1, instruments: [`NSE:${eq.tradingsymbol}`, opt.instrumentToken, 'NOPE'], mode: 'full', bars: ['1m'] }));
+    const ack = await c.next((m) => m.type === 'ack', 'ack');
+    expect(ack.id).toBe(1);
+    expect(ack.instruments).toEqual([eq.instrumentToken, opt.instrumentToken]);
+    expect(ack.rejected).toEqual([{ instrument: 'NOPE', reason: 'not an instrument this service follows' }]);
+    const snap = await c.next((m) => m.type === 'snapshot', 'snapshot');
+    expect(snap.ticks.length).toBe(2);
+    expect(snap.bars.length).toBeGreaterThan(0);
+    const ticks = await c.next((m) => m.type === 'ticks', 'ticks');
+    const t = ticks.d[0];
+    expect([eq.instrumentToken, opt.instrumentToken]).toContain(t.t);
+    expect(t.bid).toHaveLength(5);
+    expect(t.bid[0][0]).toBeLessThan(t.ask[0][0]);
+    await c.next((m) => m.type === 'bars', 'bars');
+    await c.next((m) => m.type === 'hb', 'heartbeat', 3000);
+    c.ws.send(JSON.stringify({ op: 'subscribe', id: 2, instruments: [eq.instrumentToken], mode: 'ltp' }));
+    await c.next((m) => m.type === 'ack' && m.id === 2, 'ack 2');
+    c.msgs.length = 0;
+    const ltp = await c.next((m) => m.type === 'ticks' && m.d[0].t === eq.instrumentToken, 'ltp ticks');
+    expect(Object.keys(ltp.d[0]).sort()).toEqual(['p', 's', 't', 'ts']);
+    c.ws.close();
+  });
+
+  it('answers bad control messages with an error and keeps the connection', async () => {
+    const c = await connect(stack.port);
+    c.ws.send('not json');
+    await c.next((m) => m.type === 'error', 'error');
+    c.ws.send(JSON.stringify({ op: 'subscribe', instruments: [], mode: 'full' }));
+    await c.next((m) => m.type === 'error' && /instruments/.test(m.message), 'instruments error');
+    c.ws.send(JSON.stringify({ op: 'subscribe', instruments: [tokens[0]], mode: 'fast' }));
+    await c.next((m) => m.type === 'error' && /mode/.test(m.message), 'mode error');
+    c.ws.send(JSON.stringify({ op: 'ping', id: 'p' }));
+    await c.next((m) => m.type === 'pong' && m.id === 'p', 'pong');
+    c.ws.close();
+  });
+
+  it('serves plain msgpack maps to clients without msgpackr records', async () => {
+    const c = await connect(stack.port, `key=${KEY}&records=0`, {}, false);
+    c.ws.send(JSON.stringify({ op: 'subscribe', instruments: [tokens[1]], mode: 'quote' }));
+    const t = await c.next((m) => m.type === 'ticks', 'plain ticks');
+    expect(t.d[0].t).toBe(tokens[1]);
+    expect(typeof t.d[0].v).toBe('number');
+    c.ws.close();
+  });
+});
+
+describe('slow feed clients', () => {
+  it('conflates, then closes, a client that stops reading, while others keep up', async () => {
+    const stack = await startStack(instruments, { conflateBytes: 64 * 1024, closeBytes: 1 << 20, conflateIntervalMs: 10 });
+    const market = new Market({ instruments, seed: 5 });
+    try {
+      const fast = await connect(stack.port);
+      const slow = await connect(stack.port);
+      for (const c of [fast, slow]) c.ws.send(JSON.stringify({ op: 'subscribe', instruments: tokens, mode: 'full' }));
+      await fast.next((m) => m.type === 'ack', 'ack');
+      await slow.next((m) => m.type === 'ack', 'ack');
+      // The slow client stops reading its socket: the kernel buffers fill, then uWS's queue.
+      (slow.ws as any)._socket.pause();
+      const closed = new Promise<number>((r) => slow.ws.on('close', (code) => r(code)));
+      let fastTicks = 0;
+      fast.ws.on('message', () => { fastTicks++; });
+      const t0 = Date.now();
+      let code = 0;
+      closed.then((c) => { code = c; });
+      while (code === 0 && Date.now() - t0 < 20_000) {
+        for (let i = 0; i < 20; i++) stack.push(encodeFrame(market.nextTicks(200, tokens, 'full')));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      (slow.ws as any)._socket.resume();
+      expect(stack.feed.stats.conflations).toBeGreaterThanOrEqual(1);
+      expect(stack.feed.stats.slowCloses).toBe(1);
+      // The 4008 close frame queues behind the bytes the client never read, so a client that
+      // stays paused sees the TCP close (1006); one that reads again gets 4008.
+      expect([4008, 1006]).toContain(await closed);
+      // The fast client was served throughout.
+      expect(fastTicks).toBeGreaterThan(100);
+      expect(fast.ws.readyState).toBe(WebSocket.OPEN);
+      fast.ws.close();
+    } finally {
+      await stack.close();
+    }
+  });
+});

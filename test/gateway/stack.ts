@@ -1,0 +1,56 @@
+/**
+ * The live side of the service without the Kite socket: front → pipeline → hub → feed on a real
+ * uWebSockets.js app on loopback. Tests push encoded Kite frames into the front.
+ */
+import { Front } from '../../src/front.ts';
+import { Pipeline } from '../../src/pipeline.ts';
+import { startGateway, type Gateway } from '../../src/gateway/server.ts';
+import { FeedHub } from '../../src/gateway/hub.ts';
+import { Feed, type FeedOptions } from '../../src/gateway/feed.ts';
+import { OutputPump } from '../../src/outputs.ts';
+import { TickConsumer } from '../../workers/normalized.ts';
+import { silentLogger } from '../../src/log.ts';
+import type { Instrument } from '../../src/kite/instruments.ts';
+import { nowMicros } from '../../src/clock.ts';
+
+export const TEST_KEYS: Record<string, string> = { 'secret-key-one-0123456789': 'alice', 'secret-key-two-0123456789': 'bob' };
+export const auth = { verify: (s: string) => (TEST_KEYS[s] ? { name: TEST_KEYS[s] } : null) };
+
+export interface Stack {
+  port: number;
+  front: Front;
+  pipeline: Pipeline;
+  hub: FeedHub;
+  feed: Feed;
+  gateway: Gateway;
+  push(bytes: Uint8Array): void;
+  close(): Promise<void>;
+}
+
+export async function startStack(instruments: Instrument[], feedOpts: Partial<FeedOptions> = {}, workers = 1): Promise<Stack> {
+  const front = new Front({ shards: workers, ringCapacity: 1 << 14 });
+  const pipeline = new Pipeline({
+    rings: front.rings, instruments, mode: 'full', timeframesMs: [1000, 60_000], onError: (s, e) => { throw e; },
+  });
+  const store = new OutputPump(pipeline.reader(TickConsumer.STORE), { tick() {}, bar() {} });
+  const hub = new FeedHub(instruments, [1000, 60_000]);
+  let feed!: Feed;
+  const gateway = await startGateway({
+    host: '127.0.0.1', port: 0, health: () => ({}),
+    routes: (app) => { feed = new Feed(app, { hub, auth, log: silentLogger, ...feedOpts }); },
+  });
+  hub.add(feed);
+  hub.start(pipeline);
+  let seq = 0;
+  return {
+    port: gateway.port, front, pipeline, hub, feed, gateway,
+    push: (bytes) => front.onBinary(bytes, 0, ++seq, nowMicros()),
+    async close() {
+      feed.close();
+      gateway.close();
+      await front.close();
+      await pipeline.stop();
+      await Promise.all([store.done, hub.done()]);
+    },
+  };
+}
