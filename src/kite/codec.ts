@@ -381,7 +381,8 @@ export function encodeFrame(ticks: readonly WireTick[]): Uint8Array {
 /** Kite's idle heartbeat: one byte. */
 export const HEARTBEAT = new Uint8Array([0]);
 
-function writeWirePacket(dv: DataView, p: number, t: WireTick): void {
+/** Write one packet (without its length prefix) at `p`: the encoder's unit, for callers that build frames themselves. */
+export function writeWirePacket(dv: DataView, p: number, t: WireTick): void {
   dv.setUint32(p, t.token >>> 0);
   dv.setInt32(p + 4, t.lastPrice | 0);
   switch (t.kind) {

@@ -7,6 +7,7 @@ import { Pipeline } from '../../src/pipeline.ts';
 import { startGateway, type Gateway } from '../../src/gateway/server.ts';
 import { FeedHub } from '../../src/gateway/hub.ts';
 import { Feed, type FeedOptions } from '../../src/gateway/feed.ts';
+import { KiteWs } from '../../src/gateway/kite-ws.ts';
 import { OutputPump } from '../../src/outputs.ts';
 import { TickConsumer } from '../../workers/normalized.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -22,6 +23,7 @@ export interface Stack {
   pipeline: Pipeline;
   hub: FeedHub;
   feed: Feed;
+  kite: KiteWs;
   gateway: Gateway;
   push(bytes: Uint8Array): void;
   close(): Promise<void>;
@@ -35,18 +37,24 @@ export async function startStack(instruments: Instrument[], feedOpts: Partial<Fe
   const store = new OutputPump(pipeline.reader(TickConsumer.STORE), { tick() {}, bar() {} });
   const hub = new FeedHub(instruments, [1000, 60_000]);
   let feed!: Feed;
+  let kite!: KiteWs;
   const gateway = await startGateway({
     host: '127.0.0.1', port: 0, health: () => ({}),
-    routes: (app) => { feed = new Feed(app, { hub, auth, log: silentLogger, ...feedOpts }); },
+    routes: (app) => {
+      feed = new Feed(app, { hub, auth, log: silentLogger, ...feedOpts });
+      kite = new KiteWs(app, hub, auth, silentLogger);
+    },
   });
   hub.add(feed);
+  hub.add(kite);
   hub.start(pipeline);
   let seq = 0;
   return {
-    port: gateway.port, front, pipeline, hub, feed, gateway,
+    port: gateway.port, front, pipeline, hub, feed, kite, gateway,
     push: (bytes) => front.onBinary(bytes, 0, ++seq, nowMicros()),
     async close() {
       feed.close();
+      kite.close();
       gateway.close();
       await front.close();
       await pipeline.stop();

@@ -1,0 +1,306 @@
+/**
+ * Kite-compatible ticker endpoint: `GET /kite` (WebSocket).
+ *
+ * Code written for Kite works unchanged: point the official `KiteTicker`'s `root` at
+ * `ws://HOST:PORT/kite` and pass one of our API keys as `api_key` (the access token may be any
+ * value, or the key again). It speaks Kite's protocol: JSON `subscribe` / `unsubscribe` / `mode`
+ * messages, new tokens in `quote` mode, Kite binary frames with each subscriber's packets in the
+ * length of its own mode (8/44/184, index 8/28/32), a 1-byte heartbeat every second, and Kite's
+ * `{"type":"error"}` text for malformed input. One upstream Kite connection then serves any number
+ * of downstream tickers, lifting Kite's three-connections-per-key limit for a team.
+ *
+ * Fan-out mirrors the msgpack feed: one topic per (instrument, mode); after each drain, each
+ * topic's ticks become one Kite frame, encoded once and published once.
+ */
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
+import { emptyWireTick, HEARTBEAT, writeWirePacket, type WireTick } from '../kite/codec.ts';
+import { KIND_LENGTH, Kind, priceDivisor, type KindCode } from '../kite/record.ts';
+import type { Logger } from '../log.ts';
+import { N, N_FIELDS } from '../../workers/normalized.ts';
+import type { Authenticator } from './feed.ts';
+import type { FeedHub, HubListener } from './hub.ts';
+
+const MODES = ['ltp', 'quote', 'full'] as const;
+/** A Kite frame at most this big; more packets for one topic go in further frames. */
+const FRAME_BYTES = 64 * 1024;
+
+interface KiteClient {
+  id: number;
+  key: string;
+  modes: Map<number, number>;
+  closed: boolean;
+}
+
+export interface KiteWsStats {
+  clients: number;
+  frames: number;
+  packets: number;
+  refusedUpgrades: number;
+  badMessages: number;
+}
+
+const KITE_TOKEN_ERROR = JSON.stringify({
+  status: 'error', message: 'Incorrect `api_key` or `access_token`.', data: null, error_type: 'TokenException',
+});
+
+/** Pending bytes of one topic for the current drain. */
+interface Pending {
+  buf: Uint8Array;
+  dv: DataView;
+  len: number;
+  count: number;
+}
+
+export class KiteWs implements HubListener {
+  readonly stats: KiteWsStats = { clients: 0, frames: 0, packets: 0, refusedUpgrades: 0, badMessages: 0 };
+  private readonly subs: Uint32Array;
+  private readonly topics: string[][];
+  private readonly pending: (Pending | null)[][];
+  private readonly touched: number[][] = [[], [], []];
+  private readonly wire: WireTick[];
+  private readonly sockets = new Set<WebSocket<KiteClient>>();
+  private readonly heartbeat: NodeJS.Timeout;
+  private nextId = 1;
+
+  constructor(private readonly app: TemplatedApp, private readonly hub: FeedHub, private readonly auth: Authenticator, private readonly log: Logger) {
+    const rows = hub.rows;
+    this.subs = new Uint32Array(rows * 3);
+    this.topics = [0, 1, 2].map((m) => Array.from({ length: rows }, (_, r) => `k${m}:${r}`));
+    this.pending = [0, 1, 2].map(() => new Array<Pending | null>(rows).fill(null));
+    this.wire = hub.instruments.map((i) => emptyWireTick(Kind.FULL, i.instrumentToken));
+    for (const pattern of ['/kite', '/kite/']) {
+      app.ws<KiteClient>(pattern, {
+        maxPayloadLength: 1 << 20,
+        idleTimeout: 120,
+        maxBackpressure: 16 << 20,
+        upgrade: (res, req, ctx) => this.upgrade(res, req, ctx),
+        open: (ws) => {
+          this.sockets.add(ws);
+          this.stats.clients = this.sockets.size;
+          ws.subscribe('k:hb');
+        },
+        message: (ws, msg, isBinary) => this.message(ws, msg, isBinary),
+        close: (ws) => this.closed(ws),
+      });
+    }
+    this.heartbeat = setInterval(() => app.publish('k:hb', HEARTBEAT, true), 1000);
+    this.heartbeat.unref();
+  }
+
+  close(): void {
+    clearInterval(this.heartbeat);
+    for (const ws of this.sockets) ws.end(1001, 'server shutting down');
+  }
+
+  // --- HubListener ---------------------------------------------------------------------------------
+
+  tick(f: Float64Array, o: number, row: number): void {
+    const s = this.subs;
+    const base = row * 3;
+    if (s[base] + s[base + 1] + s[base + 2] === 0) return;
+    const t = this.fill(f, o, row);
+    for (let m = 0; m < 3; m++) {
+      if (s[base + m] === 0) continue;
+      this.append(m, row, t);
+    }
+  }
+
+  batchEnd(): void {
+    for (let m = 0; m < 3; m++) {
+      const rows = this.touched[m];
+      for (let i = 0; i < rows.length; i++) this.flush(m, rows[i]);
+      rows.length = 0;
+    }
+  }
+
+  // --- encoding ------------------------------------------------------------------------------------
+
+  /** The row's WireTick, refilled from the canonical tick: prices back to Kite's integer units. */
+  private fill(f: Float64Array, o: number, row: number): WireTick {
+    const t = this.wire[row];
+    const div = priceDivisor(t.token);
+    t.lastPrice = Math.round(f[o + N.PRICE] * div);
+    t.lastQty = f[o + N.LAST_QTY];
+    t.avgPrice = Math.round(f[o + N.AVG_PRICE] * div);
+    t.volume = f[o + N.VOLUME];
+    t.buyQty = f[o + N.BUY_QTY];
+    t.sellQty = f[o + N.SELL_QTY];
+    t.open = Math.round(f[o + N.OPEN] * div);
+    t.high = Math.round(f[o + N.HIGH] * div);
+    t.low = Math.round(f[o + N.LOW] * div);
+    t.close = Math.round(f[o + N.CLOSE] * div);
+    t.changeRaw = 0;
+    t.lastTradeTime = Math.floor(f[o + N.LAST_TRADE_MS] / 1000);
+    t.oi = f[o + N.OI];
+    t.oiHigh = f[o + N.OI_HIGH];
+    t.oiLow = f[o + N.OI_LOW];
+    t.exchangeTime = Math.floor(f[o + N.EXCH_TIME_MS] / 1000);
+    for (let i = 0; i < 10; i++) {
+      const d = o + N.DEPTH + 3 * i;
+      const e = t.depth[i];
+      e.quantity = f[d];
+      e.price = Math.round(f[d + 1] * div);
+      e.orders = f[d + 2];
+    }
+    return t;
+  }
+
+  private kindFor(m: number, row: number): KindCode {
+    const index = this.hub.instruments[row] && (this.hub.instruments[row].segment === 'INDICES' || (this.wire[row].token & 0xff) === 9);
+    if (m === 0) return Kind.LTP;
+    if (index) return m === 1 ? Kind.INDEX_QUOTE : Kind.INDEX_FULL;
+    return m === 1 ? Kind.QUOTE : Kind.FULL;
+  }
+
+  private append(m: number, row: number, t: WireTick): void {
+    const kind = this.kindFor(m, row);
+    const plen = KIND_LENGTH[kind];
+    let p = this.pending[m][row];
+    if (p === null) {
+      const buf = new Uint8Array(FRAME_BYTES);
+      p = { buf, dv: new DataView(buf.buffer), len: 2, count: 0 };
+      this.pending[m][row] = p;
+    }
+    if (p.count === 0) this.touched[m].push(row);
+    if (p.len + 2 + plen > FRAME_BYTES) this.flush(m, row);
+    t.kind = kind;
+    p.dv.setUint16(p.len, plen);
+    writeWirePacket(p.dv, p.len + 2, t);
+    p.len += 2 + plen;
+    p.count++;
+  }
+
+  private flush(m: number, row: number): void {
+    const p = this.pending[m][row];
+    if (p === null || p.count === 0) return;
+    p.dv.setUint16(0, p.count);
+    // uWS copies the message, so the buffer is reused for the next drain.
+    this.app.publish(this.topics[m][row], p.buf.subarray(0, p.len), true);
+    this.stats.frames++;
+    this.stats.packets += p.count;
+    p.len = 2;
+    p.count = 0;
+  }
+
+  /** One frame with the latest packet of each row, in mode m: what a new subscription starts with. */
+  private snapshot(ws: WebSocket<KiteClient>, rows: number[], m: number): void {
+    const hub = this.hub;
+    const buf = new Uint8Array(2 + rows.length * (2 + 184));
+    const dv = new DataView(buf.buffer);
+    let len = 2;
+    let count = 0;
+    for (const row of rows) {
+      if (!hub.hasTick[row]) continue;
+      const t = this.fill(hub.latestTicks, row * N_FIELDS, row);
+      t.kind = this.kindFor(m, row);
+      dv.setUint16(len, KIND_LENGTH[t.kind]);
+      writeWirePacket(dv, len + 2, t);
+      len += 2 + KIND_LENGTH[t.kind];
+      count++;
+    }
+    if (count === 0) return;
+    dv.setUint16(0, count);
+    ws.send(buf.subarray(0, len), true);
+  }
+
+  // --- WebSocket -----------------------------------------------------------------------------------
+
+  private upgrade(res: HttpResponse, req: HttpRequest, context: unknown): void {
+    const q = new URLSearchParams(req.getQuery() ?? '');
+    const wsKey = req.getHeader('sec-websocket-key');
+    const wsProtocol = req.getHeader('sec-websocket-protocol');
+    const wsExtensions = req.getHeader('sec-websocket-extensions');
+    const apiKey = q.get('api_key') ?? '';
+    const token = q.get('access_token') ?? '';
+    const who = (apiKey && this.auth.verify(apiKey)) || (token && this.auth.verify(token)) || null;
+    if (!who) {
+      this.stats.refusedUpgrades++;
+      // Kite refuses bad credentials with 403 and this body.
+      res.cork(() => res.writeStatus('403 Forbidden').writeHeader('Content-Type', 'application/json').end(KITE_TOKEN_ERROR));
+      return;
+    }
+    const c: KiteClient = { id: this.nextId++, key: who.name, modes: new Map(), closed: false };
+    res.upgrade(c, wsKey, wsProtocol, wsExtensions, context as never);
+  }
+
+  private error(ws: WebSocket<KiteClient>, data: string): void {
+    this.stats.badMessages++;
+    ws.send(JSON.stringify({ type: 'error', data }), false);
+  }
+
+  private message(ws: WebSocket<KiteClient>, data: ArrayBuffer, isBinary: boolean): void {
+    if (isBinary) return this.error(ws, 'binary messages are not accepted; send JSON text');
+    let msg: { a?: unknown; v?: unknown };
+    try {
+      msg = JSON.parse(Buffer.from(data).toString('utf8'));
+    } catch {
+      return this.error(ws, 'invalid JSON');
+    }
+    if (msg === null || typeof msg !== 'object') return this.error(ws, 'expected {"a": ..., "v": ...}');
+    const c = ws.getUserData();
+    if (msg.a === 'subscribe' || msg.a === 'unsubscribe') {
+      if (!Array.isArray(msg.v)) return this.error(ws, `${msg.a}: v must be an array of instrument tokens`);
+      const rows = this.rowsOf(msg.v);
+      if (msg.a === 'subscribe') {
+        const fresh = rows.filter((r) => !c.modes.has(r));
+        for (const r of fresh) this.setMode(ws, c, r, 1);
+        this.snapshot(ws, fresh, 1);
+      } else {
+        for (const r of rows) this.drop(ws, c, r);
+      }
+      return;
+    }
+    if (msg.a === 'mode') {
+      const v = msg.v;
+      if (!Array.isArray(v) || v.length !== 2 || !Array.isArray(v[1])) return this.error(ws, 'mode: v must be [mode, [tokens]]');
+      const m = MODES.indexOf(v[0] as (typeof MODES)[number]);
+      if (m < 0) return this.error(ws, `mode: "${String(v[0])}" is not one of ltp, quote, full`);
+      const rows = this.rowsOf(v[1]).filter((r) => c.modes.has(r));
+      for (const r of rows) this.setMode(ws, c, r, m);
+      this.snapshot(ws, rows, m);
+      return;
+    }
+    this.error(ws, `unknown action "${String(msg.a)}"`);
+  }
+
+  /** Rows of the tokens this service follows; others are ignored silently, as Kite does. */
+  private rowsOf(v: unknown[]): number[] {
+    const rows: number[] = [];
+    for (const t of v) {
+      if (typeof t !== 'number') continue;
+      const r = this.hub.rowOfToken.get(t);
+      if (r !== undefined) rows.push(r);
+    }
+    return rows;
+  }
+
+  private setMode(ws: WebSocket<KiteClient>, c: KiteClient, row: number, m: number): void {
+    const old = c.modes.get(row);
+    if (old === m) return;
+    if (old !== undefined) {
+      this.subs[row * 3 + old]--;
+      ws.unsubscribe(this.topics[old][row]);
+    }
+    c.modes.set(row, m);
+    this.subs[row * 3 + m]++;
+    ws.subscribe(this.topics[m][row]);
+  }
+
+  private drop(ws: WebSocket<KiteClient>, c: KiteClient, row: number): void {
+    const old = c.modes.get(row);
+    if (old === undefined) return;
+    this.subs[row * 3 + old]--;
+    ws.unsubscribe(this.topics[old][row]);
+    c.modes.delete(row);
+  }
+
+  private closed(ws: WebSocket<KiteClient>): void {
+    const c = ws.getUserData();
+    c.closed = true;
+    this.sockets.delete(ws);
+    this.stats.clients = this.sockets.size;
+    for (const [row, m] of c.modes) this.subs[row * 3 + m]--;
+    c.modes.clear();
+    this.log.debug({ client: c.id }, 'kite client closed');
+  }
+}
