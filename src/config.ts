@@ -35,6 +35,12 @@ export interface Config {
   readonly kiteConnections: number;
   readonly databaseUrl: string | null;
   readonly redisUrl: string | null;
+  /** Prefix of every Redis key the cache writes, so environments can share one Redis. */
+  readonly redisPrefix: string;
+  /** How often the cache writes the latest quotes and bars to Redis, ms. */
+  readonly cacheFlushMs: number;
+  /** API keys from API_KEYS (secrets in memory only, never written or logged). */
+  readonly apiKeys: readonly { readonly name: string; readonly secret: string }[];
   readonly workers: number;
   /** Bar timeframes, ms, in the order given. */
   readonly timeframesMs: readonly number[];
@@ -112,6 +118,48 @@ function timeframes(env: Env, name: string): number[] {
   return out;
 }
 
+export const API_KEY_NAME = /^[a-z0-9_-]{1,64}$/;
+/** Secrets are 16..256 URL-safe characters: 16 of 64 symbols is 96 bits, too many to guess. */
+export const API_KEY_SECRET = /^[A-Za-z0-9_-]{16,256}$/;
+const API_KEYS_EXAMPLE = 'alice:Zx8_q2Lr-Vb61KpTw9Yc,bob:...';
+
+/**
+ * API_KEYS: `name:secret,name:secret`. Messages name the key but never echo a secret, since
+ * start-up errors go to the terminal and to log collectors.
+ */
+function apiKeys(env: Env, name: string): { name: string; secret: string }[] {
+  const v = str(env, name);
+  if (v === undefined) return [];
+  const out: { name: string; secret: string }[] = [];
+  const parts = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const [i, part] of parts.entries()) {
+    const colon = part.indexOf(':');
+    if (colon < 0) throw new ConfigError(name, `entry ${i + 1} has no ":" between name and secret`, API_KEYS_EXAMPLE);
+    const keyName = part.slice(0, colon);
+    const secret = part.slice(colon + 1);
+    if (!API_KEY_NAME.test(keyName)) {
+      throw new ConfigError(name, `entry ${i + 1}: name "${keyName.slice(0, 70)}" is not 1-64 of a-z 0-9 _ -`, API_KEYS_EXAMPLE);
+    }
+    if (!API_KEY_SECRET.test(secret)) {
+      throw new ConfigError(name, `key "${keyName}": secret must be 16-256 of A-Z a-z 0-9 _ - (it has ${secret.length} characters; not shown)`, API_KEYS_EXAMPLE);
+    }
+    const dup = out.find((k) => k.name === keyName || k.secret === secret);
+    if (dup) {
+      throw new ConfigError(name, dup.name === keyName ? `key "${keyName}" is listed twice` : `keys "${dup.name}" and "${keyName}" share a secret`, API_KEYS_EXAMPLE);
+    }
+    out.push({ name: keyName, secret });
+  }
+  return out;
+}
+
+function redisPrefix(env: Env, name: string): string {
+  // Never empty (unset means the default): the cache's keys must be findable, and deletable, by
+  // prefix in a Redis that other apps share.
+  const v = str(env, name) ?? 'n50:';
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(v)) throw new ConfigError(name, `"${v.slice(0, 70)}" is not 1-64 of A-Z a-z 0-9 _ . : -`, 'n50:');
+  return v;
+}
+
 /** Hide a password in a URL before it goes into a message. */
 export function redactUrl(v: string): string {
   return v.replace(/\/\/([^:/@]+):([^@]+)@/, '//$1:***@');
@@ -155,6 +203,9 @@ export function loadConfig(env: Env = process.env): Config {
     kiteConnections: int(env, 'KITE_CONNECTIONS', 3, 1, 3, '3'),
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:'], 'postgres://user@127.0.0.1:5432/nifty') ?? null,
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:'], 'redis://127.0.0.1:6379/0') ?? null,
+    redisPrefix: redisPrefix(env, 'REDIS_PREFIX'),
+    cacheFlushMs: int(env, 'CACHE_FLUSH_MS', 50, 1, 60_000, '50'),
+    apiKeys: apiKeys(env, 'API_KEYS'),
     workers: int(env, 'WORKERS', Math.min(2, cores), 1, 64, String(Math.min(2, cores))),
     timeframesMs: timeframes(env, 'BAR_TIMEFRAMES'),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
@@ -174,4 +225,17 @@ function deepFreeze<T>(o: T): T {
     Object.freeze(o);
   }
   return o;
+}
+
+/** Settings of `npm run tail`: where the feed is and the API key to use. */
+export function loadTailConfig(env: Env = process.env): { url: string; key: string } {
+  const key = str(env, 'FEED_KEY');
+  if (key === undefined) throw new ConfigError('FEED_KEY', 'is not set: pass an API key (the dev key is printed at start-up, or `npm run keys -- create NAME`)', 'n50_dev_...');
+  const port = int(env, 'PORT', 3000, 1, 65535, '3000');
+  const url = url_(env, 'FEED_URL') ?? `ws://127.0.0.1:${port}/ws`;
+  return { url, key };
+}
+
+function url_(env: Env, name: string): string | undefined {
+  return url(env, name, ['ws:', 'wss:'], 'ws://127.0.0.1:3000/ws');
 }
