@@ -75,3 +75,44 @@ describe('config', () => {
     expect(r.stderr).toContain('"eighty" is not a whole number');
   });
 });
+
+describe('config: API keys and cache', () => {
+  it('reads API_KEYS as name:secret pairs, blanks and empty entries ignored', () => {
+    const c = loadConfig({ API_KEYS: ' alice:alice-secret-0123456789 , ,risk_desk-2:AbCdEfGh_IjKl-MnOp ' });
+    expect(c.apiKeys).toEqual([
+      { name: 'alice', secret: 'alice-secret-0123456789' },
+      { name: 'risk_desk-2', secret: 'AbCdEfGh_IjKl-MnOp' },
+    ]);
+    expect(Object.isFrozen(c.apiKeys[0])).toBe(true);
+    expect(loadConfig({}).apiKeys).toEqual([]);
+  });
+
+  it('refuses bad API_KEYS entries without ever echoing a secret', () => {
+    const secret = 'hunter2hunter2hunter2';
+    for (const v of [
+      'alice', // no colon
+      `Alice:${secret}`, // upper-case name
+      `:${secret}`,
+      `${'a'.repeat(65)}:${secret}`,
+      'alice:short-hunter2', // 13 characters
+      `alice:${secret}!`, // bad character
+      `alice:${'x'.repeat(257)}`,
+      `alice:${secret},alice:${secret}X`, // duplicate name
+      `alice:${secret},bob:${secret}`, // shared secret
+    ]) {
+      const err = fails({ API_KEYS: v }, 'API_KEYS');
+      expect(err.message).not.toContain('hunter2');
+    }
+    expect(fails({ API_KEYS: `alice:${secret},alice:${secret}X` }, 'API_KEYS').message).toContain('"alice" is listed twice');
+  });
+
+  it('reads CACHE_FLUSH_MS and REDIS_PREFIX with their defaults', () => {
+    expect(loadConfig({}).cacheFlushMs).toBe(50);
+    expect(loadConfig({}).redisPrefix).toBe('n50:');
+    const c = loadConfig({ CACHE_FLUSH_MS: '200', REDIS_PREFIX: 'staging:n50:' });
+    expect(c.cacheFlushMs).toBe(200);
+    expect(c.redisPrefix).toBe('staging:n50:');
+    fails({ CACHE_FLUSH_MS: '0' }, 'CACHE_FLUSH_MS');
+    fails({ REDIS_PREFIX: 'has space' }, 'REDIS_PREFIX');
+  });
+});
