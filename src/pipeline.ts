@@ -16,7 +16,7 @@ import type { Instrument } from './kite/instruments.ts';
 import { createRingBuffer, RingConsumer } from './rings/ring.ts';
 import { shardOf } from './front.ts';
 import { N_SLOT_WORDS, TICK_CONSUMERS } from '../workers/normalized.ts';
-import { BAR_SLOT_WORDS, chainStatsBytes, DOORBELL_STRIDE, optionGroups, SC, SHARD_COUNTERS, type ShardControl, type ShardData, type ShardMessage } from '../workers/protocol.ts';
+import { BAR_SLOT_WORDS, chainStatsBytes, DOORBELL_STRIDE, optionGroups, SC, SHARD_COUNTERS, type ShardControl, type ShardData, type ShardMemory, type ShardMessage } from '../workers/protocol.ts';
 import { QUARANTINE_REASON_NAMES } from '../workers/stages/validate.ts';
 import type { RecordViews } from './kite/record.ts';
 
@@ -143,6 +143,28 @@ export class Pipeline {
   setFilter(k: number, tokens: number[] | null, filter: { fields: number; changedOnly: boolean } | null): void {
     const m: ShardControl = { type: 'filter', k, tokens, filter };
     for (const s of this.shards) s.worker.postMessage(m);
+  }
+
+  /**
+   * Each shard's heap and GC count (for diagnostics and the bench). GC events are counted from a
+   * shard's first request on, so call once to start counting and again to read.
+   */
+  memory(timeoutMs = 5000): Promise<ShardMemory[]> {
+    return Promise.all(this.shards.map((s) => new Promise<ShardMemory>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        s.worker.off('message', onMessage);
+        reject(new Error(`shard ${s.worker.threadId} did not report its memory within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onMessage = (m: ShardMessage): void => {
+        if (m.type !== 'memory') return;
+        clearTimeout(timer);
+        s.worker.off('message', onMessage);
+        const { type: _type, ...mem } = m;
+        resolve(mem);
+      };
+      s.worker.on('message', onMessage);
+      s.worker.postMessage({ type: 'memory' } satisfies ShardControl);
+    })));
   }
 
   /** Run the shards' bar clocks now (tests with a manual clock). */

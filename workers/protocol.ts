@@ -102,10 +102,21 @@ export function ringDoorbells(bells: Int32Array, consumers: number): void {
   }
 }
 
-export type ShardMessage = { type: 'drained'; shard: number };
+/** This shard thread's heap (its own isolate) and the GC events it has seen since first asked. */
+export interface ShardMemory {
+  shard: number;
+  heapUsed: number;
+  heapTotal: number;
+  /** GC events since the first 'memory' request (the observer starts then; nothing is watched before). */
+  gcs: number;
+  gcMs: number;
+}
+
+export type ShardMessage = { type: 'drained'; shard: number } | ({ type: 'memory' } & ShardMemory);
 
 export type ShardControl =
   | { type: 'advance' }
+  | { type: 'memory' }
   | {
     type: 'filter';
     k: number;

@@ -18,6 +18,8 @@
  * In-progress bar updates are coalesced: at most one per (token, timeframe) per batch, written
  * after the batch, so a burst of ticks costs one update, not one per tick.
  */
+import { PerformanceObserver } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import { RingConsumer, RingProducer } from '../src/rings/ring.ts';
 import { F, Kind, type RecordViews } from '../src/kite/record.ts';
@@ -225,8 +227,30 @@ parentPort!.on('message', (m: ShardControl) => {
   } else if (m.type === 'filter') {
     const rows = m.tokens === null ? null : m.tokens.map((t) => table.row(t)).filter((r) => r >= 0);
     filter.setFilter(m.k, m.filter === null ? null : { rows, fields: m.filter.fields, changedOnly: m.filter.changedOnly });
+  } else if (m.type === 'memory') {
+    reportMemory();
   }
 });
+
+/** GC events of this thread, counted from the first 'memory' request on. */
+const gcSeen = { count: 0, ms: 0 };
+let gcObserver: PerformanceObserver | null = null;
+
+function reportMemory(): void {
+  if (gcObserver === null) {
+    gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        gcSeen.count++;
+        gcSeen.ms += e.duration;
+      }
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
+  }
+  const h = getHeapStatistics(); // this isolate's heap, not the process's
+  parentPort!.postMessage({
+    type: 'memory', shard: data.shard, heapUsed: h.used_heap_size, heapTotal: h.total_heap_size, gcs: gcSeen.count, gcMs: gcSeen.ms,
+  } satisfies ShardMessage);
+}
 
 async function run(): Promise<void> {
   for (;;) {
