@@ -42,6 +42,14 @@ export interface Config {
   /** API keys from API_KEYS (secrets in memory only, never written or logged). */
   readonly apiKeys: readonly { readonly name: string; readonly secret: string }[];
   readonly workers: number;
+  /** REST: requests per second each API key may make (token bucket refill); 0 = no limit. */
+  readonly apiRatePerSec: number;
+  /** REST: requests an API key may make at once before the rate applies (bucket size). */
+  readonly apiRateBurst: number;
+  /** REST: largest request body accepted, bytes (413 past it). */
+  readonly apiMaxBodyBytes: number;
+  /** REST: most bars one `/api/bars` answer carries (the `limit` parameter's maximum and default). */
+  readonly apiBarsLimit: number;
   /** Bar timeframes, ms, in the order given. */
   readonly timeframesMs: readonly number[];
   readonly logLevel: LogLevel;
@@ -207,6 +215,10 @@ export function loadConfig(env: Env = process.env): Config {
     cacheFlushMs: int(env, 'CACHE_FLUSH_MS', 50, 1, 60_000, '50'),
     apiKeys: apiKeys(env, 'API_KEYS'),
     workers: int(env, 'WORKERS', Math.min(2, cores), 1, 64, String(Math.min(2, cores))),
+    apiRatePerSec: int(env, 'API_RATE_PER_SEC', 50, 0, 1_000_000, '50'),
+    apiRateBurst: int(env, 'API_RATE_BURST', 100, 1, 1_000_000, '100'),
+    apiMaxBodyBytes: int(env, 'API_MAX_BODY_BYTES', 65_536, 1, 16 << 20, '65536'),
+    apiBarsLimit: int(env, 'API_BARS_LIMIT', 10_000, 1, 1_000_000, '10000'),
     timeframesMs: timeframes(env, 'BAR_TIMEFRAMES'),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     dataDir: path.resolve(str(env, 'DATA_DIR') ?? 'data'),
