@@ -27,7 +27,10 @@ try {
     {
       feed: service.sim ? `built-in Kite simulator at ${service.sim.wsUrl} (no KITE_API_KEY/KITE_ACCESS_TOKEN set)` : `Kite at ${config.kiteWsUrl}`,
       storage: config.databaseUrl ? redactUrl(config.databaseUrl) : `embedded (DATABASE_URL unset; storage arrives with issue #4, data dir ${config.dataDir})`,
-      cache: config.redisUrl ? redactUrl(config.redisUrl) : 'in-process (REDIS_URL unset)',
+      cache: config.redisUrl ? `redis ${redactUrl(config.redisUrl)}` : 'in-process (REDIS_URL unset)',
+      feeds: { msgpack: `${base.replace('http', 'ws')}/ws`, kite: `${base.replace('http', 'ws')}/kite` },
+      apiKeys: service.keys.size,
+      ...(service.devKey ? { devKey: service.devKey, devKeyNote: 'created now and shown once; stored hashed under DATA_DIR' } : {}),
       instruments: service.tokens.length,
       workers: config.workers,
       health: `${base}/health`,

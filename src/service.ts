@@ -17,6 +17,10 @@ import { Pipeline } from './pipeline.ts';
 import { startInterimStore } from './interim-consumers.ts';
 import { FeedHub } from './gateway/hub.ts';
 import { quarantineLog } from './quarantine-log.ts';
+import { Feed } from './gateway/feed.ts';
+import { KiteWs } from './gateway/kite-ws.ts';
+import { ensureDevKey, KeyStore, keysFilePath } from './auth/keys.ts';
+import { createCache, type QuoteCache } from './cache/index.ts';
 
 /** Simulator credentials used when the service runs against its own simulator. */
 const SIM_CREDENTIALS = { apiKey: 'sim', accessToken: 'sim' };
@@ -31,6 +35,10 @@ export interface Service {
   readonly gateway: Gateway;
   readonly sim: Simulator | null;
   readonly tokens: readonly number[];
+  readonly keys: KeyStore;
+  readonly cache: QuoteCache;
+  /** The development key created at this start (printed once), or null. */
+  readonly devKey: string | null;
   health(): Record<string, unknown>;
   /** Stop taking data, drain the workers, close everything. Idempotent. */
   close(): Promise<void>;
@@ -95,6 +103,17 @@ export async function startService(config: Config, log: Logger): Promise<Service
     // The FEED slot: latest state, live feeds and quarantine logging hang off one hub.
     const hub = new FeedHub(universe, config.timeframesMs);
     hub.add(quarantineLog(log, hub.symbols));
+    // Latest quote and bar to the cache: coalesced in memory, written in batches off the hot path.
+    const cache = createCache(config, log);
+    cleanup.push(() => cache.close());
+    hub.add({ tick: (f, o) => cache.putTick(f, o), bar: (f, o) => cache.putBar(f, o) });
+
+    const keys = await KeyStore.load({ configured: config.apiKeys, file: keysFilePath(config.dataDir) });
+    // Embedded mode (simulator or embedded storage) with no key: make one so the feeds are usable
+    // at once. A production deployment with no key refuses every client, and says so.
+    const embedded = config.kite === null || config.databaseUrl === null;
+    const devKey = embedded ? await ensureDevKey(keys, log) : null;
+    if (keys.size === 0) log.warn('no API keys: every feed and REST client will be refused. Set API_KEYS or run `npm run keys -- create NAME`.');
 
     ingest = new KiteIngest({
       wsUrl,
@@ -134,10 +153,23 @@ export async function startService(config: Config, log: Logger): Promise<Service
       rings: front.producers.map((p, i) => ({ shard: i, depth: p.depth(), highWater: p.highWater(), drops: p.drops(), capacity: p.capacity })),
       pipeline: { shards: pipeline.shards.length, ...pipeline.counters() },
       store: store.stats(),
-      live: { ticks: hub.ticks, bars: hub.bars },
+      live: { ticks: hub.ticks, bars: hub.bars, feed: feed?.stats, kite: kiteWs?.stats },
+      cache: cache.stats(),
     });
 
-    const gateway = await startGateway({ host: config.host, port: config.port, health });
+    let feed!: Feed;
+    let kiteWs!: KiteWs;
+    const gateway = await startGateway({
+      host: config.host,
+      port: config.port,
+      health,
+      routes: (app) => {
+        feed = new Feed(app, { hub, auth: keys, log });
+        kiteWs = new KiteWs(app, hub, keys, log);
+      },
+    });
+    hub.add(feed);
+    hub.add(kiteWs);
     hub.start(pipeline);
     cleanup.push(() => gateway.close());
 
@@ -150,14 +182,20 @@ export async function startService(config: Config, log: Logger): Promise<Service
       gateway,
       sim,
       tokens,
+      keys,
+      cache,
+      devKey,
       health,
       close() {
         closing ??= (async () => {
+          feed.close();
+          kiteWs.close();
           gateway.close();
           await ing.stop();
           await front.close();
           await pipeline.stop();
           await Promise.all([store.done(), hub.done()]);
+          await cache.close();
           await sim?.close();
         })();
         return closing;

@@ -32,10 +32,13 @@ try {
   usage((e as Error).message);
 }
 
+/** Exchange time as IST wall clock, as traders read it. */
+const ist = (ms: number, len = 23) => new Date(ms + 19_800_000).toISOString().slice(11, len);
+
 const fmt = (t: FeedTick) => {
-  const time = new Date(t.ts).toISOString().slice(11, 23);
+  const time = ist(t.ts);
   const extra = 'v' in t ? `  vol ${t.v}  chg ${t.ch.toFixed(2)}%` : '';
-  const depth = 'bid' in t ? `  bid ${t.bid[0][0]} x ${t.bid[0][1]}  ask ${t.ask[0][0]} x ${t.ask[0][1]}  oi ${t.oi}` : '';
+  const depth = 'bid' in t && t.bid[0][1] > 0 ? `  bid ${t.bid[0][0]} x ${t.bid[0][1]}  ask ${t.ask[0][0]} x ${t.ask[0][1]}  oi ${t.oi}` : '';
   return `${time}  ${t.s.padEnd(22)} ${t.p.toFixed(2).padStart(10)}${extra}${depth}`;
 };
 
@@ -43,7 +46,7 @@ const client = new FeedClient({ url, key });
 client.on('ticks', (ticks) => { for (const t of ticks) console.log(fmt(t)); });
 client.on('snapshot', (s) => { for (const t of s.ticks) console.log(`${fmt(t)}  (snapshot)`); });
 client.on('bars', (bs) => {
-  for (const b of bs) console.log(`${new Date(b.st).toISOString().slice(11, 19)}  ${b.s.padEnd(22)} ${b.tf} bar O ${b.o} H ${b.h} L ${b.l} C ${b.c} V ${b.v}${b.x ? ' closed' : ''}`);
+  for (const b of bs) console.log(`${ist(b.st, 19)}  ${b.s.padEnd(22)} ${b.tf} bar O ${b.o} H ${b.h} L ${b.l} C ${b.c} V ${b.v}${b.x ? ' closed' : ''}`);
 });
 client.on('error', (e) => console.error(`error: ${e.message}`));
 try {

@@ -71,7 +71,10 @@ describe('msgpack feed /ws', () => {
     const c = await connect(stack.port);
     const eq = instruments.find((i) => i.instrumentType === 'EQ' && i.segment === 'NSE')!;
     const opt = instruments.find((i) => i.instrumentType === 'CE')!;
-    await new Promise((r) => setTimeout(r, 300)); // some ticks first, so the snapshot is not blank
+    // Ticks for both first, so the snapshot is not blank.
+    const rows = [eq, opt].map((i) => stack.hub.rowOfToken.get(i.instrumentToken)!);
+    const t0 = Date.now();
+    while (!rows.every((r) => stack.hub.hasTick[r] === 1) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
     c.ws.send(JSON.stringify({ op: 'subscribe', id: 1, instruments: [`NSE:${eq.tradingsymbol}`, opt.instrumentToken, 'NOPE'], mode: 'full', bars: ['1m'] }));
     const ack = await c.next((m) => m.type === 'ack', 'ack');
     expect(ack.id).toBe(1);
