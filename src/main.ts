@@ -62,6 +62,7 @@ try {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   service.ingest.on('fatal', () => stop('kite-auth-refused'));
+  if (service.ingest.fatalError) stop('kite-auth-refused');
 } catch (e) {
   if (e instanceof AppError) {
     log.fatal({ code: e.code, ...e.details }, e.message);

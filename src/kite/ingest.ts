@@ -118,6 +118,8 @@ export class KiteIngest extends EventEmitter {
   private watchdog: NodeJS.Timeout | null = null;
   private stopped = true;
   private paused = false;
+  /** Set when Kite refused the credentials; the ingest has stopped for good. */
+  fatalError: KiteAuthError | null = null;
 
   constructor(private readonly opts: IngestOptions) {
     super();
@@ -257,6 +259,7 @@ export class KiteIngest extends EventEmitter {
         const err = new KiteAuthError(status);
         this.log.fatal({ slot: s.index, status }, err.message);
         this.stopped = true;
+        this.fatalError = err;
         this.emit('fatal', err);
       } else {
         this.log.warn({ slot: s.index, status }, 'kite refused the upgrade; will retry');
