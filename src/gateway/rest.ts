@@ -1,0 +1,390 @@
+/**
+ * The JSON REST API on the gateway's port, described route by route in docs/openapi.yaml (a test
+ * holds the two together):
+ *
+ * | route                    | answers                                                              |
+ * |--------------------------|----------------------------------------------------------------------|
+ * | GET /api/instruments     | followed instruments (or Kite's master with scope=all), filterable   |
+ * | GET/POST /api/quote      | latest quote of each symbol, from the quote cache                    |
+ * | GET /api/bars            | bars of one symbol and timeframe from the database (rolled up when not stored) |
+ * | GET /api/option-chain    | one expiry of the NIFTY chain: CE/PE price, change, OI per strike; PCR |
+ * | GET /ready               | readiness (no key): feed connected, database and cache answer, rings not overflowing |
+ * | GET /metrics             | Prometheus text                                                      |
+ *
+ * `GET /health` (liveness, no key) is server.ts's. Everything else needs an API key and is rate
+ * limited per key; the Kite-compatible routes (kite-rest.ts) share the limiter and the metrics.
+ * `mountRest` mounts all of it.
+ */
+import type { TemplatedApp } from 'uWebSockets.js';
+import { z } from 'zod';
+import type { Config } from '../config.ts';
+import type { Instrument } from '../kite/instruments.ts';
+import type { Logger } from '../log.ts';
+import type { Db } from '../storage/db.ts';
+import { parseTimeframe, timeframeName } from '../../workers/stages/session.ts';
+import { Directory } from './directory.ts';
+import type { Authenticator } from './feed.ts';
+import { history, parseIstWallClock, sourceTimeframe, storageError, type Candle } from './history.ts';
+import { HttpError, queryObject, RateLimiter, Router, validate, type HttpReply, type HttpRequest, type RouteInfo } from './http.ts';
+import type { FeedHub } from './hub.ts';
+import { mountKiteRest } from './kite-rest.ts';
+import { RestMetrics, type MetricsSources } from './metrics.ts';
+import type { LiveQuote, QuoteSource } from './quotes.ts';
+
+export interface ReadyState {
+  feedConnected: boolean;
+  dbOk: boolean;
+  cacheOk: boolean;
+  ringsOk: boolean;
+}
+
+export interface RestDeps {
+  config: Pick<Config, 'apiRatePerSec' | 'apiRateBurst' | 'apiMaxBodyBytes' | 'apiBarsLimit' | 'timeframesMs'>;
+  auth: Authenticator;
+  /** Followed instruments, symbol resolution. */
+  hub: FeedHub;
+  /** Latest quotes: the QuoteCache as it is, or `hubQuotes(hub)`. */
+  quotes: QuoteSource;
+  /** Bars. null: /api/bars and Kite history answer 503. */
+  db: Db | null;
+  /** Kite's instrument master as fetched at start-up. Default: the followed instruments. */
+  master?: () => readonly Instrument[];
+  /** Put-call ratio by OI summed across shards (`pipeline.pcr`). Default: summed from the quotes. */
+  pcr?: (name: string, expiry: string) => { pcr: number; callOi: number; putOi: number };
+  /** Readiness; may be slow, is given READY_TIMEOUT_MS. */
+  ready: () => ReadyState | Promise<ReadyState>;
+  metrics: MetricsSources;
+  log: Logger;
+  /** Wall clock, for the option chain's default expiry. */
+  now?: () => number;
+}
+
+export interface RestHandle {
+  /** Every route mounted (OpenAPI path form), /health excluded (server.ts registers it). */
+  readonly routes: readonly RouteInfo[];
+  readonly metrics: RestMetrics;
+  readonly limiter: RateLimiter;
+}
+
+/** How long /ready waits for its checks before calling them failed. */
+export const READY_TIMEOUT_MS = 2000;
+/** Most symbols one /api/quote call may ask for (Kite's /quote allows 500 too). */
+export const MAX_QUOTE_SYMBOLS = 500;
+
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+
+/** Mount /api/*, /ready, /metrics and the Kite-compatible /kite/* REST routes on `app`. */
+export function mountRest(app: TemplatedApp, deps: RestDeps): RestHandle {
+  const metrics = new RestMetrics(deps.metrics);
+  const limiter = new RateLimiter(deps.config.apiRatePerSec, deps.config.apiRateBurst);
+  const router = new Router({
+    auth: deps.auth, limiter, maxBodyBytes: deps.config.apiMaxBodyBytes, log: deps.log,
+    observe: (route, method, status, s) => metrics.observe(route, method, status, s),
+  });
+  const dir = new Directory(deps.hub, deps.master ?? (() => deps.hub.instruments));
+  const api = new JsonApi(deps, dir);
+
+  const json = { auth: 'key', style: 'json' } as const;
+  router
+    .add({ method: 'GET', path: '/api/instruments', ...json, handler: (r) => api.instruments(r) })
+    .add({ method: 'GET', path: '/api/quote', ...json, handler: (r) => api.quote(r) })
+    .add({ method: 'POST', path: '/api/quote', ...json, handler: (r) => api.quotePost(r) })
+    .add({ method: 'GET', path: '/api/bars', ...json, handler: (r) => api.bars(r) })
+    .add({ method: 'GET', path: '/api/option-chain', ...json, handler: (r) => api.optionChain(r) })
+    .add({ method: 'GET', path: '/ready', auth: 'none', style: 'json', handler: () => api.ready() })
+    .add({
+      method: 'GET', path: '/metrics', ...json,
+      handler: async () => ({ body: await metrics.text(), contentType: metrics.contentType }),
+    });
+  router.mount(app);
+  const kiteRoutes = mountKiteRest(app, { ...deps, directory: dir }, { limiter, metrics });
+  return { routes: [...router.routes(), ...kiteRoutes], metrics, limiter };
+}
+
+// --- schemas ---------------------------------------------------------------------------------------
+
+/** One value, or the first of repeated ones (`?tf=1m&tf=5m` takes 1m). */
+const one = z.preprocess((v) => (Array.isArray(v) ? v[0] : v), z.string());
+
+/** Symbols as `a,b` or repeated `symbols=a&symbols=b`. */
+const symbolList = z.preprocess(
+  (v) => (Array.isArray(v) ? v : [v]).flatMap((s) => (typeof s === 'string' ? s.split(',') : [s])).map((s) => (typeof s === 'string' ? s.trim() : s)).filter((s) => s !== ''),
+  z.array(z.string().max(64, 'a symbol is at most 64 characters'))
+    .min(1, 'list at least one symbol: EXCHANGE:TRADINGSYMBOL, a bare symbol or an instrument token')
+    .max(MAX_QUOTE_SYMBOLS, `at most ${MAX_QUOTE_SYMBOLS} symbols per call`),
+);
+
+/** A time: epoch ms, ISO 8601 with a zone, or India wall-clock 'YYYY-MM-DD[ HH:mm[:ss]]'. */
+function parseTime(s: string): number {
+  const t = s.trim();
+  if (/^\d{10,13}$/.test(t)) return Number(t);
+  if (/T.*(Z|[+-]\d{2}:?\d{2})$/i.test(t)) return Date.parse(t);
+  return parseIstWallClock(t);
+}
+
+const time = one.transform((s, ctx) => {
+  const ms = parseTime(s);
+  if (Number.isNaN(ms)) {
+    ctx.addIssue({ code: 'custom', message: `"${s.slice(0, 40)}" is not a time: use epoch ms, ISO 8601 with a zone (2025-12-03T09:15:00+05:30) or India time 'YYYY-MM-DD HH:mm:ss'` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const tf = one.transform((s, ctx) => {
+  try {
+    return parseTimeframe(s);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+const instrumentsQuery = z.strictObject({
+  segment: one.optional(),
+  exchange: one.optional(),
+  name: one.optional(),
+  type: one.pipe(z.enum(['EQ', 'FUT', 'CE', 'PE'])).optional(),
+  expiry: one.pipe(z.string().regex(DATE, 'expiry is a date, YYYY-MM-DD')).optional(),
+  scope: one.pipe(z.enum(['followed', 'all'])).optional(),
+});
+
+const quoteQuery = z.strictObject({ symbols: symbolList });
+const quoteBody = z.strictObject({ symbols: symbolList });
+
+const optionChainQuery = z.strictObject({
+  name: one.optional(),
+  expiry: one.pipe(z.string().regex(DATE, 'expiry is a date, YYYY-MM-DD')).optional(),
+});
+
+// --- handlers --------------------------------------------------------------------------------------
+
+interface QuoteOut {
+  symbol: string;
+  exchange: string;
+  token: number;
+  price: number;
+  changePct: number;
+  lastQty: number;
+  avgPrice: number;
+  volume: number;
+  buyQty: number;
+  sellQty: number;
+  ohlc: LiveQuote['ohlc'];
+  oi: number;
+  oiHigh: number;
+  oiLow: number;
+  exchTimeMs: number;
+  lastTradeMs: number | null;
+  depth: LiveQuote['depth'];
+}
+
+function quoteOut(i: Instrument, q: LiveQuote): QuoteOut {
+  return {
+    symbol: i.tradingsymbol, exchange: i.exchange, token: i.instrumentToken,
+    price: q.price, changePct: q.change, lastQty: q.lastQty, avgPrice: q.avgPrice, volume: q.volume,
+    buyQty: q.buyQty, sellQty: q.sellQty, ohlc: q.ohlc, oi: q.oi, oiHigh: q.oiHigh, oiLow: q.oiLow,
+    exchTimeMs: q.exchTimeMs, lastTradeMs: q.lastTradeMs, depth: q.depth,
+  };
+}
+
+function instrumentOut(i: Instrument, followed: boolean) {
+  return {
+    token: i.instrumentToken, exchangeToken: i.exchangeToken, symbol: i.tradingsymbol, name: i.name,
+    exchange: i.exchange, segment: i.segment, type: i.instrumentType, expiry: i.expiry === '' ? null : i.expiry,
+    strike: i.strike, tickSize: i.tickSize, lotSize: i.lotSize, followed,
+  };
+}
+
+/** The day in India of an instant, 'YYYY-MM-DD'. */
+function istDate(ms: number): string {
+  return new Date(ms + 19_800_000).toISOString().slice(0, 10);
+}
+
+class JsonApi {
+  constructor(private readonly deps: RestDeps, private readonly dir: Directory) {}
+
+  instruments(req: HttpRequest): HttpReply {
+    const q = validate(instrumentsQuery, queryObject(req.query));
+    const list = q.scope === 'all' ? this.dir.all() : this.dir.followed();
+    const seg = q.segment?.toUpperCase();
+    const ex = q.exchange?.toUpperCase();
+    const name = q.name?.toUpperCase();
+    const out = [];
+    for (const i of list) {
+      if (seg !== undefined && i.segment.toUpperCase() !== seg) continue;
+      if (ex !== undefined && i.exchange.toUpperCase() !== ex) continue;
+      if (name !== undefined && i.name.toUpperCase() !== name) continue;
+      if (q.type !== undefined && i.instrumentType !== q.type) continue;
+      if (q.expiry !== undefined && i.expiry !== q.expiry) continue;
+      out.push(instrumentOut(i, this.dir.isFollowed(i.instrumentToken)));
+    }
+    return { body: { count: out.length, instruments: out } };
+  }
+
+  quote(req: HttpRequest): Promise<HttpReply> {
+    return this.quotesFor(validate(quoteQuery, queryObject(req.query)).symbols);
+  }
+
+  quotePost(req: HttpRequest): Promise<HttpReply> {
+    let body: unknown;
+    try {
+      body = JSON.parse(req.body?.toString('utf8') ?? '');
+    } catch {
+      throw new HttpError(400, 'invalid_body', 'body: expected JSON like {"symbols": ["NSE:INFY", "NIFTY 50"]}', 'body');
+    }
+    return this.quotesFor(validate(quoteBody, body, 'body').symbols);
+  }
+
+  private async quotesFor(symbols: string[]): Promise<HttpReply> {
+    const found: { asked: string; i: Instrument }[] = [];
+    const missing: { symbol: string; reason: string }[] = [];
+    for (const s of symbols) {
+      const i = this.dir.resolve(s);
+      if (i === null || !this.dir.isFollowed(i.instrumentToken)) missing.push({ symbol: s, reason: 'not an instrument this service follows' });
+      else found.push({ asked: s, i });
+    }
+    const qs = found.length === 0 ? [] : await this.deps.quotes.getQuotes(found.map((f) => f.i.instrumentToken));
+    const quotes: QuoteOut[] = [];
+    for (let k = 0; k < found.length; k++) {
+      const q = qs[k];
+      if (q === null) missing.push({ symbol: found[k].asked, reason: 'no tick yet' });
+      else quotes.push(quoteOut(found[k].i, q));
+    }
+    return { body: { quotes, missing } };
+  }
+
+  async bars(req: HttpRequest): Promise<HttpReply> {
+    const stored = this.deps.config.timeframesMs;
+    const max = this.deps.config.apiBarsLimit;
+    const schema = z.strictObject({
+      symbol: one.pipe(z.string().min(1, 'symbol is required')),
+      tf: tf.refine((ms) => sourceTimeframe(ms, stored) !== null, {
+        message: `not stored and not buildable from a stored timeframe (${stored.map(timeframeName).join(', ')}; BAR_TIMEFRAMES)`,
+      }),
+      from: time,
+      to: time.optional(),
+      limit: one.pipe(z.string().regex(/^\d+$/, 'limit is a whole number').transform(Number)).pipe(z.number().min(1).max(max)).optional(),
+    });
+    const q = validate(schema, queryObject(req.query));
+    const i = this.dir.resolve(q.symbol);
+    if (i === null) throw new HttpError(400, 'invalid_query', `symbol: "${q.symbol}" is not in the instrument master`, 'symbol');
+    const toMs = q.to ?? (this.deps.now ?? Date.now)();
+    if (toMs <= q.from) throw new HttpError(400, 'invalid_query', 'to: must be after from', 'to');
+    const db = this.deps.db;
+    if (db === null) throw new HttpError(503, 'storage_unavailable', 'no database is configured for bars (DATABASE_URL)');
+    let r;
+    try {
+      r = await history(db, stored, { token: i.instrumentToken, tfMs: q.tf, fromMs: q.from, toMs, limit: q.limit ?? max });
+    } catch (e) {
+      throw storageError(e, this.deps.log);
+    }
+    return {
+      body: {
+        symbol: i.tradingsymbol, exchange: i.exchange, token: i.instrumentToken, tf: timeframeName(q.tf),
+        source: timeframeName(r.sourceMs), from: new Date(q.from).toISOString(), to: new Date(toMs).toISOString(),
+        count: r.candles.length, truncated: r.truncated, bars: r.candles satisfies Candle[],
+      },
+    };
+  }
+
+  async optionChain(req: HttpRequest): Promise<HttpReply> {
+    const q = validate(optionChainQuery, queryObject(req.query));
+    const name = (q.name ?? 'NIFTY').toUpperCase();
+    const options = this.dir.followed().filter((i) => i.name.toUpperCase() === name && (i.instrumentType === 'CE' || i.instrumentType === 'PE'));
+    const expiries = [...new Set(options.map((i) => i.expiry))].sort();
+    if (expiries.length === 0) throw new HttpError(400, 'invalid_query', `name: the service follows no options of "${name}"`, 'name');
+    const today = istDate((this.deps.now ?? Date.now)());
+    const expiry = q.expiry ?? expiries.find((e) => e >= today) ?? expiries[expiries.length - 1];
+    if (!expiries.includes(expiry)) {
+      throw new HttpError(400, 'invalid_query', `expiry: ${expiry} is not a followed ${name} expiry; followed: ${expiries.join(', ')}`, 'expiry');
+    }
+    const chain = options.filter((i) => i.expiry === expiry);
+    const underlying = this.dir.resolve(name === 'NIFTY' ? 'NSE:NIFTY 50' : `NSE:${name}`);
+    const tokens = chain.map((i) => i.instrumentToken);
+    if (underlying !== null) tokens.push(underlying.instrumentToken);
+    const qs = await this.deps.quotes.getQuotes(tokens);
+    const byStrike = new Map<number, { strike: number; ce: unknown; pe: unknown }>();
+    let callOi = 0;
+    let putOi = 0;
+    chain.forEach((i, k) => {
+      const quote = qs[k];
+      const row = byStrike.get(i.strike) ?? { strike: i.strike, ce: null, pe: null };
+      const leg = {
+        token: i.instrumentToken, symbol: i.tradingsymbol,
+        lastPrice: quote?.price ?? null,
+        change: quote ? round2(quote.price - quote.ohlc.close) : null,
+        changePct: quote?.change ?? null,
+        oi: quote?.oi ?? null,
+        volume: quote?.volume ?? null,
+      };
+      if (i.instrumentType === 'CE') {
+        row.ce = leg;
+        callOi += quote?.oi ?? 0;
+      } else {
+        row.pe = leg;
+        putOi += quote?.oi ?? 0;
+      }
+      byStrike.set(i.strike, row);
+    });
+    const shards = this.deps.pcr?.(name, expiry);
+    const pcr = shards ?? { pcr: callOi > 0 ? putOi / callOi : NaN, callOi, putOi };
+    const u = underlying === null ? null : qs[qs.length - 1];
+    return {
+      body: {
+        name, expiry, expiries,
+        underlying: underlying === null ? null : { symbol: underlying.tradingsymbol, token: underlying.instrumentToken, price: u?.price ?? null },
+        pcr: Number.isFinite(pcr.pcr) ? pcr.pcr : null,
+        callOi: pcr.callOi,
+        putOi: pcr.putOi,
+        strikes: [...byStrike.values()].sort((a, b) => a.strike - b.strike),
+      },
+    };
+  }
+
+  async ready(): Promise<HttpReply> {
+    const failed: ReadyState = { feedConnected: false, dbOk: false, cacheOk: false, ringsOk: false };
+    let timer: NodeJS.Timeout | undefined;
+    const s = await Promise.race([
+      Promise.resolve().then(() => this.deps.ready()).catch(() => failed),
+      new Promise<ReadyState>((r) => { timer = setTimeout(() => r(failed), READY_TIMEOUT_MS); }),
+    ]);
+    clearTimeout(timer);
+    const checks = { feed: s.feedConnected, database: s.dbOk, cache: s.cacheOk, rings: s.ringsOk };
+    const failing = Object.entries(checks).filter(([, ok]) => !ok).map(([k]) => k);
+    return { status: failing.length === 0 ? 200 : 503, body: { ready: failing.length === 0, checks, failing } };
+  }
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+/**
+ * A readiness function from the service's parts. `rings` are ok while each is below 90% of its
+ * capacity and none dropped since the previous check (the front waits rather than drops, so a
+ * drop means something is badly wrong).
+ */
+export function readiness(parts: {
+  feedConnected: () => boolean;
+  db?: Db | null;
+  cache?: { ping(): Promise<boolean> } | null;
+  rings?: () => readonly { depth: number; capacity: number; drops: number }[];
+}): () => Promise<ReadyState> {
+  let lastDrops = -1;
+  return async () => {
+    const [dbOk, cacheOk] = await Promise.all([
+      parts.db ? parts.db.query('SELECT 1').then(() => true, () => false) : Promise.resolve(parts.db === undefined),
+      parts.cache ? parts.cache.ping().catch(() => false) : Promise.resolve(true),
+    ]);
+    let ringsOk = true;
+    if (parts.rings) {
+      const rs = parts.rings();
+      const drops = rs.reduce((a, r) => a + r.drops, 0);
+      ringsOk = rs.every((r) => r.depth < r.capacity * 0.9) && (lastDrops < 0 || drops === lastDrops);
+      lastDrops = drops;
+    }
+    return { feedConnected: parts.feedConnected(), dbOk, cacheOk, ringsOk };
+  };
+}
+
