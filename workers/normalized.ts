@@ -40,7 +40,7 @@
  * | 28  | CONN            | upstream connection slot                                            |
  * | 29  | DEPTH_LEVELS    | 5 when the tick carried depth, else 0                               |
  * | 30  | DEPTH           | 10 × [qty, price, orders]: 5 bids then 5 asks (30 values)           |
- * | 60  | PROC_TIME_US    | when the shard emitted it, epoch µs                                 |
+ * | 60  | PROC_TIME_US    | when the shard took the tick's batch from its input ring, epoch µs  |
  * | 61  | SHARD           | shard that emitted it                                               |
  * | 62  | —               | reserved                                                            |
  * | 63  | —               | reserved                                                            |
