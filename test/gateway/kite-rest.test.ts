@@ -25,7 +25,7 @@ const OPTION = followed.find((i) => i.instrumentType === 'CE')!;
 let tdb: TestDatabase;
 let db: Db;
 let srv: RestServer;
-let kc: KiteConnect;
+let kc: InstanceType<typeof KiteConnect>;
 let infyBars: SeedBar[];
 let optBars: SeedBar[];
 
@@ -77,7 +77,7 @@ describe('Kite-compatible REST with the official KiteConnect client', () => {
     const nfo = await kc.getInstruments('NFO');
     expect(nfo.length).toBe(master.filter((i) => i.exchange === 'NFO').length);
     expect(nfo.every((r: { exchange: string }) => r.exchange === 'NFO')).toBe(true);
-    const opt = nfo.find((r: { tradingsymbol: string }) => r.tradingsymbol === OPTION.tradingsymbol);
+    const opt = nfo.find((r: { tradingsymbol: string }) => r.tradingsymbol === OPTION.tradingsymbol)!;
     expect(opt.expiry).toBeInstanceOf(Date);
     expect(opt.strike).toBe(OPTION.strike);
   });
@@ -102,7 +102,7 @@ describe('Kite-compatible REST with the official KiteConnect client', () => {
     // The client turns Kite's 19-character IST strings into Dates (read in the process's zone, as with Kite).
     expect(infy.timestamp).toBeInstanceOf(Date);
     const ist = new Date(s.exchTimeMs! + 19_800_000);
-    expect((infy.timestamp as Date).getTime()).toBe(new Date(ist.getUTCFullYear(), ist.getUTCMonth(), ist.getUTCDate(), ist.getUTCHours(), ist.getUTCMinutes(), ist.getUTCSeconds()).getTime());
+    expect((infy.timestamp as unknown as Date).getTime()).toBe(new Date(ist.getUTCFullYear(), ist.getUTCMonth(), ist.getUTCDate(), ist.getUTCHours(), ist.getUTCMinutes(), ist.getUTCSeconds()).getTime());
     expect(infy.depth.buy).toHaveLength(5);
     expect(infy.depth.sell).toHaveLength(5);
     expect(infy.depth.buy[0]).toEqual({ price: s.price - 0.05, quantity: 10, orders: 1 });
@@ -168,7 +168,7 @@ describe('Kite-compatible REST with the official KiteConnect client', () => {
   });
 
   it('errors arrive as Kite\'s envelope, which the client throws with error_type', async () => {
-    await expect(kc.getHistoricalData(INFY.instrumentToken, '2minute', '2025-12-02 09:15:00', '2025-12-02 10:00:00'))
+    await expect(kc.getHistoricalData(INFY.instrumentToken, '2minute' as 'minute', '2025-12-02 09:15:00', '2025-12-02 10:00:00'))
       .rejects.toMatchObject({ status: 'error', error_type: 'InputException', message: expect.stringContaining('invalid interval') });
     await expect(kc.getHistoricalData(INFY.instrumentToken, 'minute', '2025-10-01 09:15:00', '2025-12-02 10:00:00'))
       .rejects.toMatchObject({ error_type: 'InputException', message: 'interval exceeds max limit: 60 days' });
