@@ -80,7 +80,7 @@ let batchUs = 0;
 const overflow: Float64Array[] = [];
 
 function writeBar(view: Float64Array, base: number): void {
-  if (overflow.length > 0 || barsOut.free() === 0) {
+  if (overflow.length > 0 || !barsOut.hasRoom()) {
     overflow.push(view.slice(base, base + BAR_FIELDS));
     return;
   }
@@ -159,7 +159,7 @@ function onRecord(v: RecordViews, b: number): void {
 /** Write overflowed bars while there is room; true when none are left. */
 function writeOverflow(): boolean {
   let i = 0;
-  while (i < overflow.length && barsOut.free() > 0) {
+  while (i < overflow.length && barsOut.hasRoom()) {
     const o = barsOut.claim();
     barsOut.views.f64.set(overflow[i++], o >> 1);
     barsOut.commit();

@@ -143,6 +143,25 @@ describe('ring with several consumers', () => {
     expect(p.free()).toBe(4);
   });
 
+  it('hasRoom says what free() > 0 says, without counting a drop', () => {
+    const sab = createRingBuffer(4, WORDS, 2);
+    const p = new RingProducer(sab);
+    const a = new RingConsumer(sab, 0);
+    const b = new RingConsumer(sab, 1);
+    for (let round = 0; round < 20; round++) {
+      while (p.hasRoom()) push(p, round);
+      expect(p.free()).toBe(0);
+      p.publish();
+      a.drain(() => {});
+      expect(p.hasRoom()).toBe(false); // the slower consumer still holds every slot
+      if (round % 2 === 0) b.drain(() => {}, 1);
+      else b.drain(() => {});
+      expect(p.hasRoom()).toBe(p.free() > 0);
+      expect(p.hasRoom()).toBe(true);
+    }
+    expect(p.drops()).toBe(0);
+  });
+
   it('refuses a consumer index the ring was not made for', () => {
     expect(() => new RingConsumer(createRingBuffer(4, WORDS, 2), 2)).toThrow(/consumer 2/);
   });

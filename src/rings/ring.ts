@@ -151,6 +151,17 @@ export class RingProducer extends RingEnd implements TickSink {
     return this.capacity - ((this.write - this.cachedRead) | 0);
   }
 
+  /**
+   * Whether one more slot can be claimed now, like `free() > 0` but from the cached consumer
+   * position, re-reading the consumers' cursors (shared cache lines) only when that says full.
+   * For a producer that checks before every claim (the shard's bar writes).
+   */
+  hasRoom(): boolean {
+    if (((this.write - this.cachedRead) | 0) < this.capacity) return true;
+    this.cachedRead = this.minRead();
+    return ((this.write - this.cachedRead) | 0) < this.capacity;
+  }
+
   /** TickSink: word offset of the next free slot, or -1 (counted as a drop) when full. */
   claim(): number {
     if (((this.write - this.cachedRead) | 0) >= this.capacity) {
