@@ -108,7 +108,7 @@ const one = z.preprocess((v) => (Array.isArray(v) ? v[0] : v), z.string());
 
 /** Symbols as `a,b` or repeated `symbols=a&symbols=b`. */
 const symbolList = z.preprocess(
-  (v) => (Array.isArray(v) ? v : [v]).flatMap((s) => (typeof s === 'string' ? s.split(',') : [s])).map((s) => (typeof s === 'string' ? s.trim() : s)).filter((s) => s !== ''),
+  (v) => (Array.isArray(v) ? v : v === undefined ? [] : [v]).flatMap((s) => (typeof s === 'string' ? s.split(',') : [s])).map((s) => (typeof s === 'string' ? s.trim() : s)).filter((s) => s !== ''),
   z.array(z.string().max(64, 'a symbol is at most 64 characters'))
     .min(1, 'list at least one symbol: EXCHANGE:TRADINGSYMBOL, a bare symbol or an instrument token')
     .max(MAX_QUOTE_SYMBOLS, `at most ${MAX_QUOTE_SYMBOLS} symbols per call`),
@@ -157,6 +157,26 @@ const optionChainQuery = z.strictObject({
   expiry: one.pipe(z.string().regex(DATE, 'expiry is a date, YYYY-MM-DD')).optional(),
 });
 
+function barsQuery(stored: readonly number[], max: number) {
+  return z.strictObject({
+    symbol: one.pipe(z.string().min(1, 'symbol is required')),
+    tf: tf.refine((ms) => sourceTimeframe(ms, stored) !== null, {
+      message: `not stored and not buildable from a stored timeframe (${stored.map(timeframeName).join(', ')}; BAR_TIMEFRAMES)`,
+    }),
+    from: time,
+    to: time.optional(),
+    limit: one.pipe(z.string().regex(/^\d+$/, 'limit is a whole number').transform(Number)).pipe(z.number().min(1).max(max)).optional(),
+  });
+}
+
+/** The query parameters each JSON route accepts (besides `key`), from its schema: the OpenAPI test reads it. */
+export const API_QUERY_PARAMS: Readonly<Record<string, readonly string[]>> = {
+  'GET /api/instruments': Object.keys(instrumentsQuery.shape),
+  'GET /api/quote': Object.keys(quoteQuery.shape),
+  'GET /api/bars': Object.keys(barsQuery([60_000], 1).shape),
+  'GET /api/option-chain': Object.keys(optionChainQuery.shape),
+};
+
 // --- handlers --------------------------------------------------------------------------------------
 
 interface QuoteOut {
@@ -202,7 +222,11 @@ function istDate(ms: number): string {
 }
 
 class JsonApi {
-  constructor(private readonly deps: RestDeps, private readonly dir: Directory) {}
+  private readonly barsQuery: ReturnType<typeof barsQuery>;
+
+  constructor(private readonly deps: RestDeps, private readonly dir: Directory) {
+    this.barsQuery = barsQuery(deps.config.timeframesMs, deps.config.apiBarsLimit);
+  }
 
   instruments(req: HttpRequest): HttpReply {
     const q = validate(instrumentsQuery, queryObject(req.query));
@@ -257,16 +281,7 @@ class JsonApi {
   async bars(req: HttpRequest): Promise<HttpReply> {
     const stored = this.deps.config.timeframesMs;
     const max = this.deps.config.apiBarsLimit;
-    const schema = z.strictObject({
-      symbol: one.pipe(z.string().min(1, 'symbol is required')),
-      tf: tf.refine((ms) => sourceTimeframe(ms, stored) !== null, {
-        message: `not stored and not buildable from a stored timeframe (${stored.map(timeframeName).join(', ')}; BAR_TIMEFRAMES)`,
-      }),
-      from: time,
-      to: time.optional(),
-      limit: one.pipe(z.string().regex(/^\d+$/, 'limit is a whole number').transform(Number)).pipe(z.number().min(1).max(max)).optional(),
-    });
-    const q = validate(schema, queryObject(req.query));
+    const q = validate(this.barsQuery, queryObject(req.query));
     const i = this.dir.resolve(q.symbol);
     if (i === null) throw new HttpError(400, 'invalid_query', `symbol: "${q.symbol}" is not in the instrument master`, 'symbol');
     const toMs = q.to ?? (this.deps.now ?? Date.now)();
