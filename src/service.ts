@@ -109,6 +109,13 @@ export async function startService(config: Config, log: Logger): Promise<Service
     hub.add({ tick: (f, o) => cache.putTick(f, o), bar: (f, o) => cache.putBar(f, o) });
 
     const keys = await KeyStore.load({ configured: config.apiKeys, file: keysFilePath(config.dataDir) });
+    // `npm run keys -- create/revoke` edits the file; the running service follows within a second.
+    const stopKeyWatch = keys.watch({
+      intervalMs: 1000,
+      onChange: (added, removed) => log.info({ added, removed }, 'API keys changed'),
+      onError: (err) => log.warn({ err }, 'API keys file unreadable; keeping the current keys'),
+    });
+    cleanup.push(stopKeyWatch);
     // Embedded mode (simulator or embedded storage) with no key: make one so the feeds are usable
     // at once. A production deployment with no key refuses every client, and says so.
     const embedded = config.kite === null || config.databaseUrl === null;
@@ -188,6 +195,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       health,
       close() {
         closing ??= (async () => {
+          stopKeyWatch();
           feed.close();
           kiteWs.close();
           gateway.close();
