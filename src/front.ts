@@ -17,9 +17,14 @@ import type { RecordViews } from './kite/record.ts';
 import { createRingBuffer, RingProducer } from './rings/ring.ts';
 import { nowMicros } from './clock.ts';
 
-/** Shard of a token. The low byte of a Kite token is its segment, so hash rather than take a modulus. */
+/**
+ * Shard of a token. The low byte of a Kite token is its segment, so a modulus of the token would
+ * split by segment. Fibonacci hashing: multiply by 2^32/φ and take the product's high bits, which
+ * depend on every bit of the token. (Its low bits depend only on the token's low bits: `% shards`
+ * of the product put every NFO token, segment 2, on shard 0 of 2 and left shards 0 and 3 of 4 empty.)
+ */
 export function shardOf(token: number, shards: number): number {
-  return (Math.imul(token, 0x9e3779b1) >>> 0) % shards;
+  return Math.floor(((Math.imul(token, 0x9e3779b1) >>> 0) * shards) / 4294967296);
 }
 
 
