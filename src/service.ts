@@ -108,11 +108,19 @@ export async function startService(config: Config, log: Logger): Promise<Service
     cleanup.push(() => cache.close());
     hub.add({ tick: (f, o) => cache.putTick(f, o), bar: (f, o) => cache.putBar(f, o) });
 
+    let feed: Feed | undefined;
+    let kiteWs: KiteWs | undefined;
     const keys = await KeyStore.load({ configured: config.apiKeys, file: keysFilePath(config.dataDir) });
     // `npm run keys -- create/revoke` edits the file; the running service follows within a second.
     const stopKeyWatch = keys.watch({
       intervalMs: 1000,
-      onChange: (added, removed) => log.info({ added, removed }, 'API keys changed'),
+      onChange: (added, removed) => {
+        log.info({ added, removed }, 'API keys changed');
+        if (removed.length > 0) {
+          feed?.dropKeys(removed);
+          kiteWs?.dropKeys(removed);
+        }
+      },
       onError: (err) => log.warn({ err }, 'API keys file unreadable; keeping the current keys'),
     });
     cleanup.push(stopKeyWatch);
@@ -164,8 +172,6 @@ export async function startService(config: Config, log: Logger): Promise<Service
       cache: cache.stats(),
     });
 
-    let feed!: Feed;
-    let kiteWs!: KiteWs;
     const gateway = await startGateway({
       host: config.host,
       port: config.port,
@@ -175,8 +181,8 @@ export async function startService(config: Config, log: Logger): Promise<Service
         kiteWs = new KiteWs(app, hub, keys, log);
       },
     });
-    hub.add(feed);
-    hub.add(kiteWs);
+    hub.add(feed!);
+    hub.add(kiteWs!);
     hub.start(pipeline);
     cleanup.push(() => gateway.close());
 
@@ -196,8 +202,8 @@ export async function startService(config: Config, log: Logger): Promise<Service
       close() {
         closing ??= (async () => {
           stopKeyWatch();
-          feed.close();
-          kiteWs.close();
+          feed?.close();
+          kiteWs?.close();
           gateway.close();
           await ing.stop();
           await front.close();

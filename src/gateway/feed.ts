@@ -181,6 +181,17 @@ export class Feed implements HubListener {
     }
   }
 
+  /** Close the sessions of revoked keys (code 4001). */
+  dropKeys(names: readonly string[]): void {
+    for (const ws of this.sockets) {
+      const c = ws.getUserData();
+      if (!c.closed && names.includes(c.key)) {
+        c.closed = true;
+        ws.end(4001, 'API key revoked');
+      }
+    }
+  }
+
   close(): void {
     clearInterval(this.heartbeat);
     clearInterval(this.slowCheck);

@@ -87,6 +87,17 @@ export class KiteWs implements HubListener {
     this.heartbeat.unref();
   }
 
+  /** Close the sessions of revoked keys (code 4001). */
+  dropKeys(names: readonly string[]): void {
+    for (const ws of this.sockets) {
+      const c = ws.getUserData();
+      if (!c.closed && names.includes(c.key)) {
+        c.closed = true;
+        ws.end(4001, 'API key revoked');
+      }
+    }
+  }
+
   close(): void {
     clearInterval(this.heartbeat);
     for (const ws of this.sockets) ws.end(1001, 'server shutting down');
