@@ -40,6 +40,8 @@ beforeAll(async () => {
   await insertBars(db, [...infyBars, ...reference(infyBars, 15 * MINUTE_MS), ...optBars, ...reference(optBars, 15 * MINUTE_MS)]);
   srv = await startRestServer({
     db,
+    // Quotes from the hub's latest ticks here; rest.test.ts takes them from the quote cache.
+    quotes: 'hub',
     // The /kite WebSocket on the same app: the REST catch-all must not take its upgrades.
     routes: (app, hub) => { kiteWs = new KiteWs(app, hub, auth, silentLogger); },
   });

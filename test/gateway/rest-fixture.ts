@@ -11,7 +11,8 @@ import { buildNifty50Universe, selectUniverse, type Instrument } from '../../src
 import { FeedHub } from '../../src/gateway/hub.ts';
 import { startGateway, type Gateway } from '../../src/gateway/server.ts';
 import { mountRest, type ReadyState, type RestDeps, type RestHandle } from '../../src/gateway/rest.ts';
-import { hubQuotes } from '../../src/gateway/quotes.ts';
+import { hubQuotes, type QuoteSource } from '../../src/gateway/quotes.ts';
+import { MemoryCache } from '../../src/cache/index.ts';
 import type { MetricsSources } from '../../src/gateway/metrics.ts';
 import type { Db } from '../../src/storage/db.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -222,10 +223,20 @@ export async function startRestServer(opts: {
   barsLimit?: number;
   metrics?: MetricsSources;
   routes?: (app: Gateway['app'], hub: FeedHub) => void;
+  /** Where quotes come from: the in-process quote cache (default), or the hub's latest ticks. */
+  quotes?: 'cache' | 'hub';
   extra?: Partial<RestDeps>;
 }): Promise<RestServer> {
   const hub = new FeedHub(followed, STORED);
-  fillTicks(hub, tickSpecs());
+  const specs = tickSpecs();
+  fillTicks(hub, specs);
+  let quotes: QuoteSource = hubQuotes(hub);
+  if (opts.quotes !== 'hub') {
+    // The service's QuoteCache is a QuoteSource as it is; fed the same ticks the hub holds.
+    const cache = new MemoryCache();
+    for (const token of specs.keys()) cache.putTick(hub.latestTicks, hub.rowOfToken.get(token)! * N_FIELDS);
+    quotes = cache;
+  }
   const readyState: ReadyState = { feedConnected: true, dbOk: true, cacheOk: true, ringsOk: true };
   let handle!: RestHandle;
   const gateway = await startGateway({
@@ -237,7 +248,7 @@ export async function startRestServer(opts: {
           apiRatePerSec: opts.ratePerSec ?? 0, apiRateBurst: opts.burst ?? 100,
           apiMaxBodyBytes: opts.maxBodyBytes ?? 65_536, apiBarsLimit: opts.barsLimit ?? 10_000, timeframesMs: STORED,
         },
-        auth, hub, quotes: hubQuotes(hub), db: opts.db, master: () => master,
+        auth, hub, quotes, db: opts.db, master: () => master,
         ready: () => ({ ...readyState }),
         metrics: opts.metrics ?? {},
         log: silentLogger,
