@@ -137,7 +137,11 @@ function onRecord(v: RecordViews, b: number): void {
     counters[SC.REASON0 + reason]++;
     return;
   }
-  normalize(v, b, row, table, validator.exchTimeMs, validator.volumeDelta, NType.TICK, 0, out, fo);
+  // Exchange time and volume delta are doubles: passed to normalize (too large to inline) each
+  // would be boxed in a fresh HeapNumber per tick, so they are written here instead.
+  normalize(v, b, row, table, 0, 0, NType.TICK, 0, out, fo);
+  out[fo + N.EXCH_TIME_MS] = validator.exchTimeMs;
+  out[fo + N.VOLUME_DELTA] = validator.volumeDelta;
   out[fo + N.CONSUMERS] = filter.consumers(v, b, row);
   out[fo + N.PROC_TIME_US] = batchUs;
   out[fo + N.SHARD] = data.shard;
