@@ -170,6 +170,55 @@ export async function history(db: Db, stored: readonly number[], q: HistoryQuery
   return { candles, sourceMs: src, truncated };
 }
 
+/** How a JSON answer writes each bar: the /api feed-style object, or Kite's candle array (with OI). */
+export type BarShape = 'api' | 'kite' | 'kite-oi';
+
+/** India wall clock of a timestamptz as Kite writes candle times; IST has no DST, so a fixed offset. */
+const KITE_TIME_SQL = `to_char((bucket_start AT TIME ZONE 'UTC') + interval '5 hours 30 minutes', 'YYYY-MM-DD"T"HH24:MI:SS"+0530"')`;
+const SQL_ROW: Record<BarShape, string> = {
+  api: `json_build_object('st', (extract(epoch FROM bucket_start) * 1000)::bigint, 'o', open, 'h', high, 'l', low, 'c', close, 'v', volume, 'vw', vwap, 'n', trades, 'oi', oi)`,
+  kite: `json_build_array(${KITE_TIME_SQL}, open, high, low, close, volume)`,
+  'kite-oi': `json_build_array(${KITE_TIME_SQL}, open, high, low, close, volume, oi)`,
+};
+
+function jsRow(c: Candle, shape: BarShape): unknown {
+  if (shape === 'api') return c;
+  return shape === 'kite' ? [kiteCandleTime(c.st), c.o, c.h, c.l, c.c, c.v] : [kiteCandleTime(c.st), c.o, c.h, c.l, c.c, c.v, c.oi];
+}
+
+export interface HistoryJson {
+  /** JSON text of the array of bars, in `shape`. */
+  json: string;
+  count: number;
+  sourceMs: number;
+  truncated: boolean;
+}
+
+/**
+ * `history()` as the JSON text of the bars array, ready to go into a response. A stored timeframe
+ * is answered by the database building the JSON itself (json_agg): the event loop, which also
+ * fans out the live feed, then parses no rows. Measured for one session of 1m bars (375 rows), node
+ * CPU per query: 1.7 ms as rows through the driver, 0.4 ms as one JSON text. Rolled-up timeframes
+ * need the rows, so they go through `history()` and JSON.stringify.
+ */
+export async function historyJson(db: Db, stored: readonly number[], q: HistoryQuery, shape: BarShape): Promise<HistoryJson> {
+  const src = sourceTimeframe(q.tfMs, stored);
+  if (src !== q.tfMs || q.toMs <= q.fromMs) {
+    const r = await history(db, stored, q);
+    return { json: JSON.stringify(r.candles.map((c) => jsRow(c, shape))), count: r.candles.length, sourceMs: r.sourceMs, truncated: r.truncated };
+  }
+  // One row past the limit says whether it truncated; FILTER leaves it out of the JSON.
+  const rows = await db.query<{ n: number; j: string }>(
+    `SELECT count(*)::int AS n, coalesce(json_agg(${SQL_ROW[shape]} ORDER BY bucket_start) FILTER (WHERE k <= $5::int), '[]')::text AS j
+       FROM (SELECT *, row_number() OVER (ORDER BY bucket_start) AS k FROM bars
+              WHERE token = $1 AND timeframe = $2 AND bucket_start >= $3::timestamptz AND bucket_start < $4::timestamptz
+              ORDER BY bucket_start LIMIT $5::int + 1) b`,
+    [q.token, timeframeName(src), new Date(q.fromMs).toISOString(), new Date(q.toMs).toISOString(), q.limit],
+  );
+  const n = rows[0].n;
+  return { json: rows[0].j, count: Math.min(n, q.limit), sourceMs: src, truncated: n > q.limit };
+}
+
 /** A database failure as a 503 that says so (RangeError from history() is a bad tf: 400). */
 export function storageError(e: unknown, log: Logger, field = 'tf'): HttpError {
   if (e instanceof HttpError) return e;

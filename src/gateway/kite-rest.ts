@@ -29,7 +29,7 @@ import type { TemplatedApp } from 'uWebSockets.js';
 import { toCsv, type Instrument } from '../kite/instruments.ts';
 import { DAY_MS, istDayStart } from '../../workers/stages/session.ts';
 import { Directory } from './directory.ts';
-import { history, istString, KITE_INTERVALS, kiteCandleTime, parseIstWallClock, storageError } from './history.ts';
+import { historyJson, istString, KITE_INTERVALS, parseIstWallClock, storageError } from './history.ts';
 import { errorBody, HttpError, RateLimiter, Router, type HttpReply, type HttpRequest, type RouteInfo } from './http.ts';
 import type { RestMetrics } from './metrics.ts';
 import type { DepthLevel, LiveQuote } from './quotes.ts';
@@ -165,19 +165,14 @@ class KiteRest {
     let r;
     try {
       // `to` is inclusive: a candle starting exactly at `to` is in.
-      r = await history(db, this.deps.config.timeframesMs, {
+      r = await historyJson(db, this.deps.config.timeframesMs, {
         token: inst.instrumentToken, tfMs: interval.ms, fromMs, toMs: toMs + 1,
         limit: Math.ceil((toMs + 1 - fromMs) / interval.ms) + 2,
-      });
+      }, withOi ? 'kite-oi' : 'kite');
     } catch (e) {
       throw storageError(e, this.deps.log, 'interval');
     }
-    const candles = new Array<unknown[]>(r.candles.length);
-    for (let k = 0; k < r.candles.length; k++) {
-      const c = r.candles[k];
-      candles[k] = withOi ? [kiteCandleTime(c.st), c.o, c.h, c.l, c.c, c.v, c.oi] : [kiteCandleTime(c.st), c.o, c.h, c.l, c.c, c.v];
-    }
-    return success({ candles });
+    return { body: `{"status":"success","data":{"candles":${r.json}}}` };
   }
 }
 

@@ -24,7 +24,7 @@ import type { Db } from '../storage/db.ts';
 import { parseTimeframe, timeframeName } from '../../workers/stages/session.ts';
 import { Directory } from './directory.ts';
 import type { Authenticator } from './feed.ts';
-import { history, parseIstWallClock, sourceTimeframe, storageError, type Candle } from './history.ts';
+import { historyJson, parseIstWallClock, sourceTimeframe, storageError } from './history.ts';
 import { HttpError, queryObject, RateLimiter, Router, validate, type HttpReply, type HttpRequest, type RouteInfo } from './http.ts';
 import type { FeedHub } from './hub.ts';
 import { mountKiteRest } from './kite-rest.ts';
@@ -290,17 +290,17 @@ class JsonApi {
     if (db === null) throw new HttpError(503, 'storage_unavailable', 'no database is configured for bars (DATABASE_URL)');
     let r;
     try {
-      r = await history(db, stored, { token: i.instrumentToken, tfMs: q.tf, fromMs: q.from, toMs, limit: q.limit ?? max });
+      r = await historyJson(db, stored, { token: i.instrumentToken, tfMs: q.tf, fromMs: q.from, toMs, limit: q.limit ?? max }, 'api');
     } catch (e) {
       throw storageError(e, this.deps.log);
     }
-    return {
-      body: {
-        symbol: i.tradingsymbol, exchange: i.exchange, token: i.instrumentToken, tf: timeframeName(q.tf),
-        source: timeframeName(r.sourceMs), from: new Date(q.from).toISOString(), to: new Date(toMs).toISOString(),
-        count: r.candles.length, truncated: r.truncated, bars: r.candles satisfies Candle[],
-      },
-    };
+    // The bars array arrives as JSON text (built by the database for stored timeframes): spliced in, not parsed.
+    const head = JSON.stringify({
+      symbol: i.tradingsymbol, exchange: i.exchange, token: i.instrumentToken, tf: timeframeName(q.tf),
+      source: timeframeName(r.sourceMs), from: new Date(q.from).toISOString(), to: new Date(toMs).toISOString(),
+      count: r.count, truncated: r.truncated,
+    });
+    return { body: `${head.slice(0, -1)},"bars":${r.json}}` };
   }
 
   async optionChain(req: HttpRequest): Promise<HttpReply> {

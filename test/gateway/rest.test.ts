@@ -242,3 +242,31 @@ describe('rate limit', () => {
     expect(await r.json() as any).toMatchObject({ error: 'storage_unavailable' });
   });
 });
+
+describe('bars JSON built by the database', () => {
+  it('equals the row path, on PostgreSQL and on the embedded PGlite, for every shape', async () => {
+    const { PGlite } = await import('@electric-sql/pglite');
+    const { pgliteDb } = await import('../../src/storage/db.ts');
+    const { history, historyJson, kiteCandleTime } = await import('../../src/gateway/history.ts');
+    const lite = new PGlite();
+    const liteDb = pgliteDb(lite);
+    try {
+      await migrate(liteDb);
+      await insertBars(liteDb, bars);
+      for (const d of [db, liteDb]) {
+        const q = { token: INFY.instrumentToken, tfMs: MINUTE_MS, fromMs: sessionOpen('2025-12-02') + 7 * MINUTE_MS, toMs: sessionOpen('2025-12-03') + 20 * MINUTE_MS, limit: 300 };
+        const rows = await history(d, [MINUTE_MS], q);
+        expect(rows.candles).toHaveLength(300);
+        const api = await historyJson(d, [MINUTE_MS], q, 'api');
+        expect({ ...api, json: JSON.parse(api.json) }).toEqual({ json: rows.candles, count: 300, sourceMs: MINUTE_MS, truncated: true });
+        const kite = await historyJson(d, [MINUTE_MS], q, 'kite-oi');
+        expect(JSON.parse(kite.json)).toEqual(rows.candles.map((c) => [kiteCandleTime(c.st), c.o, c.h, c.l, c.c, c.v, c.oi]));
+        const all = await historyJson(d, [MINUTE_MS], { ...q, limit: 10_000 }, 'kite');
+        expect(all).toMatchObject({ count: 375 - 7 + 20, truncated: false });
+        expect(JSON.parse(all.json)[0][0]).toBe('2025-12-02T09:22:00+0530');
+      }
+    } finally {
+      await lite.close();
+    }
+  });
+});
