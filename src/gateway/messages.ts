@@ -84,17 +84,23 @@ export type FeedTick = TickLtp | TickQuote | TickFull;
 
 export interface FeedBar { t: number; s: string; tf: string; st: number; o: number; h: number; l: number; c: number; v: number; vw: number | null; n: number; oi: number; x: 0 | 1; pt: 0 | 1 }
 
-/** Project the canonical tick at f64 index `o` for a mode. Allocates: the feed's edge. */
+/**
+ * Project the canonical tick at f64 index `o` for a mode. Allocates: the feed's edge.
+ *
+ * One object literal per mode, no spread: `{ ...ltp, q, ... }` took 14 µs a quote tick and 17 µs a
+ * full one (CPU, Node 20), against 55 and 195 ns written out, and was a fifth of the gateway's main
+ * thread at 20k ticks/s (bench/feed.bench.ts). Key order is the record structure's: keep it.
+ */
 export function tickFor(f: Float64Array, o: number, mode: FeedMode, symbol: string): FeedTick {
-  const ltp: TickLtp = { t: f[o + N.TOKEN], s: symbol, p: f[o + N.PRICE], ts: f[o + N.EXCH_TIME_MS] };
-  if (mode === 'ltp') return ltp;
-  const quote: TickQuote = {
-    ...ltp,
-    q: f[o + N.LAST_QTY], ap: f[o + N.AVG_PRICE], v: f[o + N.VOLUME], dv: f[o + N.VOLUME_DELTA],
-    bq: f[o + N.BUY_QTY], sq: f[o + N.SELL_QTY], o: f[o + N.OPEN], h: f[o + N.HIGH], l: f[o + N.LOW],
-    c: f[o + N.CLOSE], ch: f[o + N.CHANGE_PCT],
-  };
-  if (mode === 'quote') return quote;
+  if (mode === 'ltp') return { t: f[o + N.TOKEN], s: symbol, p: f[o + N.PRICE], ts: f[o + N.EXCH_TIME_MS] };
+  if (mode === 'quote') {
+    return {
+      t: f[o + N.TOKEN], s: symbol, p: f[o + N.PRICE], ts: f[o + N.EXCH_TIME_MS],
+      q: f[o + N.LAST_QTY], ap: f[o + N.AVG_PRICE], v: f[o + N.VOLUME], dv: f[o + N.VOLUME_DELTA],
+      bq: f[o + N.BUY_QTY], sq: f[o + N.SELL_QTY], o: f[o + N.OPEN], h: f[o + N.HIGH], l: f[o + N.LOW],
+      c: f[o + N.CLOSE], ch: f[o + N.CHANGE_PCT],
+    };
+  }
   const bid: number[][] = [];
   const ask: number[][] = [];
   for (let i = 0; i < 10; i++) {
@@ -103,7 +109,10 @@ export function tickFor(f: Float64Array, o: number, mode: FeedMode, symbol: stri
   }
   const dvw = f[o + N.DAY_VWAP];
   return {
-    ...quote,
+    t: f[o + N.TOKEN], s: symbol, p: f[o + N.PRICE], ts: f[o + N.EXCH_TIME_MS],
+    q: f[o + N.LAST_QTY], ap: f[o + N.AVG_PRICE], v: f[o + N.VOLUME], dv: f[o + N.VOLUME_DELTA],
+    bq: f[o + N.BUY_QTY], sq: f[o + N.SELL_QTY], o: f[o + N.OPEN], h: f[o + N.HIGH], l: f[o + N.LOW],
+    c: f[o + N.CLOSE], ch: f[o + N.CHANGE_PCT],
     oi: f[o + N.OI], ohi: f[o + N.OI_HIGH], olo: f[o + N.OI_LOW], ltt: f[o + N.LAST_TRADE_MS],
     dvw: dvw === dvw ? dvw : null, bid, ask, rt: f[o + N.RECV_TIME_US],
   };
