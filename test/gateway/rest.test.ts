@@ -112,6 +112,10 @@ describe('JSON REST API', () => {
     const big = await fetch(`${srv.base}/api/quote`, { method: 'POST', headers: H, body: JSON.stringify({ symbols: Array(300).fill('NSE:INFY') }) });
     expect(big.status).toBe(413);
     expect(await big.json() as any).toMatchObject({ error: 'body_too_large' });
+    // Without Content-Length (chunked), the cap applies to the bytes as they arrive.
+    const stream = new ReadableStream({ start(c) { for (let i = 0; i < 8; i++) c.enqueue(new TextEncoder().encode(' '.repeat(500))); c.close(); } });
+    const chunked = await fetch(`${srv.base}/api/quote`, { method: 'POST', headers: H, body: stream, duplex: 'half' } as RequestInit);
+    expect(chunked.status).toBe(413);
     // The connection pool recovers: the next request is served.
     expect((await get('/api/quote?symbols=INFY')).status).toBe(200);
   });
