@@ -67,6 +67,17 @@ export interface FeedStats {
   badMessages: number;
 }
 
+/** End every session opened with one of the named keys, with code 4001 (shared by /ws and /kite). */
+export function endSessionsOf<T extends { key: string; closed: boolean }>(sockets: Iterable<WebSocket<T>>, names: readonly string[]): void {
+  for (const ws of sockets) {
+    const c = ws.getUserData();
+    if (!c.closed && names.includes(c.key)) {
+      c.closed = true;
+      ws.end(4001, 'API key revoked');
+    }
+  }
+}
+
 export function extractKey(authorization: string, query: string): string | null {
   const m = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
   if (m) return m[1];
@@ -183,13 +194,7 @@ export class Feed implements HubListener {
 
   /** Close the sessions of revoked keys (code 4001). */
   dropKeys(names: readonly string[]): void {
-    for (const ws of this.sockets) {
-      const c = ws.getUserData();
-      if (!c.closed && names.includes(c.key)) {
-        c.closed = true;
-        ws.end(4001, 'API key revoked');
-      }
-    }
+    endSessionsOf(this.sockets, names);
   }
 
   close(): void {

@@ -17,7 +17,7 @@ import { emptyWireTick, HEARTBEAT, writeWirePacket, type WireTick } from '../kit
 import { KIND_LENGTH, Kind, priceDivisor, type KindCode } from '../kite/record.ts';
 import type { Logger } from '../log.ts';
 import { N, N_FIELDS } from '../../workers/normalized.ts';
-import type { Authenticator } from './feed.ts';
+import { endSessionsOf, type Authenticator } from './feed.ts';
 import type { FeedHub, HubListener } from './hub.ts';
 
 const MODES = ['ltp', 'quote', 'full'] as const;
@@ -89,13 +89,7 @@ export class KiteWs implements HubListener {
 
   /** Close the sessions of revoked keys (code 4001). */
   dropKeys(names: readonly string[]): void {
-    for (const ws of this.sockets) {
-      const c = ws.getUserData();
-      if (!c.closed && names.includes(c.key)) {
-        c.closed = true;
-        ws.end(4001, 'API key revoked');
-      }
-    }
+    endSessionsOf(this.sockets, names);
   }
 
   close(): void {
