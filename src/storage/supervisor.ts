@@ -1,0 +1,316 @@
+/**
+ * Storage as the service sees it: starts the writer thread (workers/writer/) on the pipeline's
+ * output rings, restarts it with back-off whenever it dies, and serves reads and /health figures.
+ *
+ * "Unacknowledged batches are kept by the side that restarts it": the rings the writer reads, the
+ * `progress` record of how far it released each of them, and its counters are SharedArrayBuffers
+ * owned here, in the main thread. A writer thread that dies (the `postgres` driver's uncaught
+ * exception, a stalled commit) takes nothing with it: its successor's ring consumers start at the
+ * last release, so every record of a batch not yet committed or spilled is read again, and the
+ * database's per-stream high water skips whatever of it did commit (workers/writer/writer.ts).
+ *
+ * An uncaught error in a worker thread ends that thread only and is reported here as the Worker's
+ * 'error' event (listened to, so it never reaches the process); 'exit' follows, and only then,
+ * with the old thread gone, does the new one start.
+ *
+ * One process per DATA_DIR: the spill and the embedded database must not have two writers, so
+ * start() takes `${DATA_DIR}/storage.lock` (pid inside; a lock whose process is gone is taken over).
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import { AppError } from '../errors.ts';
+import type { Instrument } from '../kite/instruments.ts';
+import type { Logger } from '../log.ts';
+import { RingConsumer } from '../rings/ring.ts';
+import { startWorker } from '../threads.ts';
+import type { Db, Row } from './db.ts';
+import { TickConsumer } from '../../workers/normalized.ts';
+import {
+  latencyQuantile, WC, WRITER_COUNTERS, WRITER_STATE_NAMES, WriterExit,
+  type InstrumentRow, type WriterControl, type WriterData, type WriterMessage,
+} from '../../workers/writer/protocol.ts';
+
+const WRITER_MODULE = new URL('../../workers/writer/main.ts', import.meta.url);
+const RESTART_MIN_MS = 100;
+const RESTART_MAX_MS = 5000;
+/** A thread that ran this long before dying resets the back-off. */
+const HEALTHY_AFTER_MS = 30_000;
+const SPILL_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+export interface StorageOptions {
+  /** null: the embedded PGlite under `${dataDir}/pglite`. */
+  databaseUrl: string | null;
+  dataDir: string;
+  batchRows: number;
+  batchMs: number;
+  connections: number;
+  stallMs: number;
+  spillMaxBytes: number;
+  marketDataRetentionDays: number;
+  barsRetentionDays: number;
+  /** Every shard's output rings and the pipeline's doorbells (Pipeline.shards / .doorbells). */
+  ticks: SharedArrayBuffer[];
+  bars: SharedArrayBuffer[];
+  doorbells: SharedArrayBuffer;
+  /** The instrument master to upsert, or null to leave `instruments` alone. */
+  instruments: readonly Instrument[] | null;
+  log: Logger;
+  /** Service start id; a new one by default. */
+  epoch?: string;
+}
+
+export function instrumentRow(i: Instrument): InstrumentRow {
+  return {
+    token: i.instrumentToken,
+    exchange_token: i.exchangeToken,
+    symbol: i.tradingsymbol,
+    name: i.name,
+    type: i.instrumentType,
+    segment: i.segment,
+    exchange: i.exchange,
+    strike: i.strike,
+    expiry: i.expiry,
+    tick_size: i.tickSize,
+    lot_size: i.lotSize,
+  };
+}
+
+export class Storage {
+  readonly epoch: string;
+  /** Where the data lives, for the start-up log (password hidden). */
+  readonly where: string;
+  readonly counters: Float64Array;
+  readonly progress: Float64Array;
+  restarts = 0;
+  lastExit: { code: number | null; error?: string; at: string } | null = null;
+  private readonly data: WriterData;
+  private worker: Worker | null = null;
+  private stopping = false;
+  /** The writer said it drained the rings and stopped ('stopped'). */
+  private drained = false;
+  private exited: Promise<void> = Promise.resolve();
+  private failures = 0;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private readonly pending = new Map<number, { resolve: (rows: unknown[]) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
+  private readonly lockFile: string;
+  private readonly sampler: NodeJS.Timeout;
+  private rate = { rows: 0, at: Date.now(), perSec: 0 };
+
+  constructor(private readonly opts: StorageOptions) {
+    this.epoch = opts.epoch ?? randomUUID();
+    mkdirSync(opts.dataDir, { recursive: true });
+    this.lockFile = join(opts.dataDir, 'storage.lock');
+    takeLock(this.lockFile);
+    const streams = 2 * opts.ticks.length;
+    this.progress = new Float64Array(new SharedArrayBuffer(8 * streams));
+    this.counters = new Float64Array(new SharedArrayBuffer(8 * WRITER_COUNTERS));
+    const pgliteDir = join(opts.dataDir, 'pglite');
+    this.where = opts.databaseUrl !== null
+      ? `PostgreSQL ${opts.databaseUrl.replace(/\/\/([^:/@]+):([^@]+)@/, '//$1:***@')} (spill: ${join(opts.dataDir, 'spill')})`
+      : `embedded PGlite in ${pgliteDir} (DATABASE_URL unset; spill: ${join(opts.dataDir, 'spill')})`;
+    this.data = {
+      epoch: this.epoch,
+      ticks: opts.ticks,
+      bars: opts.bars,
+      doorbells: opts.doorbells,
+      consumer: TickConsumer.STORE,
+      progress: this.progress.buffer as SharedArrayBuffer,
+      counters: this.counters.buffer as SharedArrayBuffer,
+      databaseUrl: opts.databaseUrl,
+      pgliteDir,
+      spillDir: join(opts.dataDir, 'spill'),
+      spillMaxBytes: opts.spillMaxBytes,
+      spillSegmentBytes: Math.min(SPILL_SEGMENT_BYTES, Math.max(1 << 20, Math.floor(opts.spillMaxBytes / 8))),
+      batchRows: opts.batchRows,
+      batchMs: opts.batchMs,
+      connections: opts.connections,
+      stallMs: opts.stallMs,
+      marketDataRetentionDays: opts.marketDataRetentionDays,
+      barsRetentionDays: opts.barsRetentionDays,
+      instruments: opts.instruments === null ? null : opts.instruments.map(instrumentRow),
+    };
+    this.sampler = setInterval(() => this.sample(), 1000);
+    this.sampler.unref();
+    this.spawn();
+  }
+
+  private spawn(): void {
+    const w = startWorker(WRITER_MODULE, { workerData: this.data, name: 'writer' });
+    this.data.instruments = null; // once per service start: a restarted thread need not redo it
+    this.worker = w;
+    const started = Date.now();
+    let error: Error | undefined;
+    w.on('message', (m: WriterMessage) => this.onMessage(m));
+    w.on('error', (e) => { error = e; });
+    this.exited = new Promise<void>((resolve) => {
+      w.on('exit', (code) => {
+        this.worker = null;
+        for (const p of this.pending.values()) p.reject(new AppError('STORAGE_RESTARTING', 'the writer thread restarted while answering; retry the read'));
+        this.pending.clear();
+        resolve();
+        if (this.stopping && (this.drained || code === 0)) return;
+        this.restarts++;
+        this.lastExit = { code, error: error?.message, at: new Date().toISOString() };
+        this.failures = Date.now() - started > HEALTHY_AFTER_MS ? 1 : this.failures + 1;
+        const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** (this.failures - 1));
+        this.opts.log.error({
+          code: 'WRITER_THREAD_DIED',
+          exitCode: code,
+          reason: code === WriterExit.STALLED ? 'a commit stalled past WRITER_STALL_MS' : undefined,
+          err: error ? { message: error.message, stack: error.stack } : undefined,
+          restartInMs: delay,
+          restarts: this.restarts,
+        }, 'the writer thread died; restarting it (batches not yet committed or spilled are still in the rings)');
+        // While stopping, close() starts the next one itself, at once.
+        if (!this.stopping) this.restartTimer = setTimeout(() => { this.restartTimer = null; if (!this.stopping) this.spawn(); }, delay);
+      });
+    });
+  }
+
+  private onMessage(m: WriterMessage): void {
+    if (m.type === 'log') {
+      const log = this.opts.log;
+      log[m.level]({ component: 'writer', ...m.obj }, m.msg);
+    } else if (m.type === 'stopped') {
+      this.drained = true;
+    } else if (m.type === 'result') {
+      const p = this.pending.get(m.id);
+      if (p === undefined) return;
+      this.pending.delete(m.id);
+      if (m.error) p.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
+      else p.resolve(m.rows ?? []);
+    }
+  }
+
+  private sample(): void {
+    const rows = this.counters[WC.ROWS];
+    const now = Date.now();
+    const dt = (now - this.rate.at) / 1000;
+    if (dt > 0) this.rate = { rows, at: now, perSec: Math.round((rows - this.rate.rows) / dt) };
+  }
+
+  /** Records the writer has not yet released, per ring kind. */
+  lag(): { ticks: number; bars: number } {
+    let ticks = 0;
+    let bars = 0;
+    for (const sab of this.opts.ticks) ticks += new RingConsumer(sab, TickConsumer.STORE).available();
+    for (const sab of this.opts.bars) bars += new RingConsumer(sab, TickConsumer.STORE).available();
+    return { ticks, bars };
+  }
+
+  /** For /health. */
+  stats(): Record<string, unknown> {
+    const c = this.counters;
+    const p50 = latencyQuantile(c, 0.5);
+    const p99 = latencyQuantile(c, 0.99);
+    return {
+      where: this.where,
+      state: WRITER_STATE_NAMES[c[WC.STATE]] ?? 'unknown',
+      rowsPerSec: this.rate.perSec,
+      rows: c[WC.ROWS],
+      quarantined: c[WC.QUARANTINED],
+      bars: c[WC.BARS],
+      batches: c[WC.BATCHES],
+      batchesInFlight: c[WC.IN_FLIGHT],
+      lagRecords: this.lag(),
+      writeLatencyMs: { p50: Number.isNaN(p50) ? null : p50, p99: Number.isNaN(p99) ? null : p99 },
+      spill: { batches: c[WC.SPILL_PENDING], bytes: c[WC.SPILL_BYTES], full: c[WC.SPILL_FULL] === 1, spilledTotal: c[WC.SPILLED], replayed: c[WC.REPLAYED] },
+      skipped: { batches: c[WC.BATCHES_SKIPPED], rows: c[WC.ROWS_SKIPPED] },
+      failures: c[WC.FAILURES],
+      rejectedBatches: c[WC.REJECTED],
+      gaps: c[WC.GAPS],
+      restarts: this.restarts,
+      lastExit: this.lastExit,
+    };
+  }
+
+  /**
+   * The database for reads (src/storage/queries.ts), answered by the writer thread on a
+   * connection of its own: the main thread never loads the `postgres` driver, so the driver's
+   * uncaught exception can never take the service down.
+   */
+  db(): Db {
+    const query = <T extends object = Row>(text: string, params: readonly unknown[] = []): Promise<T[]> => {
+      const w = this.worker;
+      if (w === null) return Promise.reject(new AppError('STORAGE_RESTARTING', 'the writer thread is restarting; retry the read in a moment'));
+      const id = this.nextId++;
+      return new Promise<T[]>((resolve, reject) => {
+        this.pending.set(id, { resolve: resolve as (rows: unknown[]) => void, reject });
+        w.postMessage({ type: 'query', id, text, params: [...params] } satisfies WriterControl);
+      });
+    };
+    return {
+      kind: this.opts.databaseUrl !== null ? 'postgres' : 'pglite',
+      query,
+      exec: async (text: string) => { await query(text); },
+      begin: () => Promise.reject(new AppError('STORAGE_READ_ONLY', 'the storage read interface has no transactions')),
+    };
+  }
+
+  /**
+   * After the pipeline has stopped (its rings closed): let the writer drain them, commit or spill
+   * what is left, and end. Gives up after `deadlineMs` (what is still in the rings then is lost
+   * with the process, as it would be anyway).
+   */
+  async close(deadlineMs = 10_000): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.sampler);
+    if (this.restartTimer !== null) {
+      clearTimeout(this.restartTimer);
+      this.restartTimer = null;
+    }
+    const deadline = Date.now() + deadlineMs;
+    // A writer that is dead (between a crash and its restart) or dies while draining is started
+    // again: the records left in the rings must still reach the database or the spill.
+    while (!this.drained && Date.now() < deadline) {
+      if (this.worker === null) this.spawn();
+      const w = this.worker!;
+      w.postMessage({ type: 'stop', deadlineMs: Math.max(0, deadline - Date.now()) } satisfies WriterControl);
+      const timer = setTimeout(() => void w.terminate(), Math.max(0, deadline - Date.now()) + 2000);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    releaseLock(this.lockFile);
+  }
+}
+
+function takeLock(file: string): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(file, 'wx');
+      writeFileSync(fd, String(process.pid));
+      closeSync(fd);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        throw new AppError('DATA_DIR_IN_USE', `DATA_DIR ${file.replace(/\/storage\.lock$/, '')} is in use by process ${pid}: stop it, or give this process its own DATA_DIR.`, { pid });
+      }
+      if (pid === process.pid) {
+        throw new AppError('DATA_DIR_IN_USE', `DATA_DIR ${file.replace(/\/storage\.lock$/, '')} is already used by another storage in this process; give each its own DATA_DIR.`, { pid });
+      }
+      unlinkSync(file); // its process is gone (kill -9): take it over
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function releaseLock(file: string): void {
+  try {
+    if (Number(readFileSync(file, 'utf8').trim()) === process.pid) unlinkSync(file);
+  } catch {
+    // already gone
+  }
+}
