@@ -21,6 +21,8 @@ import { Feed } from './gateway/feed.ts';
 import { KiteWs } from './gateway/kite-ws.ts';
 import { ensureDevKey, KeyStore, keysFilePath } from './auth/keys.ts';
 import { createCache, type QuoteCache } from './cache/index.ts';
+import { mountRest, readiness } from './gateway/rest.ts';
+import type { Db } from './storage/db.ts';
 
 /** Simulator credentials used when the service runs against its own simulator. */
 const SIM_CREDENTIALS = { apiKey: 'sim', accessToken: 'sim' };
@@ -150,6 +152,10 @@ export async function startService(config: Config, log: Logger): Promise<Service
     ing.start();
     cleanup.push(() => ing.stop());
 
+    const rings = () => front.producers.map((p, i) => ({ shard: i, depth: p.depth(), highWater: p.highWater(), drops: p.drops(), capacity: p.capacity }));
+    // Bars and ticks for REST history. Null until the storage (issue #4) is wired in: the history
+    // routes then answer 503 and /ready says the database is not there.
+    const historyDb: Db | null = null;
     const health = (): Record<string, unknown> => ({
       uptimeS: Math.round((Date.now() - started) / 1000),
       feed: {
@@ -165,7 +171,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
         heartbeats: front.stats.heartbeats,
         errors: Object.fromEntries(DECODE_ERROR_NAMES.map((n, i) => [n, front.stats.errors[i]])),
       },
-      rings: front.producers.map((p, i) => ({ shard: i, depth: p.depth(), highWater: p.highWater(), drops: p.drops(), capacity: p.capacity })),
+      rings: rings(),
       pipeline: { shards: pipeline.shards.length, ...pipeline.counters() },
       store: store.stats(),
       live: { ticks: hub.ticks, bars: hub.bars, feed: feed?.stats, kite: kiteWs?.stats },
@@ -179,6 +185,29 @@ export async function startService(config: Config, log: Logger): Promise<Service
       routes: (app) => {
         feed = new Feed(app, { hub, auth: keys, log });
         kiteWs = new KiteWs(app, hub, keys, log);
+        // After the /kite WebSocket: the Kite REST mounts a /kite/* catch-all for Kite-style 404s.
+        const f = feed;
+        const k = kiteWs;
+        mountRest(app, {
+          config,
+          auth: keys,
+          hub,
+          quotes: cache,
+          db: historyDb,
+          master: () => master,
+          pcr: (name, expiry) => pipeline.pcr(name, expiry),
+          ready: readiness({ feedConnected: () => ing.connected(), db: historyDb, cache, rings }),
+          metrics: {
+            pipeline: () => pipeline.counters(),
+            decode: () => ({ ...front.stats, errors: front.stats.errorCounts() }),
+            rings,
+            feed: () => ({ connected: ing.connected(), connections: ing.stats() }),
+            ws: () => f.stats,
+            kiteWs: () => k.stats,
+            cache: () => cache.stats(),
+          },
+          log,
+        });
       },
     });
     hub.add(feed!);
