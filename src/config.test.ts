@@ -116,3 +116,28 @@ describe('config: API keys and cache', () => {
     fails({ REDIS_PREFIX: 'has space' }, 'REDIS_PREFIX');
   });
 });
+
+describe('config: storage writer', () => {
+  it('has measured defaults and reads every WRITER_/SPILL_/RETENTION setting', () => {
+    expect(loadConfig({}).storage).toEqual({
+      batchRows: 5000, batchMs: 100, connections: 4, stallMs: 30_000, spillMaxBytes: 1024 ** 3, marketDataRetentionDays: 30, barsRetentionDays: 365,
+    });
+    const c = loadConfig({
+      WRITER_BATCH_ROWS: '2000', WRITER_BATCH_MS: '50', WRITER_CONNECTIONS: '2', WRITER_STALL_MS: '5000',
+      SPILL_MAX_BYTES: '104857600', MARKET_DATA_RETENTION_DAYS: '0', BARS_RETENTION_DAYS: '730',
+    });
+    expect(c.storage).toEqual({
+      batchRows: 2000, batchMs: 50, connections: 2, stallMs: 5000, spillMaxBytes: 104_857_600, marketDataRetentionDays: 0, barsRetentionDays: 730,
+    });
+    expect(Object.isFrozen(c.storage)).toBe(true);
+  });
+
+  it('names the storage variable and an example for each bad value', () => {
+    fails({ WRITER_BATCH_ROWS: '0' }, 'WRITER_BATCH_ROWS');
+    fails({ WRITER_BATCH_MS: 'soon' }, 'WRITER_BATCH_MS');
+    fails({ WRITER_CONNECTIONS: '100' }, 'WRITER_CONNECTIONS');
+    fails({ WRITER_STALL_MS: '10' }, 'WRITER_STALL_MS');
+    fails({ SPILL_MAX_BYTES: '1k' }, 'SPILL_MAX_BYTES');
+    fails({ MARKET_DATA_RETENTION_DAYS: '-1' }, 'MARKET_DATA_RETENTION_DAYS');
+  });
+});

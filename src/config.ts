@@ -54,6 +54,23 @@ export interface Config {
   readonly timeframesMs: readonly number[];
   readonly logLevel: LogLevel;
   readonly dataDir: string;
+  /** The batch writer (issue #4; workers/writer/). */
+  readonly storage: {
+    /** Rows that make a batch due at once. */
+    readonly batchRows: number;
+    /** Age at which a batch is due however small, ms. */
+    readonly batchMs: number;
+    /** Connections, each with one batch in flight (PostgreSQL; the embedded database has one). */
+    readonly connections: number;
+    /** A commit taking longer than this restarts the writer thread, ms. */
+    readonly stallMs: number;
+    /** Bound of the on-disk spill; when full the feed is paused, nothing dropped. */
+    readonly spillMaxBytes: number;
+    /** Days of ticks kept (0 = forever); server paths only. */
+    readonly marketDataRetentionDays: number;
+    /** Days of bars kept (0 = forever); server paths only. */
+    readonly barsRetentionDays: number;
+  };
   readonly sim: {
     /** Ticks per second the built-in simulator emits in total. */
     readonly rate: number;
@@ -222,6 +239,15 @@ export function loadConfig(env: Env = process.env): Config {
     timeframesMs: timeframes(env, 'BAR_TIMEFRAMES'),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     dataDir: path.resolve(str(env, 'DATA_DIR') ?? 'data'),
+    storage: {
+      batchRows: int(env, 'WRITER_BATCH_ROWS', 5000, 1, 1_000_000, '5000'),
+      batchMs: int(env, 'WRITER_BATCH_MS', 100, 1, 60_000, '100'),
+      connections: int(env, 'WRITER_CONNECTIONS', 4, 1, 32, '4'),
+      stallMs: int(env, 'WRITER_STALL_MS', 30_000, 1000, 3_600_000, '30000'),
+      spillMaxBytes: int(env, 'SPILL_MAX_BYTES', 1024 ** 3, 1024 * 1024, 2 ** 50, String(1024 ** 3)),
+      marketDataRetentionDays: int(env, 'MARKET_DATA_RETENTION_DAYS', 30, 0, 36_500, '30'),
+      barsRetentionDays: int(env, 'BARS_RETENTION_DAYS', 365, 0, 36_500, '365'),
+    },
     sim: {
       rate: int(env, 'SIM_RATE', 2000, 1, 10_000_000, '2000'),
       seed: int(env, 'SIM_SEED', 1, 0, 2 ** 31 - 1, '1'),
