@@ -19,8 +19,9 @@
  * - max: frames pushed as fast as the rings take them for MAX_RUN_MS; ticks/s = ticks both
  *   consumers received by the time pushing stopped, over that time (wall clock: several threads
  *   run at once, so CPU time is not the figure). Its latency is queueing in full rings by design.
- * - paced at 10k, 100k and 90 % of that max: frames pushed on schedule. Latency per tick:
- *   recv (the recvTimeUs given to Front.onBinary, nowMicros() at push) → the shard's stamp
+ * - paced at 10k, 100k and 80 % of that max: frames pushed on schedule ("kept up": the consumers
+ *   received the offered rate and the bench stayed on schedule, arrival lag p99 < 5 ms).
+ *   Latency per tick: recv (the recvTimeUs given to Front.onBinary, nowMicros() at push) → the shard's stamp
  *   (N.PROC_TIME_US: when it took the batch), → the consumer's drain, and → the consumer seeing
  *   the bar update the tick caused (bars carry no receive time: the newest receive time of the
  *   token's ticks is used, an upper bound). "arrival lag" is how late the bench itself pushed
@@ -57,7 +58,8 @@ const MAX_RUN_MS = 4000;
 const PACED_RUN_MS = 3000;
 const BASELINE_MAX_RUN_MS = 3000;
 const RATES = [10_000, 100_000];
-const NEAR_MAX = 0.9;
+/** The "maximum sustainable" run is paced at this fraction of the saturated rate just measured. */
+const NEAR_MAX = 0.8;
 const LONG_RUN_TICKS = 10_000_000;
 /** The long run stops here if the machine is too busy to reach LONG_RUN_TICKS (the table says how many it did). */
 const LONG_RUN_MAX_MS = 45_000;
@@ -458,6 +460,7 @@ function throughputRow(r: RunStats): Record<string, string | number> {
     run: r.run,
     offered: rate(r.offered),
     'ticks/s': rate(r.achieved),
+    'kept up': r.offered === 0 ? '—' : r.achieved >= r.offered * 0.98 && r.lag.quantile(0.99) < 5000 ? 'yes' : 'no',
     's': r.wallS.toFixed(1),
     'CPU ns/tick main': nsPerTick(r.main, r.ticks),
     'CPU ns/tick workers': nsPerTick(r.workers, r.ticks),
@@ -551,7 +554,7 @@ export default async function run(): Promise<void> {
     maxOf.set(workers, max.achieved);
     for (const r of RATES) rows.push(await finish(runOurs(o, 'paced', r, PACED_RUN_MS)));
     const near = Math.floor((max.achieved * NEAR_MAX) / 1000) * 1000;
-    rows.push(await finish(runOurs(o, `paced ${NEAR_MAX * 100}% of max`, near, PACED_RUN_MS)));
+    rows.push(await finish(runOurs(o, `paced ${Math.round(NEAR_MAX * 100)}% of max`, near, PACED_RUN_MS)));
     if (workers === 2) {
       // Long run: 10M ticks, GC and heap in every thread.
       await o.pipeline.memory(); // starts the shards' GC observers
