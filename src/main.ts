@@ -26,7 +26,7 @@ try {
   log.info(
     {
       feed: service.sim ? `built-in Kite simulator at ${service.sim.wsUrl} (no KITE_API_KEY/KITE_ACCESS_TOKEN set)` : `Kite at ${config.kiteWsUrl}`,
-      storage: config.databaseUrl ? redactUrl(config.databaseUrl) : `embedded (DATABASE_URL unset; storage arrives with issue #4, data dir ${config.dataDir})`,
+      storage: service.storage.where,
       cache: config.redisUrl ? `redis ${redactUrl(config.redisUrl)}` : 'in-process (REDIS_URL unset)',
       feeds: { msgpack: `${base.replace('http', 'ws')}/ws`, kite: `${base.replace('http', 'ws')}/kite` },
       apiKeys: service.keys.size,

@@ -14,7 +14,7 @@ import { startSimulator, type Simulator } from './kite/sim/server.ts';
 import { DECODE_ERROR_NAMES, parseTextMessage } from './kite/codec.ts';
 import type { Logger } from './log.ts';
 import { Pipeline } from './pipeline.ts';
-import { startInterimStore } from './interim-consumers.ts';
+import { Storage } from './storage/supervisor.ts';
 import { FeedHub } from './gateway/hub.ts';
 import { quarantineLog } from './quarantine-log.ts';
 import { Feed } from './gateway/feed.ts';
@@ -37,6 +37,8 @@ export interface Service {
   readonly gateway: Gateway;
   readonly sim: Simulator | null;
   readonly tokens: readonly number[];
+  /** The batch writer on the STORE slot, and reads of what it stored. */
+  readonly storage: Storage;
   readonly keys: KeyStore;
   readonly cache: QuoteCache;
   /** The development key created at this start (printed once), or null. */
@@ -99,9 +101,19 @@ export async function startService(config: Config, log: Logger): Promise<Service
       onError: (shard, err) => log.error({ shard, err }, 'shard worker failed'),
     });
     cleanup.push(() => pipeline.stop());
-    // Until the batch writer (issue #4) takes the STORE slot, an interim consumer reads it so the
-    // rings keep moving; /health says it stores nothing.
-    const store = startInterimStore(pipeline);
+    // The STORE slot: the batch writer thread (workers/writer/), restarted from here if it dies.
+    const storage = new Storage({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      ...config.storage,
+      ticks: pipeline.shards.map((s) => s.ticksOut),
+      bars: pipeline.shards.map((s) => s.barsOut),
+      doorbells: pipeline.doorbells,
+      instruments: master,
+      log,
+    });
+    // On a failed start the rings never close: give the writer a moment, not the full drain.
+    cleanup.push(() => storage.close(2000));
     // The FEED slot: latest state, live feeds and quarantine logging hang off one hub.
     const hub = new FeedHub(universe, config.timeframesMs);
     hub.add(quarantineLog(log, hub.symbols));
@@ -153,9 +165,8 @@ export async function startService(config: Config, log: Logger): Promise<Service
     cleanup.push(() => ing.stop());
 
     const rings = () => front.producers.map((p, i) => ({ shard: i, depth: p.depth(), highWater: p.highWater(), drops: p.drops(), capacity: p.capacity }));
-    // Bars and ticks for REST history. Null until the storage (issue #4) is wired in: the history
-    // routes then answer 503 and /ready says the database is not there.
-    const historyDb: Db | null = null;
+    // Bars and ticks for REST history, read through the writer thread (src/storage/supervisor.ts).
+    const historyDb: Db | null = storage.db();
     const health = (): Record<string, unknown> => ({
       uptimeS: Math.round((Date.now() - started) / 1000),
       feed: {
@@ -173,7 +184,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       },
       rings: rings(),
       pipeline: { shards: pipeline.shards.length, ...pipeline.counters() },
-      store: store.stats(),
+      store: storage.stats(),
       live: { ticks: hub.ticks, bars: hub.bars, feed: feed?.stats, kite: kiteWs?.stats },
       cache: cache.stats(),
     });
@@ -224,6 +235,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       gateway,
       sim,
       tokens,
+      storage,
       keys,
       cache,
       devKey,
@@ -237,7 +249,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
           await ing.stop();
           await front.close();
           await pipeline.stop();
-          await Promise.all([store.done(), hub.done()]);
+          await Promise.all([storage.close(), hub.done()]);
           await cache.close();
           await sim?.close();
         })();
