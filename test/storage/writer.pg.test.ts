@@ -9,7 +9,7 @@ import { WC } from '../../workers/writer/protocol.ts';
 import type { Storage } from '../../src/storage/supervisor.ts';
 import { stream, universe, type Frame } from '../pipeline/harness.ts';
 import { createTestDatabase, type TestDatabase } from '../support/pg.ts';
-import { storeRun, tickKey, type StoreRunResult } from '../support/store-run.ts';
+import { expectStoredExactlyOnce, storeRun, type StoreRunResult } from '../support/store-run.ts';
 
 const instruments = universe();
 
@@ -31,20 +31,8 @@ async function until(what: string, f: () => boolean | Promise<boolean>, timeoutM
   }
 }
 
-/** The database holds exactly the accepted ticks the FEED slot saw: same multiset of keys. */
 async function expectExactlyOnce(t: TestDatabase, r: StoreRunResult): Promise<void> {
-  const rows = await t.sql<{ token: number; ms: number; us: number; conn: number; seq: number }[]>`
-    SELECT token, (extract(epoch from time) * 1000)::float8 AS ms, (extract(epoch from recv_time) * 1000000)::float8 AS us, conn, seq
-    FROM market_data`;
-  const db = rows.map((x) => tickKey(x.token, Math.round(x.ms), Math.round(x.us), x.conn, x.seq)).sort();
-  const fed = [...r.ticks].sort();
-  expect(db.length).toBe(fed.length);
-  expect(new Set(db).size).toBe(db.length); // no duplicates (the keys of the fed ticks are distinct)
-  expect(db).toEqual(fed);
-  const q = await t.sql`SELECT count(*)::int AS n FROM quarantined_ticks`;
-  expect(q[0].n).toBe(r.quarantined);
-  const b = await t.sql`SELECT count(*)::int AS n FROM bars`;
-  expect(b[0].n).toBe(r.barsClosed);
+  await expectStoredExactlyOnce((text) => t.sql.unsafe(text), r);
 }
 
 async function terminateWriters(t: TestDatabase): Promise<number> {

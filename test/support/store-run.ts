@@ -4,6 +4,7 @@
  * canonical tick the pipeline emitted: the reference the database is checked against.
  */
 import { mkdtempSync } from 'node:fs';
+import { expect } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Front } from '../../src/front.ts';
@@ -101,4 +102,22 @@ export async function storeRun(o: StoreRunOptions): Promise<StoreRunResult> {
   await feed.done;
   await storage.close(30_000);
   return { storage, ticks, quarantined, barsClosed, pipeline: pipeline.counters(), dataDir };
+}
+
+/**
+ * The database holds exactly the accepted ticks the FEED slot saw (the same keys, none twice),
+ * every quarantined tick and every closed bar.
+ */
+export async function expectStoredExactlyOnce(q: (text: string) => Promise<readonly Record<string, any>[]>, r: StoreRunResult): Promise<void> {
+  const rows = await q(`SELECT token, (extract(epoch from time) * 1000)::float8 AS ms, (extract(epoch from recv_time) * 1000000)::float8 AS us, conn, seq
+    FROM market_data`);
+  const db = rows.map((x) => tickKey(Number(x.token), Math.round(x.ms), Math.round(x.us), Number(x.conn), Number(x.seq))).sort();
+  const fed = [...r.ticks].sort();
+  expect(db.length).toBe(fed.length);
+  expect(new Set(db).size).toBe(db.length); // no duplicates (the keys of the fed ticks are distinct)
+  expect(db).toEqual(fed);
+  const qt = await q('SELECT count(*)::int AS n FROM quarantined_ticks');
+  expect(qt[0].n).toBe(r.quarantined);
+  const b = await q('SELECT count(*)::int AS n FROM bars');
+  expect(b[0].n).toBe(r.barsClosed);
 }

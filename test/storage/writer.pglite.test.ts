@@ -1,0 +1,34 @@
+/**
+ * The embedded default: with no DATABASE_URL the same writer stores into PGlite under DATA_DIR,
+ * through the same migrations (the plain path) and the same commit transaction.
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { describe, expect, it } from 'vitest';
+import { WC } from '../../workers/writer/protocol.ts';
+import { stream, universe } from '../pipeline/harness.ts';
+import { expectStoredExactlyOnce, storeRun } from '../support/store-run.ts';
+
+describe('batch writer on the embedded PGlite', () => {
+  it('stores every accepted tick once and every closed bar, under DATA_DIR/pglite', async () => {
+    const instruments = universe();
+    const r = await storeRun({ frames: stream(instruments, 300, 21), instruments, databaseUrl: null });
+    try {
+      expect(r.storage.where).toContain(join(r.dataDir, 'pglite'));
+      expect(r.storage.counters[WC.SPILLED]).toBe(0);
+      const pg = await PGlite.create(join(r.dataDir, 'pglite'));
+      try {
+        await expectStoredExactlyOnce(async (text) => (await pg.query<Record<string, any>>(text)).rows, r);
+        const m = await pg.query<{ path: string }>('SELECT DISTINCT path FROM schema_migrations');
+        expect(m.rows).toEqual([{ path: 'plain' }]);
+        const i = await pg.query<{ n: number }>('SELECT count(*)::int AS n FROM instruments');
+        expect(i.rows[0].n).toBe(instruments.length);
+      } finally {
+        await pg.close();
+      }
+    } finally {
+      rmSync(r.dataDir, { recursive: true, force: true });
+    }
+  });
+});
