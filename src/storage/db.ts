@@ -6,6 +6,7 @@
  *
  * Bulk rows never go through here: the writer streams binary COPY itself (workers/writer/).
  */
+import net from 'node:net';
 import postgres from 'postgres';
 import type { PGlite, Transaction } from '@electric-sql/pglite';
 
@@ -22,19 +23,49 @@ export interface Db {
 }
 
 /**
+ * The driver's connection, with TCP_NODELAY. Without it Nagle's algorithm holds the small message
+ * that follows a large write (CopyDone after the COPY data, Sync after Bind) until the server's
+ * delayed ACK: about 40 ms per batch, which capped 1k-row batches at 22k rows/s
+ * (bench/storage.bench.ts). The driver has no option for it, only this hook for a socket of one's
+ * own, which must be connected when returned. It connects to the first host of the URL (or its
+ * Unix socket), within connect_timeout.
+ */
+function noDelaySocket(o: { host: string[]; port: number[]; path?: string; connect_timeout?: number }): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = o.path ? net.connect(o.path) : net.connect({ host: o.host[0], port: o.port[0] });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(Object.assign(new Error(`connect to ${o.path ?? `${o.host[0]}:${o.port[0]}`} timed out`), { code: 'CONNECT_TIMEOUT' }));
+    }, (o.connect_timeout ?? 30) * 1000);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.off('error', fail);
+      s.setNoDelay(true);
+      resolve(s);
+    });
+    const fail = (e: Error) => {
+      clearTimeout(timer);
+      reject(e);
+    };
+    s.once('error', fail);
+  });
+}
+
+/**
  * Options for every `postgres` client this project opens: int8 parsed to number (the driver's
- * default is string, PGlite's is number), notices not printed, no prepared-statement cache surprises
- * across a pg_terminate_backend.
+ * default is string, PGlite's is number), notices not printed, TCP_NODELAY (noDelaySocket).
  */
 export function pgOptions(extra: postgres.Options<Record<string, postgres.PostgresType>> = {}): postgres.Options<Record<string, postgres.PostgresType>> {
+  // `socket` is a documented option the driver's type definitions do not list.
   return {
     onnotice: () => {},
     types: {
       int8: { to: 20, from: [20], serialize: (x: unknown) => String(x), parse: (x: string) => Number(x) },
     },
     connection: { application_name: 'nifty50' },
+    socket: noDelaySocket,
     ...extra,
-  };
+  } as postgres.Options<Record<string, postgres.PostgresType>>;
 }
 
 export function pgDb(sql: postgres.Sql<any> | postgres.TransactionSql<any>): Db {

@@ -216,6 +216,7 @@ export class Storage {
       bars: c[WC.BARS],
       batches: c[WC.BATCHES],
       batchesInFlight: c[WC.IN_FLIGHT],
+      threadBusy: Math.round(c[WC.BUSY] * 100) / 100,
       lagRecords: this.lag(),
       // Tick received → row committed, since this service started (the histogram's resolution:
       // 1 ms below 100 ms, 10 ms below 1 s, 100 ms below 10 s; '>10000' beyond).

@@ -29,6 +29,7 @@
  * | 16      | SPILL_FULL      | 1 while the spill refuses appends (back-pressure on)             |
  * | 17      | REPLAYED        | spilled batches committed                                        |
  * | 18      | STARTED_MS      | epoch ms this writer thread started                              |
+ * | 19      | BUSY            | share of the last second the writer thread's event loop was busy |
  * | 32 + i  | LATENCY + i     | histogram of tick receive → row committed, bucket i (latencyBucket) |
  */
 
@@ -95,6 +96,7 @@ export const WC = {
   SPILL_FULL: 16,
   REPLAYED: 17,
   STARTED_MS: 18,
+  BUSY: 19,
   LATENCY: 32,
 } as const;
 

@@ -35,6 +35,9 @@ import type { BatchData } from './batch.ts';
 import type { InstrumentRow } from './protocol.ts';
 import { commitBatch, INSTRUMENT_CHUNK, UPSERT_INSTRUMENTS_SQL, type CommitResult, type Sink, type SinkTx, type Via } from './sink.ts';
 
+/** Bytes per CopyData message. */
+const COPY_CHUNK = 256 * 1024;
+
 /** Day partitions created ahead of today by maintenance (the partitioned path). */
 export const PARTITIONS_AHEAD_DAYS = 3;
 
@@ -243,7 +246,11 @@ function pgTx(tx: postgres.TransactionSql<Record<string, postgres.PostgresType>>
         if (done) cb(e);
         else destroy.call(w2, e, cb);
       };
-      for (const c of chunks) w.write(c);
+      // The driver copies each chunk into a fresh buffer (bytes.js raw()): slices of COPY_CHUNK
+      // keep those copies small and short-lived instead of one batch-sized copy per batch.
+      for (const c of chunks) {
+        for (let at = 0; at < c.length; at += COPY_CHUNK) w.write(c.subarray(at, Math.min(c.length, at + COPY_CHUNK)));
+      }
       w.end();
       await Promise.race([sent, once(w, 'close')]);
     },

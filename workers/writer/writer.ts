@@ -52,7 +52,7 @@ interface Stream {
   readonly onRecord: (v: { f64: Float64Array }, base: number) => void;
   /** A batch of this stream is being committed or spilled. */
   busy: boolean;
-  /** performance.now() when records were first seen waiting (0: none waiting). */
+  /** performance.now() when the oldest record not yet dispatched was first seen (0: none). */
   since: number;
   /** Records released so far (64-bit ring position). */
   pos: number;
@@ -130,7 +130,13 @@ export class Writer {
   /** Run until stop() and everything is drained. */
   async run(): Promise<void> {
     const replay = this.replayLoop();
-    this.watchdog = setInterval(() => this.checkStall(), 1000);
+    let elu = performance.eventLoopUtilization();
+    this.watchdog = setInterval(() => {
+      this.checkStall();
+      const now = performance.eventLoopUtilization();
+      this.counters[WC.BUSY] = performance.eventLoopUtilization(now, elu).utilization;
+      elu = now;
+    }, 1000);
     this.watchdog.unref();
     this.maintenanceTimer = setInterval(() => {
       if (this.up) this.sink.maintenance().catch((e) => this.log('warn', { err: errInfo(e) }, 'storage maintenance failed; retried within the hour'));
@@ -163,7 +169,12 @@ export class Writer {
     const now = performance.now();
     let wait = IDLE_MS;
     for (const s of this.streams) {
-      if (s.busy) continue;
+      if (s.busy) {
+        // Records that arrive while the previous batch commits have been waiting since now: the
+        // next batch's age counts from here, not from when the commit ends.
+        if (s.since === 0 && s.ring.available() > 0) s.since = now;
+        continue;
+      }
       if (!this.firstOpenDone) {
         // Hold records in the rings while the database opens (a second or two): spilling what
         // would commit a moment later only doubles the work.
@@ -174,7 +185,7 @@ export class Writer {
       if (s.ring.available() > 0) {
         if (b.count === 0) {
           b.begin(s.pos);
-          s.since = now;
+          if (s.since === 0) s.since = now;
         }
         s.ring.peek(s.onRecord, s.maxRecords - b.count);
       }
