@@ -1,0 +1,810 @@
+/**
+ * Live feed fan-out (issue #5): the real stack (front → shard workers → hub → msgpack feed on
+ * uWebSockets.js) in this process, WebSocket clients in another (bench/feed-clients.ts, forked
+ * with `node --import tsx`), on loopback. Against it, in the same run, the baseline: a `ws`
+ * WebSocketServer in this process that parses each Kite frame with the official
+ * KiteTicker#parseBinary and sends JSON.stringify of each tick to each client that wants it, one
+ * message per tick (stringified once per tick, sent per client), to the same clients process,
+ * which JSON.parses every message.
+ *
+ * Input: full-mode Kite frames of 1..80 packets from the simulator's market model, encoded once
+ * and replayed (ReplayFrames below), pushed into the front as the Kite socket would. Each frame's
+ * receive time is the clock when it is pushed; the pipeline carries it to the full tick's `rt`.
+ *
+ * 1. Every client subscribed to every token (full mode), for 1, 100 and 1,000 clients, at the
+ *    maximum rate: frames are pushed as fast as the slowest client decodes them. The clients
+ *    process reports, every 2 ms over IPC, the fewest ticks any client has received, and the bench
+ *    keeps at most WINDOW_TOTAL / clients ticks per client (300..10,000) pushed but not yet decoded:
+ *    a TCP-like credit, so every client gets every tick and none is conflated (conflations are
+ *    counted and must be 0). Figure: ticks decoded per second by all clients together, and what it
+ *    cost each side per CPU-second (the share of the cores each got varies with the machine's load).
+ * 2. 100 clients, client i subscribed to the tokens whose index is i mod 100 (a different 1 % of
+ *    the universe each, together all of it), full mode, input paced at 10k and 100k ticks/s
+ *    (frames pushed on a 1 ms timer). Latency per tick: decode in the client minus `rt`. "input lag"
+ *    is how late the bench pushed frames against that schedule: latency starts at the push, so when
+ *    the lag grows the server did not keep up (or this process did not get a core), and the
+ *    latency shown leaves out the time those frames would have waited in the socket.
+ * 3. Bytes per tick on the wire, ltp / quote / full, from ticks captured off the hub during the run.
+ *
+ * For development: FEED_BENCH_ONLY=1:100[:ours|:baseline] or 2:100000[...] runs one row and prints
+ * it raw, FEED_BENCH_DEBUG=1 prints each run's phases, FEED_BENCH_CLIENT_ARGS passes node flags to
+ * the clients process (e.g. --cpu-prof), FEED_BENCH_WORKERS sets the shard workers (default 1).
+ *
+ * CPU per window: this process (process.cpuUsage, every thread), split into its main thread and the
+ * rest (shard workers, V8 and libuv helpers) from /proc/self/task/<tid>/schedstat; the clients
+ * process (its own process.cpuUsage); the whole machine from /proc/stat. All as % of one core; the
+ * machine has cpus().length cores shared by all three (and by anything else running: "others").
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
+import { nowMicros } from '../src/clock.ts';
+import { Front } from '../src/front.ts';
+import { Feed } from '../src/gateway/feed.ts';
+import { FeedHub, type HubListener } from '../src/gateway/hub.ts';
+import { KiteWs } from '../src/gateway/kite-ws.ts';
+import { createPackr, FEED_MODES, tickFor } from '../src/gateway/messages.ts';
+import { startGateway } from '../src/gateway/server.ts';
+import { encodeFrame } from '../src/kite/codec.ts';
+import type { Instrument } from '../src/kite/instruments.ts';
+import { KIND_LENGTH, Kind } from '../src/kite/record.ts';
+import { Market } from '../src/kite/sim/market.ts';
+import { silentLogger } from '../src/log.ts';
+import { OutputPump } from '../src/outputs.ts';
+import { Pipeline } from '../src/pipeline.ts';
+import { N_FIELDS, TickConsumer } from '../workers/normalized.ts';
+import { SC } from '../workers/protocol.ts';
+import { DEFAULT_TIMEFRAMES, parseTimeframe } from '../workers/stages/session.ts';
+import { officialTicker, type OfficialTick } from '../test/support/kite-official.ts';
+import { T0, universe } from '../test/pipeline/harness.ts';
+import type { ClientCommand, ClientStats, Proto } from './feed-clients.ts';
+
+/** Option strikes each side and expiries: universe(40, 2) = 376 instruments, so 1 % is 3-4 tokens. */
+const STRIKES = 40;
+const EXPIRIES = 2;
+/** Shard workers (the service defaults to min(2, cores); 1 leaves a core to the clients). */
+const WORKERS = Number(process.env.FEED_BENCH_WORKERS ?? 1);
+const SET_TICKS = 50_000;
+const MAX_PER_FRAME = 80;
+const CLIENT_COUNTS = [1, 100, 1000];
+const RATES = [10_000, 100_000];
+const LATENCY_CLIENTS = 100;
+const WARM_MS = 1000;
+const MAX_MS = 3000;
+const PACED_MS = 4000;
+/** Ticks in flight per client at the maximum rate, within [MIN_WINDOW, MAX_WINDOW]. */
+const WINDOW_TOTAL = 300_000;
+const MIN_WINDOW = 300;
+const MAX_WINDOW = 10_000;
+/** Longest the bench pushes frames in one turn of the event loop, so uWS and the hub get theirs. */
+const BURST_MS = 2;
+/** No progress from the clients for this long while waiting: push one frame anyway (counted; expect 0). */
+const STALL_MS = 1000;
+const TARGET_RATIO = 20;
+const TARGET_P99_US = 2000;
+const TARGET_RATE = 100_000;
+const KEY = 'bench-key-0123456789abcdef';
+const auth = { verify: (s: string) => (s === KEY ? { name: 'bench' } : null) };
+
+// ---------------------------------------------------------------------------------------------
+// Input: Kite frames replayed with their clock-bound fields moved forward.
+
+/** Byte offsets in a full (184) packet and an index full (32) packet; see src/kite/codec.ts. */
+const FULL = { LAST_QTY: 8, VOLUME: 16, LAST_TRADE_TIME: 44, OI: 48, OI_HIGH: 52, OI_LOW: 56, EXCHANGE_TIME: 60 } as const;
+const INDEX_FULL_EXCHANGE_TIME = 28;
+
+/**
+ * Full-mode frames drawn once from the market model and replayed for as long as a run lasts, as
+ * input the pipeline accepts. Played as is, a replay would be quarantined: prices jumping back to
+ * where the set began (a deep out-of-the-money option moves past ×5), volume and OI high falling,
+ * exchange times minutes old. So the frames play forward, then backward, then forward again
+ * (each price step is one the model made, either way), and before a frame goes out its exchange and
+ * last-trade times become the current second, its volume the token's running volume plus the
+ * packet's last quantity, and its OI day high and low the running extremes of its OI.
+ * That is up to 6 stores per packet, charged to this process's main thread like a socket read.
+ */
+export class ReplayFrames {
+  readonly frames: Uint8Array[] = [];
+  readonly counts: number[] = [];
+  readonly ticks: number;
+  private readonly dvs: DataView[] = [];
+  private readonly pktStart: number[] = [0];
+  private readonly pos: number[] = [];
+  /** 1: full packet, 2: index full packet, 0: neither (left alone). */
+  private readonly kind: number[] = [];
+  /** Instrument index of each packet, for the running state below. */
+  private readonly inst: number[] = [];
+  private readonly volume: Float64Array;
+  private readonly oiHigh: Float64Array;
+  private readonly oiLow: Float64Array;
+  private nextFrame = 0;
+  private dir = 1;
+
+  constructor(instruments: readonly Instrument[], ticks: number, seed = 11) {
+    // The market model's clock held at the universe's session (options age by it; exchange times
+    // are rewritten on the way out anyway).
+    const market = new Market({ instruments, seed, clock: () => T0 });
+    const tokens = instruments.map((i) => i.instrumentToken);
+    const index = new Map(tokens.map((t, i) => [t, i]));
+    let x = seed;
+    const rnd = (): number => {
+      x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+      return x / 2 ** 32;
+    };
+    let total = 0;
+    while (total < ticks) {
+      const wire = market.nextTicks(1 + Math.floor(rnd() * MAX_PER_FRAME), tokens, 'full');
+      const bytes = encodeFrame(wire);
+      let p = 2;
+      for (const t of wire) {
+        p += 2;
+        this.pos.push(p);
+        this.kind.push(t.kind === Kind.FULL ? 1 : t.kind === Kind.INDEX_FULL ? 2 : 0);
+        this.inst.push(index.get(t.token)!);
+        p += KIND_LENGTH[t.kind];
+      }
+      this.frames.push(bytes);
+      this.dvs.push(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      this.counts.push(wire.length);
+      this.pktStart.push(this.pos.length);
+      total += wire.length;
+    }
+    this.ticks = total;
+    this.volume = new Float64Array(instruments.length);
+    this.oiHigh = new Float64Array(instruments.length);
+    this.oiLow = new Float64Array(instruments.length);
+  }
+
+  /** Start again from the first frame: for a fresh pipeline, whose validator has no history. */
+  reset(): void {
+    this.nextFrame = 0;
+    this.dir = 1;
+    this.volume.fill(0);
+    this.oiHigh.fill(0);
+    this.oiLow.fill(Infinity);
+  }
+
+  /** Index of the next frame, its fields rewritten for `nowMs`. */
+  next(nowMs: number): number {
+    const f = this.nextFrame;
+    const dv = this.dvs[f];
+    const sec = Math.floor(nowMs / 1000);
+    for (let k = this.pktStart[f]; k < this.pktStart[f + 1]; k++) {
+      const p = this.pos[k];
+      const kind = this.kind[k];
+      if (kind === 1) {
+        const i = this.inst[k];
+        const v = (this.volume[i] += dv.getUint32(p + FULL.LAST_QTY) || 1);
+        const oi = dv.getUint32(p + FULL.OI);
+        if (oi > this.oiHigh[i]) this.oiHigh[i] = oi;
+        if (oi < this.oiLow[i]) this.oiLow[i] = oi;
+        dv.setUint32(p + FULL.VOLUME, v);
+        dv.setUint32(p + FULL.OI_HIGH, this.oiHigh[i]);
+        dv.setUint32(p + FULL.OI_LOW, this.oiLow[i]);
+        dv.setUint32(p + FULL.LAST_TRADE_TIME, sec);
+        dv.setUint32(p + FULL.EXCHANGE_TIME, sec);
+      } else if (kind === 2) {
+        dv.setUint32(p + INDEX_FULL_EXCHANGE_TIME, sec);
+      }
+    }
+    // Bounce at the ends without playing the end frame twice (its packets would be duplicates).
+    const n = this.frames.length;
+    let nf = f + this.dir;
+    if (nf === n || nf < 0) {
+      this.dir = -this.dir;
+      nf = Math.max(0, Math.min(n - 1, f + this.dir));
+    }
+    this.nextFrame = nf;
+    return f;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The two servers.
+
+interface Server {
+  name: string;
+  url: string;
+  /** One Kite frame arriving now. */
+  push(bytes: Uint8Array): void;
+  /** The input cannot take a frame now (the front holds frames for ring room). */
+  blocked(): boolean;
+  /** Ticks pushed that no client will get: quarantined or dropped as duplicates by the pipeline. */
+  dropped(): number;
+  counters(): { frames: number; ticks: number; conflations: number; slowCloses: number; quarantined: number };
+  close(): Promise<void>;
+}
+
+async function startOurs(instruments: Instrument[], extra: HubListener[] = []): Promise<Server> {
+  const front = new Front({ shards: WORKERS, ringCapacity: 1 << 16 });
+  let failure: Error | null = null;
+  const timeframes = DEFAULT_TIMEFRAMES.map(parseTimeframe);
+  const pipeline = new Pipeline({
+    rings: front.rings, instruments, mode: 'full', timeframesMs: timeframes, onError: (_s, e) => { failure = e; },
+  });
+  // Until the batch writer takes the STORE slot, the service reads it with an interim consumer too.
+  const store = new OutputPump(pipeline.reader(TickConsumer.STORE), { tick() {}, bar() {} });
+  const hub = new FeedHub(instruments, timeframes);
+  let feed!: Feed;
+  let kite!: KiteWs;
+  const gateway = await startGateway({
+    host: '127.0.0.1', port: 0, health: () => ({}),
+    routes: (app) => {
+      feed = new Feed(app, { hub, auth, log: silentLogger });
+      kite = new KiteWs(app, hub, auth, silentLogger);
+    },
+  });
+  hub.add(feed);
+  hub.add(kite);
+  for (const l of extra) hub.add(l);
+  hub.start(pipeline);
+  let seq = 0;
+  return {
+    name: 'ours (uWS, msgpack records)',
+    url: `ws://127.0.0.1:${gateway.port}/ws?key=${KEY}`,
+    push: (bytes) => front.onBinary(bytes, 0, ++seq, nowMicros()),
+    blocked: () => front.pendingCount() > 0,
+    dropped: () => {
+      let n = 0;
+      for (const sh of pipeline.shards) n += sh.counters[SC.QUARANTINED] + sh.counters[SC.DUPLICATES];
+      return n;
+    },
+    counters: () => {
+      if (failure) throw failure;
+      return {
+        frames: feed.stats.framesPublished, ticks: feed.stats.ticksPublished, conflations: feed.stats.conflations,
+        slowCloses: feed.stats.slowCloses, quarantined: pipeline.counters().quarantined,
+      };
+    },
+    async close() {
+      if (process.env.FEED_BENCH_DEBUG) console.log('    quarantine', JSON.stringify(pipeline.counters().quarantineByReason));
+      feed.close();
+      kite.close();
+      gateway.close();
+      await front.close();
+      await pipeline.stop();
+      await Promise.all([store.done, hub.done()]);
+    },
+  };
+}
+
+/** The straightforward server: parse, stringify each tick, one `ws` message per tick per client. */
+async function startBaseline(): Promise<Server> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+  await new Promise<void>((resolve, reject) => {
+    wss.once('listening', resolve);
+    wss.once('error', reject);
+  });
+  const ticker = officialTicker({ api_key: 'bench', access_token: 'bench', reconnect: false }); // never connected
+  const subs = new Map<number, Set<WsSocket>>();
+  const counters = { frames: 0, ticks: 0, conflations: 0, slowCloses: 0, quarantined: 0 };
+  wss.on('connection', (ws) => {
+    const mine: number[] = [];
+    ws.on('message', (data) => {
+      const m = JSON.parse(String(data)) as { op: string; id?: number; instruments: number[] };
+      if (m.op !== 'subscribe') return;
+      for (const t of m.instruments) {
+        let set = subs.get(t);
+        if (!set) subs.set(t, (set = new Set()));
+        set.add(ws);
+        mine.push(t);
+      }
+      ws.send(JSON.stringify({ type: 'ack', id: m.id }));
+    });
+    ws.on('close', () => {
+      for (const t of mine) subs.get(t)?.delete(ws);
+    });
+  });
+  const port = (wss.address() as { port: number }).port;
+  return {
+    name: 'baseline (ws, JSON per tick)',
+    url: `ws://127.0.0.1:${port}/`,
+    push(bytes) {
+      const recv = nowMicros();
+      // The frames are whole ArrayBuffers (encodeFrame), as ws hands them to KiteTicker.
+      const ticks = ticker.parseBinary(bytes.buffer as ArrayBuffer) as (OfficialTick & { rt?: number })[];
+      for (const t of ticks) {
+        t.rt = recv;
+        const set = subs.get(t.instrument_token);
+        if (!set || set.size === 0) continue;
+        const s = JSON.stringify(t);
+        for (const ws of set) ws.send(s);
+        counters.frames += set.size;
+        counters.ticks++;
+      }
+    },
+    blocked: () => false,
+    dropped: () => 0,
+    counters: () => ({ ...counters }),
+    async close() {
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The clients process.
+
+class Clients {
+  /** Fewest ticks any client has received (cumulative since open). */
+  min = 0;
+  onProgress: (() => void) | null = null;
+  lastProgress = 0;
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: (r: Record<string, unknown>) => void; reject: (e: Error) => void }>();
+  readonly exited: Promise<number | null>;
+
+  constructor(private readonly child: ChildProcess) {
+    child.on('message', (m: { type?: string; min?: number; id?: number; ok?: boolean; error?: string }) => {
+      if (m.type === 'progress') {
+        this.min = m.min!;
+        this.lastProgress = performance.now();
+        this.onProgress?.();
+        return;
+      }
+      const w = this.waiting.get(m.id!);
+      if (!w) return;
+      this.waiting.delete(m.id!);
+      if (m.ok) w.resolve(m as Record<string, unknown>);
+      else w.reject(new Error(`clients process: ${m.error}`));
+    });
+    this.exited = new Promise((r) => child.once('exit', (code) => {
+      for (const w of this.waiting.values()) w.reject(new Error(`clients process exited (${code})`));
+      r(code);
+    }));
+  }
+
+  static start(): Clients {
+    const child = fork(new URL('./feed-clients.ts', import.meta.url), [], {
+      // FEED_BENCH_CLIENT_ARGS: extra node flags for the clients process (e.g. --cpu-prof), for development.
+      execArgv: ['--import', 'tsx', ...(process.env.FEED_BENCH_CLIENT_ARGS?.split(' ').filter(Boolean) ?? [])],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    return new Clients(child);
+  }
+
+  request<T = Record<string, unknown>>(c: ClientCommand, timeoutMs = 60_000): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new Error(`clients process did not answer ${c.cmd} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiting.set(id, {
+        resolve: (r) => { clearTimeout(timer); resolve(r as T); },
+        reject: (e) => { clearTimeout(timer); reject(e); },
+      });
+      this.child.send({ id, ...c });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.disconnect();
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 3000);
+    await this.exited;
+    clearTimeout(t);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU accounting.
+
+interface CpuMark {
+  wall: number;
+  procMs: number;
+  mainRunNs: number;
+  mainWaitNs: number;
+  machineBusy: number;
+  machineTotal: number;
+}
+
+function schedstat(tid: number): [number, number] {
+  try {
+    const [run, wait] = readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ');
+    return [Number(run), Number(wait)];
+  } catch {
+    return [NaN, NaN];
+  }
+}
+
+function machineJiffies(): [number, number] {
+  try {
+    const v = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = v.reduce((a, b) => a + b, 0);
+    return [total - v[3] - (v[4] ?? 0), total]; // busy = all but idle and iowait
+  } catch {
+    return [NaN, NaN];
+  }
+}
+
+function cpuMark(): CpuMark {
+  const u = process.cpuUsage();
+  const [run, wait] = schedstat(process.pid);
+  const [busy, total] = machineJiffies();
+  return { wall: performance.now(), procMs: (u.user + u.system) / 1000, mainRunNs: run, mainWaitNs: wait, machineBusy: busy, machineTotal: total };
+}
+
+interface CpuUse {
+  /** % of one core over the window. */
+  server: number;
+  serverMain: number;
+  serverOther: number;
+  /** ms the server's main thread was runnable but waited for a core, per second of window. */
+  mainWaitMsPerS: number;
+  machine: number;
+}
+
+function cpuUse(a: CpuMark, b: CpuMark): CpuUse {
+  const wall = b.wall - a.wall;
+  const server = ((b.procMs - a.procMs) / wall) * 100;
+  const serverMain = ((b.mainRunNs - a.mainRunNs) / 1e6 / wall) * 100;
+  const cores = cpus().length;
+  return {
+    server, serverMain, serverOther: server - serverMain,
+    mainWaitMsPerS: ((b.mainWaitNs - a.mainWaitNs) / 1e6 / wall) * 1000,
+    machine: ((b.machineBusy - a.machineBusy) / (b.machineTotal - a.machineTotal)) * 100 * cores,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// One run: open clients, push for WARM + window, measure, close.
+
+interface RunSpec {
+  server: Server;
+  clients: Clients;
+  frames: ReplayFrames;
+  proto: Proto;
+  n: number;
+  subs: number[][];
+  /** Ticks/s in, or null for the maximum rate under the clients' credit. */
+  rate: number | null;
+  windowMs: number;
+  latency: boolean;
+}
+
+interface RunResult {
+  inTps: number;
+  client: ClientStats;
+  cpu: CpuUse;
+  clientCpu: number;
+  framesPublished: number;
+  ticksPublished: number;
+  conflations: number;
+  slowCloses: number;
+  quarantined: number;
+  stalls: number;
+  openMs: number;
+  /** Paced runs: p99 of how late frames were pushed against their schedule, µs. */
+  lagP99: number;
+}
+
+async function runOnce(s: RunSpec): Promise<RunResult> {
+  const { server, clients, frames } = s;
+  frames.reset();
+  const opened = await clients.request<{ openMs: number }>({ cmd: 'open', url: server.url, n: s.n, proto: s.proto, mode: 'full', subs: s.subs });
+  const window = Math.max(MIN_WINDOW, Math.min(MAX_WINDOW, Math.floor(WINDOW_TOTAL / s.n)));
+  // Clients count from 0 since open; nothing has been pushed yet.
+  clients.min = 0;
+  let pushed = 0;
+  let stopped = false;
+  let waiting = false;
+  let stalls = 0;
+  let timer: NodeJS.Timeout | null = null;
+  let immediate: NodeJS.Immediate | null = null;
+  const tStart = performance.now();
+
+  // Paced runs: when each frame was due, to measure how late the bench got it in (arrival lag).
+  const lags = new Float64Array(200_000);
+  let nLags = 0;
+  let lagOn = false;
+  const pushOne = (): void => {
+    const f = frames.next(Date.now());
+    if (lagOn && s.rate !== null && nLags < lags.length) lags[nLags++] = (performance.now() - tStart - (pushed / s.rate) * 1000) * 1000;
+    server.push(frames.frames[f]);
+    pushed += frames.counts[f];
+  };
+  const step = (): void => {
+    timer = null;
+    immediate = null;
+    if (stopped) return;
+    const until = performance.now() + BURST_MS;
+    if (s.rate !== null) {
+      const due = (s.rate * (performance.now() - tStart)) / 1000;
+      while (pushed < due && !server.blocked()) {
+        pushOne();
+        if (performance.now() > until) {
+          immediate = setImmediate(step);
+          return;
+        }
+      }
+      timer = setTimeout(step, 1);
+      return;
+    }
+    while (performance.now() < until) {
+      if (server.blocked()) {
+        timer = setTimeout(step, 1);
+        return;
+      }
+      if (pushed - server.dropped() - clients.min >= window) {
+        waiting = true;
+        // Progress wakes us; if none comes, do not hang.
+        timer = setTimeout(() => {
+          if (!waiting) return;
+          waiting = false;
+          stalls++;
+          pushOne();
+          step();
+        }, STALL_MS);
+        return;
+      }
+      pushOne();
+    }
+    immediate = setImmediate(step);
+  };
+  clients.onProgress = () => {
+    if (!waiting || stopped) return;
+    waiting = false;
+    if (timer) clearTimeout(timer);
+    step();
+  };
+  step();
+  const dbg = process.env.FEED_BENCH_DEBUG ? (what: string) => console.log(`    ${(performance.now() - tStart).toFixed(0)} ms: ${what}, pushed ${pushed}, clients min ${clients.min}`) : () => {};
+  dbg(`opened ${s.n} in ${opened.openMs} ms`);
+
+  await new Promise((r) => setTimeout(r, WARM_MS));
+  dbg('warm');
+  const c0 = server.counters();
+  const p0 = pushed;
+  await clients.request({ cmd: 'start', latency: s.latency });
+  lagOn = true;
+  const m0 = cpuMark();
+  await new Promise((r) => setTimeout(r, s.windowMs));
+  dbg('stop');
+  const stats = await clients.request<ClientStats>({ cmd: 'stop' });
+  dbg('stopped');
+  const m1 = cpuMark();
+  const c1 = server.counters();
+  const p1 = pushed;
+  lagOn = false;
+  stopped = true;
+  clients.onProgress = null;
+  if (timer) clearTimeout(timer);
+  if (immediate) clearImmediate(immediate);
+  await clients.request({ cmd: 'close' });
+  dbg('closed');
+  return {
+    inTps: ((p1 - p0) / (m1.wall - m0.wall)) * 1000,
+    client: stats,
+    cpu: cpuUse(m0, m1),
+    clientCpu: ((stats.cpuUserMs + stats.cpuSystemMs) / stats.windowMs) * 100,
+    framesPublished: c1.frames - c0.frames,
+    ticksPublished: c1.ticks - c0.ticks,
+    conflations: c1.conflations - c0.conflations,
+    slowCloses: c1.slowCloses - c0.slowCloses,
+    quarantined: c1.quarantined,
+    stalls,
+    openMs: opened.openMs,
+    lagP99: nLags > 0 ? lags.slice(0, nLags).sort()[Math.ceil(0.99 * nLags) - 1] : NaN,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bytes per tick.
+
+/** Server-to-client WebSocket header for a payload of `len` bytes. */
+const wsHeader = (len: number): number => (len < 126 ? 2 : len < 65536 ? 4 : 10);
+
+function bytesTable(instruments: Instrument[], captured: Float64Array, rows: number[], symbols: readonly string[]): Record<string, string | number>[] {
+  const records = createPackr(true);
+  const plain = createPackr(false);
+  const ticker = officialTicker({ api_key: 'bench', access_token: 'bench', reconnect: false });
+  const tokens = instruments.map((i) => i.instrumentToken);
+  const n = rows.length;
+  const out: Record<string, string | number>[] = [];
+  for (const mode of FEED_MODES) {
+    const ticks = rows.map((row, k) => tickFor(captured, k * N_FIELDS, mode, symbols[row]));
+    const perFrame = (packr: { pack(v: unknown): Uint8Array }, size: number): number => {
+      let bytes = 0;
+      for (let k = 0; k < n; k += size) {
+        const len = packr.pack({ type: 'ticks', d: ticks.slice(k, k + size) }).length;
+        bytes += len + wsHeader(len);
+      }
+      return bytes / n;
+    };
+    let json = 0;
+    for (const t of ticks) {
+      const len = Buffer.byteLength(JSON.stringify(t));
+      json += len + wsHeader(len);
+    }
+    // What the baseline sends: KiteTicker's objects for the same mode's packets (+ rt in full, as in the runs).
+    const market = new Market({ instruments, seed: 3 });
+    const frame = encodeFrame(market.nextTicks(Math.min(n, 200), tokens, mode));
+    const official = ticker.parseBinary(frame.buffer as ArrayBuffer) as (OfficialTick & { rt?: number })[];
+    let base = 0;
+    let kite = 0;
+    for (const t of official) {
+      if (mode === 'full') t.rt = nowMicros();
+      const len = Buffer.byteLength(JSON.stringify(t));
+      base += len + wsHeader(len);
+    }
+    for (let k = 0, p = 2; k < official.length; k++) {
+      const len = (frame[p] << 8) | frame[p + 1];
+      kite += len + 2;
+      p += 2 + len;
+    }
+    const rec1 = perFrame(records, 1);
+    out.push({
+      mode,
+      'kite binary (in)': (kite / official.length).toFixed(1),
+      'records, 1 tick/frame': rec1.toFixed(1),
+      'records, 10 ticks/frame': perFrame(records, 10).toFixed(1),
+      'plain msgpack, 1/frame': perFrame(plain, 1).toFixed(1),
+      'plain msgpack, 10/frame': perFrame(plain, 10).toFixed(1),
+      'JSON of our tick, 1/msg': (json / n).toFixed(1),
+      'baseline JSON (KiteTicker), 1/msg': (base / official.length).toFixed(1),
+      'baseline ÷ records(1)': (base / official.length / rec1).toFixed(2),
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const fmt = (x: number): string => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}k` : x.toFixed(0));
+const pct = (x: number): string => `${x.toFixed(0)}%`;
+const usStr = (x: number): string => (!Number.isFinite(x) ? '—' : x < 1000 ? `${x.toFixed(0)} µs` : `${(x / 1000).toFixed(2)} ms`);
+
+async function clockOffset(clients: Clients): Promise<{ offsetUs: number; rttUs: number }> {
+  let best = { offsetUs: NaN, rttUs: Infinity };
+  for (let i = 0; i < 30; i++) {
+    const a = nowMicros();
+    const r = await clients.request<{ us: number }>({ cmd: 'clock' });
+    const b = nowMicros();
+    if (b - a < best.rttUs) best = { offsetUs: r.us - (a + b) / 2, rttUs: b - a };
+  }
+  return best;
+}
+
+export default async function run(): Promise<void> {
+  const load = loadavg();
+  const cores = cpus().length;
+  const instruments = universe(STRIKES, EXPIRIES);
+  const tokens = instruments.map((i) => i.instrumentToken);
+  const t0 = performance.now();
+  const frames = new ReplayFrames(instruments, SET_TICKS);
+  console.log(`load average ${load.map((l) => l.toFixed(2)).join(' ')} on ${cores} cores` +
+    (load[0] > cores - 0.5 ? ' (busy machine before the bench started: "others" below is what else ran)' : ''));
+  console.log(`universe(${STRIKES}, ${EXPIRIES}): ${instruments.length} instruments; ${WORKERS} shard worker(s); ` +
+    `input ${frames.frames.length} full-mode Kite frames of 1-${MAX_PER_FRAME} packets (${frames.ticks} ticks, avg ${(frames.ticks / frames.frames.length).toFixed(1)}/frame), replayed, built in ${(performance.now() - t0).toFixed(0)} ms`);
+
+  const clients = Clients.start();
+  const results: { case: string; server: string; n: number; rate: number | null; r: RunResult }[] = [];
+  const captureRows: number[] = [];
+  const CAPTURE = 2000;
+  const captured = new Float64Array(CAPTURE * N_FIELDS);
+  let symbols: readonly string[] = [];
+  const capture: HubListener = {
+    tick(f, o, row) {
+      const k = captureRows.length;
+      if (k >= CAPTURE) return;
+      captured.set(f.subarray(o, o + N_FIELDS), k * N_FIELDS);
+      captureRows.push(row);
+    },
+  };
+  try {
+    const off = await clockOffset(clients);
+    console.log(`clocks: clients process − this process = ${off.offsetUs.toFixed(0)} µs ± ${(off.rttUs / 2).toFixed(0)} µs (IPC round trip ${off.rttUs.toFixed(0)} µs); latencies are not corrected`);
+
+    const all = [tokens];
+    const slices = Array.from({ length: LATENCY_CLIENTS }, (_, i) => tokens.filter((_t, j) => j % LATENCY_CLIENTS === i));
+    const plan: { case: string; n: number; rate: number | null; subs: number[][]; ms: number; latency: boolean }[] = [
+      ...CLIENT_COUNTS.map((n) => ({ case: '1', n, rate: null, subs: all, ms: MAX_MS, latency: false })),
+      ...RATES.map((rate) => ({ case: '2', n: LATENCY_CLIENTS, rate, subs: slices, ms: PACED_MS, latency: true })),
+    ];
+    // For development: FEED_BENCH_ONLY=1:100 (case:clients) or 2:100000 (case:rate), optionally
+    // followed by :ours or :baseline, runs only the matching rows and prints them raw.
+    const [onlyRow, onlyServer] = (() => {
+      const o = process.env.FEED_BENCH_ONLY?.split(':');
+      return o ? [`${o[0]}:${o[1]}`, o[2]] : [null, undefined];
+    })();
+    for (const p of plan) {
+      if (onlyRow && onlyRow !== `${p.case}:${p.case === '1' ? p.n : p.rate}`) continue;
+      for (const which of ['ours', 'baseline'] as const) {
+        if (onlyServer && onlyServer !== which) continue;
+        const server = which === 'ours'
+          ? await startOurs(instruments, captureRows.length === 0 ? [capture] : [])
+          : await startBaseline();
+        if (which === 'ours' && symbols.length === 0) symbols = instruments.map((i) => i.tradingsymbol);
+        try {
+          const r = await runOnce({
+            server, clients, frames, proto: which === 'ours' ? 'feed' : 'json', n: p.n, subs: p.subs, rate: p.rate,
+            windowMs: p.ms, latency: p.latency,
+          });
+          results.push({ case: p.case, server: server.name, n: p.n, rate: p.rate, r });
+          process.stdout.write(`  done: case ${p.case}, ${which}, ${p.n} clients, ${p.rate === null ? 'max' : fmt(p.rate) + '/s'} (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
+        } finally {
+          await server.close();
+        }
+      }
+    }
+  } finally {
+    await clients.stop();
+  }
+
+  if (process.env.FEED_BENCH_ONLY) {
+    console.dir(results, { depth: 4 });
+    return;
+  }
+  const baselineOf = (n: number, rate: number | null) => results.find((x) => x.n === n && x.rate === rate && x.server.startsWith('baseline'))!.r;
+  const cpuCols = (r: RunResult): Record<string, string> => ({
+    'server CPU': pct(r.cpu.server),
+    '· main thread': pct(r.cpu.serverMain),
+    '· workers etc.': pct(r.cpu.serverOther),
+    'clients CPU': pct(r.clientCpu),
+    others: pct(Math.max(0, r.cpu.machine - r.cpu.server - r.clientCpu)),
+    'main waited for a core (ms/s)': r.cpu.mainWaitMsPerS.toFixed(0),
+  });
+
+  console.log(`\n1. Every client subscribed to every token (full mode), maximum rate (at most ${WINDOW_TOTAL / 1000}k/clients, ${MIN_WINDOW}..${MAX_WINDOW}, ticks in flight per client), ${MAX_MS / 1000} s window after ${WARM_MS / 1000} s warm-up. CPU in % of one core (${cores} cores in all).`);
+  console.table(results.filter((x) => x.case === '1').map((x) => {
+    const r = x.r;
+    const delivered = (r.client.ticks / r.client.windowMs) * 1000;
+    const base = (baselineOf(x.n, null).client.ticks / baselineOf(x.n, null).client.windowMs) * 1000;
+    return {
+      server: x.server,
+      clients: x.n,
+      'ticks/s in': fmt(r.inTps),
+      'ticks/s delivered (all clients)': fmt(delivered),
+      'vs baseline': `${(delivered / base).toFixed(1)}x`,
+      'ticks/frame': (r.client.ticks / Math.max(1, r.client.frames)).toFixed(1),
+      'wire B/tick': (r.client.wireBytes / Math.max(1, r.client.ticks)).toFixed(1),
+      // What each side spends per tick delivered, whatever share of the cores it got.
+      'delivered per server CPU-s': fmt(delivered / (r.cpu.server / 100)),
+      'per clients CPU-s': fmt(delivered / (r.clientCpu / 100)),
+      'slowest/fastest client': `${fmt(r.client.minClientTicks)}/${fmt(r.client.maxClientTicks)}`,
+      conflated: r.conflations + r.slowCloses + r.client.conflatedTicks,
+      ...cpuCols(r),
+    };
+  }));
+  const ours100 = results.find((x) => x.case === '1' && x.n === 100 && x.server.startsWith('ours'))!.r;
+  const base100 = baselineOf(100, null);
+  const ratio = (ours100.client.ticks / ours100.client.windowMs) / (base100.client.ticks / base100.client.windowMs);
+  console.log(`target ≥ ${TARGET_RATIO}x the baseline's delivered ticks/s with 100 clients: ${ratio.toFixed(1)}x → ${ratio >= TARGET_RATIO ? 'MET' : 'NOT MET'}`);
+
+  console.log(`\n2. ${LATENCY_CLIENTS} clients, each subscribed to a different 1 % of the tokens (${slicesInfo(tokens.length)}), full mode, paced input, ${PACED_MS / 1000} s window after ${WARM_MS / 1000} s warm-up. Latency: push into the front (rt) → decoded in the client.`);
+  console.table(results.filter((x) => x.case === '2').map((x) => {
+    const r = x.r;
+    return {
+      server: x.server,
+      'ticks/s in (target)': fmt(x.rate!),
+      'ticks/s in': fmt(r.inTps),
+      'ticks/s delivered': fmt((r.client.ticks / r.client.windowMs) * 1000),
+      p50: usStr(r.client.p50),
+      p99: usStr(r.client.p99),
+      'p99.9': usStr(r.client.p999),
+      max: usStr(r.client.max),
+      samples: r.client.samples,
+      'ticks/frame': (r.client.ticks / Math.max(1, r.client.frames)).toFixed(2),
+      'input lag p99': usStr(r.lagP99),
+      ...cpuCols(r),
+    };
+  }));
+  const ours2 = results.find((x) => x.case === '2' && x.rate === TARGET_RATE && x.server.startsWith('ours'))!.r;
+  console.log(`target p99 < ${TARGET_P99_US / 1000} ms at ${fmt(TARGET_RATE)} ticks/s in: ${usStr(ours2.client.p99)} → ${ours2.client.p99 < TARGET_P99_US ? 'MET' : 'NOT MET'}`);
+  const q = results.reduce((a, x) => a + (x.server.startsWith('ours') ? x.r.quarantined : 0), 0);
+  const stalls = results.reduce((a, x) => a + x.r.stalls, 0);
+  console.log(`checks: ${q} ticks quarantined by the pipeline (replayed input must be valid: 0), ${stalls} flow-control stalls (no client progress for ${STALL_MS} ms)`);
+
+  console.log(`\n3. Bytes per tick on the wire (payload + WebSocket header, server → client), ${captureRows.length} ticks captured off the hub; baseline from ${Math.min(captureRows.length, 200)} KiteTicker objects per mode:`);
+  console.table(bytesTable(instruments, captured, captureRows, symbols));
+  console.log(`total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+}
+
+function slicesInfo(n: number): string {
+  const lo = Math.floor(n / LATENCY_CLIENTS);
+  return `${lo}-${Math.ceil(n / LATENCY_CLIENTS)} of ${n} tokens each`;
+}
