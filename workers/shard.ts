@@ -15,6 +15,9 @@
  * socket; nothing is dropped), then sleeps on the ring with Atomics.waitAsync (no timer polling;
  * the event loop stays free for the bar clock and control messages).
  *
+ * The stages read each accepted tick from its canonical record in the output slot (onTickAt):
+ * doubles passed as arguments to a call V8 does not inline are boxed, one HeapNumber each per tick.
+ *
  * In-progress bar updates are coalesced: at most one per (token, timeframe) per batch, written
  * after the batch, so a burst of ticks costs one update, not one per tick.
  */
@@ -24,13 +27,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { RingConsumer, RingProducer } from '../src/rings/ring.ts';
 import { F, Kind, type RecordViews } from '../src/kite/record.ts';
 import { nowMicros } from '../src/clock.ts';
-import { Aggregator } from './stages/aggregate.ts';
+import { Aggregator, type AggregatorFields } from './stages/aggregate.ts';
 import { BAR_FIELDS } from './stages/bar.ts';
 import { Filter } from './stages/filter.ts';
 import { InstrumentTable } from './stages/instrument-table.ts';
 import { normalize } from './stages/normalize.ts';
 import { Validator } from './stages/validate.ts';
-import { SessionStats } from './stages/session-stats.ts';
+import { Carries, SessionStats, type SessionFields } from './stages/session-stats.ts';
 import { N, NType, TICK_CONSUMERS } from './normalized.ts';
 import { optionGroups, ringDoorbells, SC, type ShardControl, type ShardData, type ShardMessage } from './protocol.ts';
 
@@ -54,7 +57,17 @@ const groups = optionGroups(data.instruments);
 const groupOf = new Map(groups.map((g, i) => [g, i]));
 const chain = new Float64Array(data.chainStats);
 const chainBase = data.shard * groups.length * 2;
-const session = data.tokens.length > 0 ? new SessionStats({ tokens: data.tokens, maxGroups: Math.max(1, groups.length) }) : null;
+/** Where the stages find the tick in a canonical record (normalized.ts), so they need not import it. */
+const sessionFields: SessionFields = {
+  token: N.TOKEN, exchTimeMs: N.EXCH_TIME_MS, price: N.PRICE, prevClose: N.CLOSE, volumeDelta: N.VOLUME_DELTA,
+  oi: N.OI, avgPrice: N.AVG_PRICE, dayVwap: N.DAY_VWAP,
+};
+const aggregatorFields: AggregatorFields = {
+  token: N.TOKEN, exchTimeMs: N.EXCH_TIME_MS, price: N.PRICE, volumeDelta: N.VOLUME_DELTA, oi: N.OI,
+};
+const session = data.tokens.length > 0
+  ? new SessionStats({ tokens: data.tokens, maxGroups: Math.max(1, groups.length), fields: sessionFields })
+  : null;
 if (session) {
   const mine = new Set(data.tokens);
   for (const i of data.instruments) {
@@ -64,7 +77,6 @@ if (session) {
   }
 }
 let dirtyCount = 0;
-let now = clock();
 /**
  * When the current batch was taken from the input ring, epoch µs: every tick of the batch is
  * stamped with it (N.PROC_TIME_US). One clock read per batch, not per tick: performance.now()
@@ -96,6 +108,7 @@ const aggregator = data.tokens.length > 0
     tokens: data.tokens,
     timeframesMs: data.timeframesMs,
     graceMs: data.graceMs,
+    fields: aggregatorFields,
     onBar: (view, base, closed) => {
       if (closed) {
         writeBar(view, base);
@@ -149,15 +162,12 @@ function onRecord(v: RecordViews, b: number): void {
   counters[SC.TICKS_OUT]++;
   counters[SC.LAST_RECV_US] = out[fo + N.RECV_TIME_US];
   if (session !== null) {
+    // Only full packets carry OI, and full and quote ones the average price (N holds 0 otherwise).
     const kind = v.u32[b + F.KIND];
-    const oi = kind === Kind.FULL ? out[fo + N.OI] : NaN;
-    const avg = kind === Kind.FULL || kind === Kind.QUOTE ? out[fo + N.AVG_PRICE] : NaN;
-    session.onTick(token, validator.exchTimeMs, out[fo + N.PRICE], out[fo + N.CLOSE], validator.volumeDelta, oi, avg);
-    out[fo + N.DAY_VWAP] = session.dayVwap(token);
+    const carries = kind === Kind.FULL ? Carries.OI | Carries.AVG_PRICE : kind === Kind.QUOTE ? Carries.AVG_PRICE : 0;
+    session.onTickAt(out, fo, carries); // writes N.DAY_VWAP
   }
-  if (aggregator !== null) {
-    aggregator.onTick(token, validator.exchTimeMs, out[fo + N.PRICE], validator.volumeDelta, out[fo + N.OI], now);
-  }
+  aggregator?.onTickAt(out, fo); // its clock: setNow() in tickClock(), once per batch
 }
 
 /** Write overflowed bars while there is room; true when none are left. */
@@ -224,8 +234,11 @@ function batchLimit(): number {
 }
 
 function tickClock(): void {
-  now = clock();
-  aggregator?.advance(now);
+  const now = clock();
+  if (aggregator !== null) {
+    aggregator.advance(now);
+    aggregator.setNow(now);
+  }
 }
 
 let stopping = false;

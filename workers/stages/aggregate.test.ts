@@ -234,6 +234,77 @@ describe('Aggregator', () => {
     expect(emitted).toEqual([]);
   });
 
+  it('reads a tick from a record through the field offsets given at construction, as onTick places it', () => {
+    // A record laid out unlike the default, with other words around the fields.
+    const fields = { token: 9, exchTimeMs: 2, price: 5, volumeDelta: 0, oi: 7 };
+    const plain = setup([1000, M, DAY_MS], [RELIANCE, NIFTY], 500);
+    const fromRecords = setup([1000, M, DAY_MS], [RELIANCE, NIFTY], 500);
+    const agg = new Aggregator({
+      tokens: [RELIANCE, NIFTY], timeframesMs: [1000, M, DAY_MS], graceMs: 500, fields,
+      onBar: (v, base, closed) => fromRecords.emitted.push({ bar: barToObject(v, base), closed }),
+    });
+    const rec = new Float64Array(3 * 16).fill(-7);
+    let t = T0 - 2000;
+    let now = T0;
+    for (let i = 0; i < 400; i++) {
+      t += i % 17 === 0 ? -1500 : i % 50 === 0 ? 3 * M : 130 * (i % 5); // late ticks, silent gaps
+      now = Math.max(now, t + 40 * (i % 30));
+      const token = i % 3 === 0 ? NIFTY : i % 29 === 0 ? 12345 : RELIANCE;
+      const price = 100 + ((i * 37) % 23) / 4;
+      const qty = token === NIFTY ? 0 : i % 4;
+      const oi = 5000 + i;
+      plain.agg.onTick(token, t, price, qty, oi, now);
+      const o = 16 * (i % 3);
+      rec[o + fields.token] = token;
+      rec[o + fields.exchTimeMs] = t;
+      rec[o + fields.price] = price;
+      rec[o + fields.volumeDelta] = qty;
+      rec[o + fields.oi] = oi;
+      agg.setNow(now);
+      agg.onTickAt(rec, o);
+      if (i % 40 === 0) {
+        plain.agg.advance(now + 800);
+        agg.advance(now + 800);
+      }
+    }
+    plain.agg.flush();
+    agg.flush();
+    expect(plain.closed().length).toBeGreaterThan(20);
+    expect(plain.emitted.some((e) => (e.bar.flags & BarFlag.LATE) !== 0)).toBe(true);
+    expect(fromRecords.emitted).toEqual(plain.emitted);
+    expect(agg.stats).toEqual(plain.agg.stats);
+    expect(agg.lateByTimeframe).toEqual(plain.agg.lateByTimeframe);
+  });
+
+  it('applies the clock of the last setNow before each tick read from a record', () => {
+    const closed: Bar[] = [];
+    const agg = new Aggregator({
+      tokens: [RELIANCE], timeframesMs: [M], graceMs: 500,
+      onBar: (v, base, c) => {
+        if (c) closed.push(barToObject(v, base));
+      },
+    });
+    const rec = Float64Array.of(RELIANCE, T0 + 1000, 100, 1, 0); // the default field layout
+    agg.setNow(T0 + 1000);
+    agg.onTickAt(rec, 0);
+    agg.setNow(T0 + M + 500); // the bar's END + grace: due
+    rec[1] = T0 + 2000;
+    agg.onTickAt(rec, 0); // the clock closes the bar first, so this tick of its bucket is late
+    expect(closed.map((b) => [b.startMs, b.ticks])).toEqual([[T0, 1]]);
+    expect(agg.stats.late).toBe(1);
+  });
+
+  it('rejects bad field offsets naming them', () => {
+    const onBar = () => {};
+    const fields = { token: 0, exchTimeMs: 1, price: 2, volumeDelta: 3, oi: 4 };
+    expect(() => new Aggregator({ tokens: [1], timeframesMs: [M], onBar, fields: { ...fields, price: -1 } })).toThrow(/fields\.price/);
+    expect(() => new Aggregator({ tokens: [1], timeframesMs: [M], onBar, fields: { ...fields, oi: 1.5 } })).toThrow(/fields\.oi/);
+    expect(() => new Aggregator({ tokens: [1], timeframesMs: [M], onBar, fields: { ...fields, oi: 0 } }))
+      .toThrow(/fields\.oi and fields\.token are both at offset 0/);
+    const { oi: _oi, ...noOi } = fields;
+    expect(() => new Aggregator({ tokens: [1], timeframesMs: [M], onBar, fields: noOi as never })).toThrow(/fields\.oi/);
+  });
+
   it('rejects bad options naming them', () => {
     const onBar = () => {};
     expect(() => new Aggregator({ tokens: [], timeframesMs: [M], onBar })).toThrow(/tokens/);

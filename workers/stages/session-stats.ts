@@ -21,9 +21,18 @@
  * at IST midnight. A tick from an earlier day than the one held (a straggler across midnight) is
  * counted in `staleTicks` and changes nothing. Open interest is not a day quantity (positions carry
  * over), so the PCR sums are never reset.
+ *
+ * Entry points: onTickAt(rec, o, carries) reads the tick from a Float64Array record at f64 offset
+ * `o`, its fields where `fields` put them at construction, and writes the token's day VWAP back
+ * into the record (fields.dayVwap); `carries` says whether the packet had OI and an average price.
+ * onTick(...) and dayVwap(token) are the plain forms, for tests and callers off the hot path:
+ * onTick writes its arguments into a scratch record and runs onTickAt, so there is one
+ * implementation. Per tick (a change of day aside) no double is passed to or returned from any
+ * call: a call V8 does not inline boxes each one in a fresh HeapNumber.
  */
 
-import { istDayStart } from './session.ts';
+import { recordFields, recordWords } from './record-fields.ts';
+import { DAY_MS, istDayStart } from './session.ts';
 
 const DAY_START = 0;
 const DAY_VOLUME = 1;
@@ -38,6 +47,31 @@ const T_FIELDS = 9;
 
 export const OptionSide = { CE: 1, PE: 2 } as const;
 
+/** Bits of onTickAt's `carries`: which optional fields the packet had (the others are ignored). */
+export const Carries = { OI: 1, AVG_PRICE: 2 } as const;
+
+/** f64 offsets, from a record's start, of the fields onTickAt reads, and of the one it writes. */
+export interface SessionFields {
+  token: number;
+  exchTimeMs: number;
+  /** rupees */
+  price: number;
+  /** previous session's close, rupees; 0 or NaN when unknown */
+  prevClose: number;
+  volumeDelta: number;
+  /** read when `carries` has Carries.OI */
+  oi: number;
+  /** Kite's average traded price, read when `carries` has Carries.AVG_PRICE; 0 or NaN when none */
+  avgPrice: number;
+  /** written: the token's day VWAP after the tick (dayVwap()) */
+  dayVwap: number;
+}
+
+/** The record layout onTick's scratch uses when no `fields` are given. */
+export const DEFAULT_SESSION_FIELDS: Readonly<SessionFields> = Object.freeze({
+  token: 0, exchTimeMs: 1, price: 2, prevClose: 3, volumeDelta: 4, oi: 5, avgPrice: 6, dayVwap: 7,
+});
+
 export class SessionStats {
   /** Ticks from an IST day before the one held for their token: ignored. */
   staleTicks = 0;
@@ -50,9 +84,20 @@ export class SessionStats {
   /** Σ OI of the calls, of the puts, per group; sized by maxGroups, doubled only at registration. */
   private callOiSum: Float64Array;
   private putOiSum: Float64Array;
+  private readonly fToken: number;
+  private readonly fTime: number;
+  private readonly fPrice: number;
+  private readonly fPrevClose: number;
+  private readonly fVolume: number;
+  private readonly fOi: number;
+  private readonly fAvgPrice: number;
+  private readonly fDayVwap: number;
+  /** onTick's arguments, as a record in the `fields` layout; dayVwap() answers through it too. */
+  private readonly scratch: Float64Array;
 
-  constructor(opts: { tokens: readonly number[]; maxGroups?: number }) {
+  constructor(opts: { tokens: readonly number[]; maxGroups?: number; fields?: SessionFields }) {
     const { tokens, maxGroups = 16 } = opts ?? ({} as { tokens: readonly number[] });
+    const fields = recordFields('SessionStats', opts?.fields, DEFAULT_SESSION_FIELDS);
     if (!Array.isArray(tokens) || tokens.length === 0) {
       throw new RangeError('SessionStats: tokens must be a non-empty array of instrument tokens');
     }
@@ -78,6 +123,15 @@ export class SessionStats {
     }
     this.callOiSum = new Float64Array(maxGroups);
     this.putOiSum = new Float64Array(maxGroups);
+    this.fToken = fields.token;
+    this.fTime = fields.exchTimeMs;
+    this.fPrice = fields.price;
+    this.fPrevClose = fields.prevClose;
+    this.fVolume = fields.volumeDelta;
+    this.fOi = fields.oi;
+    this.fAvgPrice = fields.avgPrice;
+    this.fDayVwap = fields.dayVwap;
+    this.scratch = new Float64Array(recordWords(fields));
   }
 
   /**
@@ -107,7 +161,7 @@ export class SessionStats {
     this.t[b + SIDE] = side === 'CE' ? OptionSide.CE : OptionSide.PE;
     // OI seen before registration joins the sums now.
     const oi = this.t[b + OI];
-    if (oi === oi) this.addOi(g, this.t[b + SIDE], oi);
+    if (oi === oi) this.oiSums(this.t[b + SIDE])[g] += oi;
   }
 
   /**
@@ -120,49 +174,85 @@ export class SessionStats {
     token: number, exchTimeMs: number, price: number, prevClose: number, volumeDelta: number, oi: number,
     avgTradedPrice = NaN,
   ): void {
-    const i = this.index.get(token);
+    const r = this.scratch;
+    r[this.fToken] = token;
+    r[this.fTime] = exchTimeMs;
+    r[this.fPrice] = price;
+    r[this.fPrevClose] = prevClose;
+    r[this.fVolume] = volumeDelta;
+    r[this.fOi] = oi;
+    r[this.fAvgPrice] = avgTradedPrice;
+    this.onTickAt(r, 0, Carries.OI | Carries.AVG_PRICE);
+  }
+
+  /**
+   * One tick, read from `rec` at f64 offset `o` through `fields`; OI and the average price only
+   * when `carries` has their Carries bit. Writes the token's day VWAP after the tick (NaN for a
+   * token not given to the constructor) to rec[o + fields.dayVwap].
+   */
+  onTickAt(rec: Float64Array, o: number, carries: number): void {
+    // An integral token reads as a Smi key: the lookup boxes nothing.
+    const i = this.index.get(rec[o + this.fToken]);
     if (i === undefined) {
       this.unknownTokens++;
+      rec[o + this.fDayVwap] = NaN;
       return;
     }
     const t = this.t;
     const b = i * T_FIELDS;
-    const day = istDayStart(exchTimeMs);
-    if (day < t[b + DAY_START]) {
-      this.staleTicks++;
-      return;
+    const exchTimeMs = rec[o + this.fTime];
+    const held = t[b + DAY_START];
+    // istDayStart (doubles in and out) only when the tick may be on another day than the one held.
+    // The held day's last ms goes that way too, so that this shortcut never has to agree with
+    // istDayStart's rounding of a fractional time just before midnight.
+    if (!(exchTimeMs >= held && exchTimeMs < held + (DAY_MS - 1))) {
+      const day = istDayStart(exchTimeMs);
+      if (day < held) {
+        this.staleTicks++;
+        this.dayVwapInto(b, rec, o + this.fDayVwap);
+        return;
+      }
+      if (day > held) {
+        t[b + DAY_START] = day;
+        t[b + DAY_VOLUME] = 0;
+        t[b + DAY_PV] = 0;
+        t[b + AVG_PRICE] = NaN;
+      }
     }
-    if (day > t[b + DAY_START]) {
-      t[b + DAY_START] = day;
-      t[b + DAY_VOLUME] = 0;
-      t[b + DAY_PV] = 0;
-      t[b + AVG_PRICE] = NaN;
-    }
+    const price = rec[o + this.fPrice];
+    const volumeDelta = rec[o + this.fVolume];
     t[b + DAY_VOLUME] += volumeDelta;
     t[b + DAY_PV] += price * volumeDelta;
-    if (avgTradedPrice > 0) t[b + AVG_PRICE] = avgTradedPrice;
-    t[b + LAST_PRICE] = price;
-    if (prevClose > 0) t[b + PREV_CLOSE] = prevClose;
-    if (oi === oi) {
-      const g = t[b + GROUP];
-      if (g >= 0) {
-        const old = t[b + OI];
-        // Subtract the token's previous contribution, add the new one: O(1) per tick, and exact
-        // because OI is an integer far below 2^53.
-        this.addOi(g, t[b + SIDE], old === old ? oi - old : oi);
-      }
-      t[b + OI] = oi;
+    if ((carries & Carries.AVG_PRICE) !== 0) {
+      const avg = rec[o + this.fAvgPrice];
+      if (avg > 0) t[b + AVG_PRICE] = avg;
     }
+    t[b + LAST_PRICE] = price;
+    const prevClose = rec[o + this.fPrevClose];
+    if (prevClose > 0) t[b + PREV_CLOSE] = prevClose;
+    if ((carries & Carries.OI) !== 0) {
+      const oi = rec[o + this.fOi];
+      if (oi === oi) {
+        const g = t[b + GROUP];
+        if (g >= 0) {
+          // Subtract the token's previous contribution, add the new one: O(1) per tick, and exact
+          // because OI is an integer far below 2^53.
+          const old = t[b + OI];
+          if (old === old) this.oiSums(t[b + SIDE])[g] += oi - old;
+          else this.oiSums(t[b + SIDE])[g] += oi;
+        }
+        t[b + OI] = oi;
+      }
+    }
+    this.dayVwapInto(b, rec, o + this.fDayVwap);
   }
 
   /** Day VWAP in rupees: Kite's average traded price if the day has one, else Σpv/Σv; NaN if neither. */
   dayVwap(token: number): number {
     const b = this.base(token);
     if (b < 0) return NaN;
-    const avg = this.t[b + AVG_PRICE];
-    if (avg === avg) return avg;
-    const v = this.t[b + DAY_VOLUME];
-    return v !== 0 ? this.t[b + DAY_PV] / v : NaN;
+    this.dayVwapInto(b, this.scratch, this.fDayVwap);
+    return this.scratch[this.fDayVwap];
   }
 
   /** Σ volume deltas of the token's current IST day. */
@@ -197,9 +287,23 @@ export class SessionStats {
     return g === undefined ? NaN : this.putOiSum[g];
   }
 
-  private addOi(g: number, side: number, delta: number): void {
-    if (side === OptionSide.CE) this.callOiSum[g] += delta;
-    else this.putOiSum[g] += delta;
+  /** dayVwap() of the token at `b`, written to out[at]: a typed-array write, not a returned double. */
+  private dayVwapInto(b: number, out: Float64Array, at: number): void {
+    const t = this.t;
+    const avg = t[b + AVG_PRICE];
+    if (avg === avg) {
+      out[at] = avg;
+      return;
+    }
+    const v = t[b + DAY_VOLUME];
+    // if/else, not a ternary with NaN: see aggregate.ts absorb().
+    if (v !== 0) out[at] = t[b + DAY_PV] / v;
+    else out[at] = NaN;
+  }
+
+  /** The per-group OI sums of one side. */
+  private oiSums(side: number): Float64Array {
+    return side === OptionSide.CE ? this.callOiSum : this.putOiSum;
   }
 
   private base(token: number): number {
