@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import postgres from 'postgres';
-import { PGlite } from '@electric-sql/pglite';
 import { parse } from 'libpg-query';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/support/pg.ts';
+import { freshPglite } from '../../test/support/pglite.ts';
 import { pgDb, pgliteDb, pgOptions } from './db.ts';
 import { loadMigrations, migrate, SQL_DIR, timescalePolicySql, type SchemaPath } from './migrate.ts';
 
@@ -84,7 +84,7 @@ describe('migrator on PostgreSQL (no TimescaleDB here)', () => {
 
 describe('migrator on the embedded PGlite', () => {
   it('takes the plain path: same tables and the same columns as the server path', async () => {
-    const pg = await PGlite.create();
+    const { db: pg, close } = await freshPglite();
     const t = await createTestDatabase('migrate3');
     try {
       const log = logSink();
@@ -97,7 +97,7 @@ describe('migrator on the embedded PGlite', () => {
         expect(await columns(pgliteDb(pg), table), table).toEqual(await columns(pgDb(t.sql), table));
       }
     } finally {
-      await pg.close();
+      await close();
       await t.drop();
     }
   });

@@ -1,6 +1,6 @@
-import { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/support/pg.ts';
+import { freshPglite } from '../../test/support/pglite.ts';
 import { pgDb, pgliteDb, type Db } from './db.ts';
 import { migrate } from './migrate.ts';
 import { bars, instruments, QueryError, resolveToken, ticks } from './queries.ts';
@@ -103,6 +103,6 @@ suite('PostgreSQL (partitioned path)', async () => {
   return { db: pgDb(t.sql), close: () => t.drop() };
 });
 suite('the embedded PGlite (plain path)', async () => {
-  const pg = await PGlite.create();
-  return { db: pgliteDb(pg), close: () => pg.close() };
+  const { db: pg, close } = await freshPglite();
+  return { db: pgliteDb(pg), close };
 });

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/support/pg.ts';
+import { freshPgliteDir } from '../../test/support/pglite.ts';
 import { N, N_FIELDS, NType } from '../normalized.ts';
 import { B, BAR_FIELDS, BarFlag } from '../stages/bar.ts';
 import { QuarantineReason } from '../stages/validate.ts';
@@ -139,7 +140,7 @@ describe('binary COPY rows', () => {
 
   it('land in the embedded PGlite the same way', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'copy-pglite-'));
-    const sink = new PgliteSink({ dir, instruments: null, log: () => {} });
+    const sink = new PgliteSink({ dir: await freshPgliteDir(join(dir, 'pglite')), instruments: null, log: () => {} });
     try {
       await sink.open();
       await writeSamples(sink);

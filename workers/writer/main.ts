@@ -47,4 +47,7 @@ await writer.run();
 await writer.flushSpill(5000);
 await writer.close();
 post({ type: 'stopped', spillPending: writer.spill.pending() });
-port.close();
+// Exit now rather than when the event loop empties: a first start's PGlite initdb (seconds of
+// WASM) may still be running, and what it builds is renamed into place only when complete
+// (sink-pglite.ts), so ending it here leaves nothing half-made. The message above is delivered.
+process.exit(0);

@@ -100,7 +100,9 @@ export class PgSink implements Sink {
         const r = await migrate(db, { log: { info: (o, m) => this.opts.log('info', o as Record<string, unknown>, m), warn: (o, m) => this.opts.log('warn', o as Record<string, unknown>, m) } });
         if (r.path === 'timescale') await db.exec(timescalePolicySql(this.opts.marketDataRetentionDays, this.opts.barsRetentionDays));
         this.path = r.path;
-        await this.maintenance();
+        // Partitions ahead and retention: a failure here is reported, and must not keep the
+        // writer from writing (partitions a batch needs are also made on demand).
+        await this.maintenance().catch((e) => this.opts.log('warn', { err: { message: (e as Error).message } }, 'storage maintenance failed; retried within the hour'));
       } else {
         await db.query('SELECT 1');
       }
@@ -160,30 +162,34 @@ export class PgSink implements Sink {
   }
 
   async maintenance(): Promise<void> {
-    if (this.path !== 'partitioned') return;
+    if (this.path === null || this.path === 'plain') return;
     const sql = this.controlClient();
     const now = Date.now();
-    await this.ensureDays(sql, now - DAY_MS, now + PARTITIONS_AHEAD_DAYS * DAY_MS);
-    const retire = async (table: string, days: number) => {
-      if (days <= 0) return;
-      const old = await sql.unsafe<{ partition_name: string }[]>('SELECT partition_name FROM storage_expired_partitions($1, $2)', [table, days]);
-      for (const { partition_name: p } of old) {
-        // CONCURRENTLY: writers into other partitions are not blocked while it detaches.
-        await sql.unsafe(`ALTER TABLE ${table} DETACH PARTITION "${p}" CONCURRENTLY`);
-        await sql.unsafe(`DROP TABLE "${p}"`);
-        this.opts.log('info', { table, partition: p, keepDays: days }, 'retention: detached and dropped an expired partition');
-      }
-    };
-    await retire('market_data', this.opts.marketDataRetentionDays);
-    await retire('bars', this.opts.barsRetentionDays);
+    if (this.path === 'partitioned') {
+      await this.ensureDays(sql, now - DAY_MS, now + PARTITIONS_AHEAD_DAYS * DAY_MS);
+      const retire = async (table: string, days: number) => {
+        if (days <= 0) return;
+        const old = await sql.unsafe<{ partition_name: string }[]>('SELECT partition_name FROM storage_expired_partitions($1, $2)', [table, days]);
+        for (const { partition_name: p } of old) {
+          // CONCURRENTLY: writers into other partitions are not blocked while it detaches.
+          await sql.unsafe(`ALTER TABLE ${table} DETACH PARTITION "${p}" CONCURRENTLY`);
+          await sql.unsafe(`DROP TABLE "${p}"`);
+          this.opts.log('info', { table, partition: p, keepDays: days }, 'retention: detached and dropped an expired partition');
+        }
+      };
+      await retire('market_data', this.opts.marketDataRetentionDays);
+      await retire('bars', this.opts.barsRetentionDays);
+      const dayNow = istDay(now);
+      for (const d of this.days) if (d < dayNow - 1) this.days.delete(d);
+    }
+    // TimescaleDB's own policies retire market_data and bars chunks; these tables are plain on
+    // both server paths. writer_progress is kept: a few rows per service start, and the guard
+    // against replaying an old spill twice however late it comes.
     if (this.opts.marketDataRetentionDays > 0) {
       const keep = `${Math.floor(this.opts.marketDataRetentionDays)} days`;
       await sql.unsafe('DELETE FROM quarantined_ticks WHERE time < now() - $1::interval', [keep]);
       await sql.unsafe('DELETE FROM writer_batches WHERE committed_at < now() - $1::interval', [keep]);
-      await sql.unsafe('DELETE FROM writer_progress WHERE updated_at < now() - $1::interval', [keep]);
     }
-    const dayNow = istDay(now);
-    for (const d of this.days) if (d < dayNow - 1) this.days.delete(d);
   }
 
   async query(text: string, params: readonly unknown[]): Promise<unknown[]> {

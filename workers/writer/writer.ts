@@ -65,6 +65,8 @@ const IDLE_MS = 250;
 /** Attempts at one spilled batch that the database refuses as bad data before it is set aside. */
 const REFUSALS_BEFORE_SET_ASIDE = 3;
 const BACKOFF_MIN_MS = 100;
+/** Longest the rings are held while the database first opens. */
+const FIRST_OPEN_HOLD_MS = 5000;
 /** Age at which a batch bound for the spill is cut (see due()). */
 const SPILL_CUT_MS = 1000;
 const BACKOFF_MAX_MS = 2000;
@@ -130,6 +132,12 @@ export class Writer {
   /** Run until stop() and everything is drained. */
   async run(): Promise<void> {
     const replay = this.replayLoop();
+    // A first open that takes long (PGlite's initdb on a loaded machine) must not hold the rings
+    // longer than this: past it, batches go to the spill and are replayed once it is open.
+    const hold = setTimeout(() => {
+      this.firstOpenDone = true;
+      this.kick();
+    }, FIRST_OPEN_HOLD_MS);
     let elu = performance.eventLoopUtilization();
     this.watchdog = setInterval(() => {
       this.checkStall();
@@ -149,6 +157,7 @@ export class Writer {
       await this.sleep(seen, wait);
     }
     this.stopped = true;
+    clearTimeout(hold);
     this.replayWake?.();
     await replay;
     clearInterval(this.watchdog);

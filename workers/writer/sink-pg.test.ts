@@ -1,0 +1,41 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/support/pg.ts';
+import { pgDb } from '../../src/storage/db.ts';
+import { migrate } from '../../src/storage/migrate.ts';
+import { DAY_MS, IST_OFFSET_MS } from '../stages/session.ts';
+import { PARTITIONS_AHEAD_DAYS, PgSink } from './sink-pg.ts';
+
+const istDayName = (ms: number) => new Date(Math.floor((ms + IST_OFFSET_MS) / DAY_MS) * DAY_MS).toISOString().slice(0, 10).replace(/-/g, '');
+
+describe('PostgreSQL sink maintenance (partitioned path)', () => {
+  let t: TestDatabase;
+  beforeAll(async () => { t = await createTestDatabase('sinkpg'); });
+  afterAll(async () => { await t.drop(); });
+
+  it('creates day partitions ahead of today and detaches and drops those past retention', async () => {
+    await migrate(pgDb(t.sql));
+    const old = Date.now() - 40 * DAY_MS;
+    await t.sql`SELECT storage_ensure_partitions(${new Date(old)}, ${new Date(old)})`;
+    await t.sql`INSERT INTO quarantined_ticks (token, time, recv_time, reason, kind, price, volume, oi, conn, seq)
+      VALUES (1, ${new Date(old)}, ${new Date(old)}, 'bad_price', 5, 0, 0, 0, 0, 1), (1, now(), now(), 'bad_price', 5, 0, 0, 0, 0, 2)`;
+    const logs: string[] = [];
+    const sink = new PgSink({ url: t.url, lanes: 1, marketDataRetentionDays: 30, barsRetentionDays: 60, instruments: null, log: (_l, _o, m) => logs.push(m) });
+    try {
+      await sink.open();
+    } finally {
+      await sink.close();
+    }
+    const parts = (await t.sql`SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+      WHERE p.relname = 'market_data' ORDER BY 1`).map((r) => r.relname as string);
+    expect(parts).not.toContain(`market_data_p${istDayName(old)}`);
+    for (let d = 0; d <= PARTITIONS_AHEAD_DAYS; d++) expect(parts).toContain(`market_data_p${istDayName(Date.now() + d * DAY_MS)}`);
+    const gone = await t.sql`SELECT to_regclass(${`market_data_p${istDayName(old)}`}) AS r`;
+    expect(gone[0].r).toBeNull(); // dropped, not only detached
+    // Bars keep 60 days: the 40-day-old bars partition stays.
+    const bars = await t.sql`SELECT to_regclass(${`bars_p${istDayName(old)}`}) AS r`;
+    expect(bars[0].r).not.toBeNull();
+    expect(logs.filter((m) => /detached and dropped/.test(m))).toHaveLength(1);
+    const q = await t.sql`SELECT seq FROM quarantined_ticks`;
+    expect(q.map((r) => r.seq)).toEqual([2]);
+  });
+});
