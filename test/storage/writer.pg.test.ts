@@ -3,6 +3,7 @@
  * market_data ends up with every tick that passed validation exactly once, through terminated
  * connections, refused connections and a writer thread that dies.
  */
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeToTicks, encodeFrame } from '../../src/kite/codec.ts';
 import { WC } from '../../workers/writer/protocol.ts';
@@ -88,6 +89,32 @@ describe('batch writer on PostgreSQL', () => {
     const via = await t.sql`SELECT via, count(*)::int AS n FROM writer_batches GROUP BY via ORDER BY via`;
     expect(via.map((v) => v.via)).toEqual(['direct', 'spill']);
     await t.sql`TRUNCATE market_data, quarantined_ticks, bars, writer_batches, writer_progress`;
+  });
+
+  it('holds batches in the rings when the spill is full (back-pressure, said loudly) and loses nothing once the database returns', async () => {
+    const t2 = await createTestDatabase('spillfull');
+    try {
+      await t2.admin.unsafe(`ALTER DATABASE "${t2.name}" WITH ALLOW_CONNECTIONS false`);
+      const lines: string[] = [];
+      const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(line); } });
+      const frames = stream(instruments, 400, 14);
+      const r = await storeRun({
+        frames, instruments, databaseUrl: t2.url, log, pace: { frames: 5, ms: 5 },
+        storage: { spillMaxBytes: 1024 * 1024 },
+        during: async (s) => {
+          await until('the spill to fill', () => s.counters[WC.SPILL_FULL] === 1, 30_000);
+          const held = s.lag();
+          expect(held.ticks + held.bars).toBeGreaterThan(0); // still in the rings, not dropped
+          await sleep(300);
+          await t2.admin.unsafe(`ALTER DATABASE "${t2.name}" WITH ALLOW_CONNECTIONS true`);
+        },
+      });
+      expect(lines.join('')).toMatch(/"code":"SPILL_FULL"/);
+      expect(r.storage.counters[WC.SPILL_FULL]).toBe(0);
+      await expectExactlyOnce(t2, r);
+    } finally {
+      await t2.drop();
+    }
   });
 
   it("survives the driver's uncaught exception (backends terminated inside batch transactions): restarted, nothing lost or doubled", async () => {

@@ -262,14 +262,25 @@ export class Writer {
   private async deliver(s: Stream): Promise<void> {
     const b = s.builder;
     try {
-      if (this.up && this.spill.pendingFor(s.id) === 0) {
-        const r = await this.tryCommit(b, 'direct');
-        if (r !== null) {
-          this.release(s, b.count);
-          return;
+      for (;;) {
+        if (this.up && this.spill.pendingFor(s.id) === 0) {
+          if ((await this.tryCommit(b, 'direct')) !== null) break;
         }
+        if (this.spill.append(b)) {
+          this.counters[WC.SPILLED]++;
+          this.spillStats();
+          this.replayWake?.();
+          break;
+        }
+        // The spill is full: hold the batch (its records stay in the ring, so the rings fill and
+        // the feed is paused), and try again: the database may be back, or the replay may have
+        // made room.
+        this.counters[WC.SPILL_FULL] = 1;
+        this.loud('error', { code: 'SPILL_FULL', spillBytes: this.spill.bytes(), spillMaxBytes: this.spill.maxBytes, database: this.up ? 'up' : 'down' },
+          'SPILL FULL: the database has been away long enough to fill SPILL_MAX_BYTES. The writer now holds batches in the rings and the feed is paused (back-pressure); nothing is dropped. Bring the database back or raise SPILL_MAX_BYTES.');
+        await new Promise((r) => setTimeout(r, 250));
       }
-      await this.toSpill(b);
+      this.counters[WC.SPILL_FULL] = 0;
       this.release(s, b.count);
     } catch (e) {
       // Not expected (spill I/O errors end up here): let the thread die so the supervisor
@@ -297,19 +308,6 @@ export class Writer {
       this.inflight.delete(token);
       this.counters[WC.IN_FLIGHT] = this.inflight.size;
     }
-  }
-
-  private async toSpill(b: BatchData): Promise<void> {
-    while (!this.spill.append(b)) {
-      this.counters[WC.SPILL_FULL] = 1;
-      this.loud('error', { code: 'SPILL_FULL', spillBytes: this.spill.bytes(), spillMaxBytes: this.spill.maxBytes, database: this.up ? 'up' : 'down' },
-        'SPILL FULL: the database has been away long enough to fill SPILL_MAX_BYTES. The writer now holds batches in the rings and the feed is paused (back-pressure); nothing is dropped. Bring the database back or raise SPILL_MAX_BYTES.');
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    this.counters[WC.SPILL_FULL] = 0;
-    this.counters[WC.SPILLED]++;
-    this.spillStats();
-    this.replayWake?.();
   }
 
   private release(s: Stream, n: number): void {
