@@ -286,7 +286,8 @@ function shownMs(v: number): number | string | null {
   return Number.isFinite(v) ? v : '>10000';
 }
 
-function takeLock(file: string): void {
+/** Take `file` for this process (pid inside); a lock whose process is gone is taken over. */
+export function takeLock(file: string): void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(file, 'wx');
@@ -316,7 +317,7 @@ function alive(pid: number): boolean {
   }
 }
 
-function releaseLock(file: string): void {
+export function releaseLock(file: string): void {
   try {
     if (Number(readFileSync(file, 'utf8').trim()) === process.pid) unlinkSync(file);
   } catch {
