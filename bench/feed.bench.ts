@@ -11,8 +11,8 @@
  * and replayed (ReplayFrames below), pushed into the front as the Kite socket would. Each frame's
  * receive time is the clock when it is pushed; the pipeline carries it to the full tick's `rt`.
  *
- * 1. Every client subscribed to every token (full mode), for 1, 100 and 1,000 clients, at the
- *    maximum rate: frames are pushed as fast as the slowest client decodes them. The clients
+ * 1. Every client subscribed to every token (full mode), for 1, 100 and 1,000 clients, and in
+ *    quote mode for 100 (the baseline then parses quote-mode Kite frames), at the maximum rate: frames are pushed as fast as the slowest client decodes them. The clients
  *    process reports, every 2 ms over IPC, the fewest ticks any client has received, and the bench
  *    keeps at most WINDOW_TOTAL / clients ticks per client (300..10,000) pushed but not yet decoded:
  *    a TCP-like credit, so every client gets every tick and none is conflated (conflations are
@@ -26,7 +26,7 @@
  *    latency shown leaves out the time those frames would have waited in the socket.
  * 3. Bytes per tick on the wire, ltp / quote / full, from ticks captured off the hub during the run.
  *
- * For development: FEED_BENCH_ONLY=1:100[:ours|:baseline] or 2:100000[...] runs one row and prints
+ * For development: FEED_BENCH_ONLY=1:100[:ours|:baseline] (1q:100 for quote) or 2:100000 runs one row and prints
  * it raw, FEED_BENCH_DEBUG=1 prints each run's phases, FEED_BENCH_CLIENT_ARGS passes node flags to
  * the clients process (e.g. --cpu-prof), FEED_BENCH_WORKERS sets the shard workers (default 1).
  *
@@ -71,6 +71,7 @@ const MAX_PER_FRAME = 80;
 const CLIENT_COUNTS = [1, 100, 1000];
 const RATES = [10_000, 100_000];
 const LATENCY_CLIENTS = 100;
+const QUOTE_CLIENTS = 100;
 const WARM_MS = 1000;
 const MAX_MS = 3000;
 const PACED_MS = 4000;
@@ -104,6 +105,7 @@ const INDEX_FULL_EXCHANGE_TIME = 28;
  * last-trade times become the current second, its volume the token's running volume plus the
  * packet's last quantity, and its OI day high and low the running extremes of its OI.
  * That is up to 6 stores per packet, charged to this process's main thread like a socket read.
+ * Quote-mode frames (for the baseline's quote row, which validates nothing) are left as they are.
  */
 export class ReplayFrames {
   readonly frames: Uint8Array[] = [];
@@ -122,7 +124,7 @@ export class ReplayFrames {
   private nextFrame = 0;
   private dir = 1;
 
-  constructor(instruments: readonly Instrument[], ticks: number, seed = 11) {
+  constructor(instruments: readonly Instrument[], ticks: number, readonly mode: 'quote' | 'full' = 'full', seed = 11) {
     // The market model's clock held at the universe's session (options age by it; exchange times
     // are rewritten on the way out anyway).
     const market = new Market({ instruments, seed, clock: () => T0 });
@@ -135,7 +137,7 @@ export class ReplayFrames {
     };
     let total = 0;
     while (total < ticks) {
-      const wire = market.nextTicks(1 + Math.floor(rnd() * MAX_PER_FRAME), tokens, 'full');
+      const wire = market.nextTicks(1 + Math.floor(rnd() * MAX_PER_FRAME), tokens, mode);
       const bytes = encodeFrame(wire);
       let p = 2;
       for (const t of wire) {
@@ -398,6 +400,9 @@ interface CpuMark {
   procMs: number;
   mainRunNs: number;
   mainWaitNs: number;
+  /** Main thread user and kernel time, clock ticks (/proc/self/task/<pid>/stat). */
+  mainUtime: number;
+  mainStime: number;
   machineBusy: number;
   machineTotal: number;
 }
@@ -406,6 +411,17 @@ function schedstat(tid: number): [number, number] {
   try {
     const [run, wait] = readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ');
     return [Number(run), Number(wait)];
+  } catch {
+    return [NaN, NaN];
+  }
+}
+
+/** utime and stime of a thread, in clock ticks (fields 14 and 15 of its stat line, after the comm). */
+function threadTimes(tid: number): [number, number] {
+  try {
+    const st = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return [Number(f[11]), Number(f[12])];
   } catch {
     return [NaN, NaN];
   }
@@ -425,7 +441,11 @@ function cpuMark(): CpuMark {
   const u = process.cpuUsage();
   const [run, wait] = schedstat(process.pid);
   const [busy, total] = machineJiffies();
-  return { wall: performance.now(), procMs: (u.user + u.system) / 1000, mainRunNs: run, mainWaitNs: wait, machineBusy: busy, machineTotal: total };
+  const [ut, stt] = threadTimes(process.pid);
+  return {
+    wall: performance.now(), procMs: (u.user + u.system) / 1000, mainRunNs: run, mainWaitNs: wait, mainUtime: ut, mainStime: stt,
+    machineBusy: busy, machineTotal: total,
+  };
 }
 
 interface CpuUse {
@@ -435,6 +455,8 @@ interface CpuUse {
   serverOther: number;
   /** ms the server's main thread was runnable but waited for a core, per second of window. */
   mainWaitMsPerS: number;
+  /** Share of the main thread's CPU time spent in the kernel (socket writes, epoll, futex). */
+  mainKernelShare: number;
   machine: number;
 }
 
@@ -446,6 +468,7 @@ function cpuUse(a: CpuMark, b: CpuMark): CpuUse {
   return {
     server, serverMain, serverOther: server - serverMain,
     mainWaitMsPerS: ((b.mainWaitNs - a.mainWaitNs) / 1e6 / wall) * 1000,
+    mainKernelShare: (b.mainStime - a.mainStime) / (b.mainUtime - a.mainUtime + b.mainStime - a.mainStime),
     machine: ((b.machineBusy - a.machineBusy) / (b.machineTotal - a.machineTotal)) * 100 * cores,
   };
 }
@@ -458,6 +481,7 @@ interface RunSpec {
   clients: Clients;
   frames: ReplayFrames;
   proto: Proto;
+  mode: 'quote' | 'full';
   n: number;
   subs: number[][];
   /** Ticks/s in, or null for the maximum rate under the clients' credit. */
@@ -485,7 +509,7 @@ interface RunResult {
 async function runOnce(s: RunSpec): Promise<RunResult> {
   const { server, clients, frames } = s;
   frames.reset();
-  const opened = await clients.request<{ openMs: number }>({ cmd: 'open', url: server.url, n: s.n, proto: s.proto, mode: 'full', subs: s.subs });
+  const opened = await clients.request<{ openMs: number }>({ cmd: 'open', url: server.url, n: s.n, proto: s.proto, mode: s.mode, subs: s.subs });
   const window = Math.max(MIN_WINDOW, Math.min(MAX_WINDOW, Math.floor(WINDOW_TOTAL / s.n)));
   // Clients count from 0 since open; nothing has been pushed yet.
   clients.min = 0;
@@ -682,7 +706,8 @@ export default async function run(): Promise<void> {
     `input ${frames.frames.length} full-mode Kite frames of 1-${MAX_PER_FRAME} packets (${frames.ticks} ticks, avg ${(frames.ticks / frames.frames.length).toFixed(1)}/frame), replayed, built in ${(performance.now() - t0).toFixed(0)} ms`);
 
   const clients = Clients.start();
-  const results: { case: string; server: string; n: number; rate: number | null; r: RunResult }[] = [];
+  const results: { case: string; mode: string; server: string; n: number; rate: number | null; r: RunResult }[] = [];
+  const quoteFrames = new ReplayFrames(instruments, SET_TICKS, 'quote');
   const captureRows: number[] = [];
   const CAPTURE = 2000;
   const captured = new Float64Array(CAPTURE * N_FIELDS);
@@ -701,18 +726,21 @@ export default async function run(): Promise<void> {
 
     const all = [tokens];
     const slices = Array.from({ length: LATENCY_CLIENTS }, (_, i) => tokens.filter((_t, j) => j % LATENCY_CLIENTS === i));
-    const plan: { case: string; n: number; rate: number | null; subs: number[][]; ms: number; latency: boolean }[] = [
-      ...CLIENT_COUNTS.map((n) => ({ case: '1', n, rate: null, subs: all, ms: MAX_MS, latency: false })),
-      ...RATES.map((rate) => ({ case: '2', n: LATENCY_CLIENTS, rate, subs: slices, ms: PACED_MS, latency: true })),
+    type Mode = 'quote' | 'full';
+    const plan: { case: string; mode: Mode; n: number; rate: number | null; subs: number[][]; ms: number; latency: boolean }[] = [
+      ...CLIENT_COUNTS.map((n) => ({ case: '1', mode: 'full' as Mode, n, rate: null, subs: all, ms: MAX_MS, latency: false })),
+      // The same in quote mode (the default subscription): decoding costs the clients far less.
+      { case: '1', mode: 'quote', n: QUOTE_CLIENTS, rate: null, subs: all, ms: MAX_MS, latency: false },
+      ...RATES.map((rate) => ({ case: '2', mode: 'full' as Mode, n: LATENCY_CLIENTS, rate, subs: slices, ms: PACED_MS, latency: true })),
     ];
-    // For development: FEED_BENCH_ONLY=1:100 (case:clients) or 2:100000 (case:rate), optionally
+    // For development: FEED_BENCH_ONLY=1:100 (case:clients; 1q:100 in quote mode) or 2:100000 (case:rate), optionally
     // followed by :ours or :baseline, runs only the matching rows and prints them raw.
     const [onlyRow, onlyServer] = (() => {
       const o = process.env.FEED_BENCH_ONLY?.split(':');
       return o ? [`${o[0]}:${o[1]}`, o[2]] : [null, undefined];
     })();
     for (const p of plan) {
-      if (onlyRow && onlyRow !== `${p.case}:${p.case === '1' ? p.n : p.rate}`) continue;
+      if (onlyRow && onlyRow !== `${p.case}${p.mode === 'quote' ? 'q' : ''}:${p.case === '1' ? p.n : p.rate}`) continue;
       for (const which of ['ours', 'baseline'] as const) {
         if (onlyServer && onlyServer !== which) continue;
         const server = which === 'ours'
@@ -720,12 +748,15 @@ export default async function run(): Promise<void> {
           : await startBaseline();
         if (which === 'ours' && symbols.length === 0) symbols = instruments.map((i) => i.tradingsymbol);
         try {
+          // Our pipeline always takes full packets (KITE_MODE's default) and projects per client;
+          // the baseline parses packets of the mode its clients want, as it would if connected so.
+          const input = which === 'baseline' && p.mode === 'quote' ? quoteFrames : frames;
           const r = await runOnce({
-            server, clients, frames, proto: which === 'ours' ? 'feed' : 'json', n: p.n, subs: p.subs, rate: p.rate,
+            server, clients, frames: input, proto: which === 'ours' ? 'feed' : 'json', mode: p.mode, n: p.n, subs: p.subs, rate: p.rate,
             windowMs: p.ms, latency: p.latency,
           });
-          results.push({ case: p.case, server: server.name, n: p.n, rate: p.rate, r });
-          process.stdout.write(`  done: case ${p.case}, ${which}, ${p.n} clients, ${p.rate === null ? 'max' : fmt(p.rate) + '/s'} (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
+          results.push({ case: p.case, mode: p.mode, server: server.name, n: p.n, rate: p.rate, r });
+          process.stdout.write(`  done: case ${p.case}, ${which}, ${p.n} clients, ${p.mode}, ${p.rate === null ? 'max' : fmt(p.rate) + '/s'} (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
         } finally {
           await server.close();
         }
@@ -739,23 +770,27 @@ export default async function run(): Promise<void> {
     console.dir(results, { depth: 4 });
     return;
   }
-  const baselineOf = (n: number, rate: number | null) => results.find((x) => x.n === n && x.rate === rate && x.server.startsWith('baseline'))!.r;
+  const baselineOf = (n: number, rate: number | null, mode = 'full') =>
+    results.find((x) => x.n === n && x.rate === rate && x.mode === mode && x.server.startsWith('baseline'))!.r;
   const cpuCols = (r: RunResult): Record<string, string> => ({
     'server CPU': pct(r.cpu.server),
     '· main thread': pct(r.cpu.serverMain),
+    '· of it in kernel': pct(r.cpu.mainKernelShare * 100),
     '· workers etc.': pct(r.cpu.serverOther),
     'clients CPU': pct(r.clientCpu),
     others: pct(Math.max(0, r.cpu.machine - r.cpu.server - r.clientCpu)),
     'main waited for a core (ms/s)': r.cpu.mainWaitMsPerS.toFixed(0),
   });
 
-  console.log(`\n1. Every client subscribed to every token (full mode), maximum rate (at most ${WINDOW_TOTAL / 1000}k/clients, ${MIN_WINDOW}..${MAX_WINDOW}, ticks in flight per client), ${MAX_MS / 1000} s window after ${WARM_MS / 1000} s warm-up. CPU in % of one core (${cores} cores in all).`);
+  console.log(`\n1. Every client subscribed to every token, maximum rate (at most ${WINDOW_TOTAL / 1000}k/clients, ${MIN_WINDOW}..${MAX_WINDOW}, ticks in flight per client), ${MAX_MS / 1000} s window after ${WARM_MS / 1000} s warm-up. CPU in % of one core (${cores} cores in all).`);
   console.table(results.filter((x) => x.case === '1').map((x) => {
     const r = x.r;
     const delivered = (r.client.ticks / r.client.windowMs) * 1000;
-    const base = (baselineOf(x.n, null).client.ticks / baselineOf(x.n, null).client.windowMs) * 1000;
+    const b = baselineOf(x.n, null, x.mode);
+    const base = (b.client.ticks / b.client.windowMs) * 1000;
     return {
       server: x.server,
+      mode: x.mode,
       clients: x.n,
       'ticks/s in': fmt(r.inTps),
       'ticks/s delivered (all clients)': fmt(delivered),
@@ -770,10 +805,13 @@ export default async function run(): Promise<void> {
       ...cpuCols(r),
     };
   }));
-  const ours100 = results.find((x) => x.case === '1' && x.n === 100 && x.server.startsWith('ours'))!.r;
+  const ours100 = results.find((x) => x.case === '1' && x.mode === 'full' && x.n === 100 && x.server.startsWith('ours'))!.r;
   const base100 = baselineOf(100, null);
   const ratio = (ours100.client.ticks / ours100.client.windowMs) / (base100.client.ticks / base100.client.windowMs);
-  console.log(`target ≥ ${TARGET_RATIO}x the baseline's delivered ticks/s with 100 clients: ${ratio.toFixed(1)}x → ${ratio >= TARGET_RATIO ? 'MET' : 'NOT MET'}`);
+  const oursQ = results.find((x) => x.case === '1' && x.mode === 'quote' && x.server.startsWith('ours'))!.r;
+  const baseQ = baselineOf(QUOTE_CLIENTS, null, 'quote');
+  const ratioQ = (oursQ.client.ticks / oursQ.client.windowMs) / (baseQ.client.ticks / baseQ.client.windowMs);
+  console.log(`target ≥ ${TARGET_RATIO}x the baseline's delivered ticks/s with 100 clients: full ${ratio.toFixed(1)}x → ${ratio >= TARGET_RATIO ? 'MET' : 'NOT MET'}; quote ${ratioQ.toFixed(1)}x → ${ratioQ >= TARGET_RATIO ? 'MET' : 'NOT MET'}`);
 
   console.log(`\n2. ${LATENCY_CLIENTS} clients, each subscribed to a different 1 % of the tokens (${slicesInfo(tokens.length)}), full mode, paced input, ${PACED_MS / 1000} s window after ${WARM_MS / 1000} s warm-up. Latency: push into the front (rt) → decoded in the client.`);
   console.table(results.filter((x) => x.case === '2').map((x) => {
