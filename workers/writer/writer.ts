@@ -64,12 +64,13 @@ const TWO32 = 4_294_967_296;
 const IDLE_MS = 250;
 /** Attempts at one spilled batch that the database refuses as bad data before it is set aside. */
 const REFUSALS_BEFORE_SET_ASIDE = 3;
+/** Back-off between attempts to reach the database. */
 const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 2000;
 /** Longest the rings are held while the database first opens. */
 const FIRST_OPEN_HOLD_MS = 5000;
 /** Age at which a batch bound for the spill is cut (see due()). */
 const SPILL_CUT_MS = 1000;
-const BACKOFF_MAX_MS = 2000;
 
 export class Writer {
   readonly spill: Spill;
@@ -80,7 +81,7 @@ export class Writer {
   private readonly bellAt: number;
   /** The database took the last thing we tried. */
   private up = false;
-  /** The first attempt to open the database has finished (either way): batches may be cut. */
+  /** The first attempt to open the database has finished (either way), or FIRST_OPEN_HOLD_MS passed: batches may be cut. */
   private firstOpenDone = false;
   private stopping = false;
   private stopped = false;
@@ -327,7 +328,7 @@ export class Writer {
     if (r.gap > 0) {
       c[WC.GAPS] += r.gap;
       this.log('error', { code: 'WRITER_GAP', stream: b.stream, epoch: b.epoch, missing: r.gap, before: b.first },
-        'writer: records of this stream below the batch were never committed (a batch set aside, or lost with a crashed process)');
+        'writer: records of this stream below the batch were never committed (a batch set aside after the database refused it)');
     }
     if (r.skipped) {
       c[WC.BATCHES_SKIPPED]++;
