@@ -54,7 +54,7 @@ import { Market } from '../src/kite/sim/market.ts';
 import { silentLogger } from '../src/log.ts';
 import { OutputPump } from '../src/outputs.ts';
 import { Pipeline } from '../src/pipeline.ts';
-import { N_FIELDS, TickConsumer } from '../workers/normalized.ts';
+import { N, N_FIELDS, TickConsumer } from '../workers/normalized.ts';
 import { SC } from '../workers/protocol.ts';
 import { DEFAULT_TIMEFRAMES, parseTimeframe } from '../workers/stages/session.ts';
 import { officialTicker, type OfficialTick } from '../test/support/kite-official.ts';
@@ -216,7 +216,16 @@ interface Server {
   /** Ticks pushed that no client will get: quarantined or dropped as duplicates by the pipeline. */
   dropped(): number;
   counters(): { frames: number; ticks: number; conflations: number; slowCloses: number; quarantined: number };
+  /** Start (true) or stop recording how long ticks took from the front to the hub; null: no pipeline. */
+  hubLatency: ((on: boolean) => { p50: number; p99: number }) | null;
   close(): Promise<void>;
+}
+
+/** Sorted-sample percentiles of the first `n` values of `a`. */
+function percentiles(a: Float64Array, n: number): { p50: number; p99: number } {
+  if (n === 0) return { p50: NaN, p99: NaN };
+  const s = a.slice(0, n).sort();
+  return { p50: s[Math.ceil(0.5 * n) - 1], p99: s[Math.ceil(0.99 * n) - 1] };
 }
 
 async function startOurs(instruments: Instrument[], extra: HubListener[] = []): Promise<Server> {
@@ -241,6 +250,15 @@ async function startOurs(instruments: Instrument[], extra: HubListener[] = []): 
   hub.add(feed);
   hub.add(kite);
   for (const l of extra) hub.add(l);
+  // Front → hub latency per tick: the pipeline's share of what the clients measure.
+  const hubLat = new Float64Array(1 << 20);
+  let nHub = 0;
+  let hubOn = false;
+  hub.add({
+    tick(f, o) {
+      if (hubOn && nHub < hubLat.length) hubLat[nHub++] = nowMicros() - f[o + N.RECV_TIME_US];
+    },
+  });
   hub.start(pipeline);
   let seq = 0;
   return {
@@ -248,6 +266,11 @@ async function startOurs(instruments: Instrument[], extra: HubListener[] = []): 
     url: `ws://127.0.0.1:${gateway.port}/ws?key=${KEY}`,
     push: (bytes) => front.onBinary(bytes, 0, ++seq, nowMicros()),
     blocked: () => front.pendingCount() > 0,
+    hubLatency: (on) => {
+      hubOn = on;
+      if (on) nHub = 0;
+      return percentiles(hubLat, nHub);
+    },
     dropped: () => {
       let n = 0;
       for (const sh of pipeline.shards) n += sh.counters[SC.QUARANTINED] + sh.counters[SC.DUPLICATES];
@@ -318,6 +341,7 @@ async function startBaseline(): Promise<Server> {
       }
     },
     blocked: () => false,
+    hubLatency: null,
     dropped: () => 0,
     counters: () => ({ ...counters }),
     async close() {
@@ -504,6 +528,9 @@ interface RunResult {
   openMs: number;
   /** Paced runs: p99 of how late frames were pushed against their schedule, µs. */
   lagP99: number;
+  /** Ours: front → hub (the pipeline's part of the latency), µs. */
+  hubP50: number;
+  hubP99: number;
 }
 
 async function runOnce(s: RunSpec): Promise<RunResult> {
@@ -585,6 +612,7 @@ async function runOnce(s: RunSpec): Promise<RunResult> {
   const p0 = pushed;
   await clients.request({ cmd: 'start', latency: s.latency });
   lagOn = true;
+  server.hubLatency?.(true);
   const m0 = cpuMark();
   await new Promise((r) => setTimeout(r, s.windowMs));
   dbg('stop');
@@ -594,6 +622,7 @@ async function runOnce(s: RunSpec): Promise<RunResult> {
   const c1 = server.counters();
   const p1 = pushed;
   lagOn = false;
+  const hubLat = server.hubLatency?.(false) ?? { p50: NaN, p99: NaN };
   stopped = true;
   clients.onProgress = null;
   if (timer) clearTimeout(timer);
@@ -613,6 +642,8 @@ async function runOnce(s: RunSpec): Promise<RunResult> {
     stalls,
     openMs: opened.openMs,
     lagP99: nLags > 0 ? lags.slice(0, nLags).sort()[Math.ceil(0.99 * nLags) - 1] : NaN,
+    hubP50: hubLat.p50,
+    hubP99: hubLat.p99,
   };
 }
 
@@ -825,6 +856,7 @@ export default async function run(): Promise<void> {
       p99: usStr(r.client.p99),
       'p99.9': usStr(r.client.p999),
       max: usStr(r.client.max),
+      'of which front → hub p50/p99': Number.isNaN(r.hubP50) ? '—' : `${usStr(r.hubP50)} / ${usStr(r.hubP99)}`,
       samples: r.client.samples,
       'ticks/frame': (r.client.ticks / Math.max(1, r.client.frames)).toFixed(2),
       'input lag p99': usStr(r.lagP99),
