@@ -198,6 +198,39 @@ export async function pipelineRun(url: string, frames: FrameSet, ms: number, tps
   return { offered: rate(sent, tEnd - t0), steady, writerBusy: busy.reduce((a, b) => a + b, 0) / Math.max(1, busy.length), p50, p99, lagTicks: lag.ticks, rows: c[WC.ROWS], spilled: c[WC.SPILLED], ticksOut: pipeline.counters().ticksOut };
 }
 
+/**
+ * Why depth is one float8[10][3] column: the same rows with depth as jsonb instead, loaded the same
+ * way (psql \\copy of a text file), timed, and sized on disk.
+ */
+async function depthFormats(sql: postgres.Sql<any>, url: string, rows: Float64Array[], tmp: string, cols: string): Promise<void> {
+  const jsonRow = (f: Float64Array) => {
+    const t = textRow(f).split('\t');
+    const i = MARKET_COLUMNS.indexOf('depth');
+    if (t[i] !== '\\N') {
+      const d: number[][] = [];
+      for (let k = 0; k < 10; k++) d.push([f[N.DEPTH + 3 * k], f[N.DEPTH + 3 * k + 1], f[N.DEPTH + 3 * k + 2]]);
+      t[i] = JSON.stringify(d);
+    }
+    return t.join('\t');
+  };
+  await sql.unsafe('DROP TABLE IF EXISTS bench_md_jsonb, bench_md_array');
+  await sql.unsafe('CREATE TABLE bench_md_array (LIKE market_data INCLUDING ALL)');
+  await sql.unsafe('CREATE TABLE bench_md_jsonb (LIKE market_data INCLUDING ALL)');
+  await sql.unsafe('ALTER TABLE bench_md_jsonb ALTER COLUMN depth TYPE jsonb USING NULL');
+  const line = (fn: (f: Float64Array) => string) => rows.map(fn).join('\n') + '\n';
+  const out: string[] = [];
+  for (const [table, file, text] of [['bench_md_array', 'array.txt', line(textRow)], ['bench_md_jsonb', 'jsonb.txt', line(jsonRow)]] as const) {
+    writeFileSync(join(tmp, file), text);
+    const t0 = performance.now();
+    execFileSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-q', '-c', `\\copy ${table} (${cols}) from '${join(tmp, file)}' with (format text)`]);
+    const ms = performance.now() - t0;
+    const [{ bytes }] = await sql.unsafe(`SELECT pg_total_relation_size('${table}')::float8 AS bytes`);
+    out.push(`${table === 'bench_md_array' ? 'float8[10][3]' : 'jsonb        '}: ${K(rate(rows.length, ms))}k rows/s, ${(Number(bytes) / rows.length).toFixed(0)} bytes/row on disk`);
+  }
+  await sql.unsafe('DROP TABLE bench_md_jsonb, bench_md_array');
+  console.log(`   depth column, same rows by psql \\copy text: ${out.join('; ')}`);
+}
+
 export default async function run(): Promise<void> {
   console.log(loadLine());
   const admin = postgres(ADMIN_URL, pgOptions({ max: 1 }));
@@ -275,6 +308,7 @@ export default async function run(): Promise<void> {
     const writer = results.get('writer binary COPY, batches of 5k, 1 connection')!;
     console.log(`   writer binary COPY / text COPY: ${(writer / results.get('postgres text COPY, batches of 5k')!).toFixed(2)}x; ` +
       `/ multi-row INSERT: ${(writer / results.get('postgres multi-row INSERT, 1k rows per statement')!).toFixed(2)}x`);
+    await depthFormats(sql, url, rows, tmp, cols);
 
     console.log('\n2. The writer behind the running pipeline (2 shard workers, writer thread, 4 connections, batches of 5k rows or 100 ms):');
     const sat = await pipelineRun(url, frames, SATURATED_MS, null, 5000, 100);
