@@ -4,6 +4,8 @@ import { pgDb } from '../../src/storage/db.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 import { DAY_MS, IST_OFFSET_MS } from '../stages/session.ts';
 import { PARTITIONS_AHEAD_DAYS, PgSink } from './sink-pg.ts';
+import { B, BAR_FIELDS, BarFlag } from '../stages/bar.ts';
+import { BatchBuilder, barStream } from './batch.ts';
 
 const istDayName = (ms: number) => new Date(Math.floor((ms + IST_OFFSET_MS) / DAY_MS) * DAY_MS).toISOString().slice(0, 10).replace(/-/g, '');
 
@@ -37,5 +39,34 @@ describe('PostgreSQL sink maintenance (partitioned path)', () => {
     expect(logs.filter((m) => /detached and dropped/.test(m))).toHaveLength(1);
     const q = await t.sql`SELECT seq FROM quarantined_ticks`;
     expect(q.map((r) => r.seq)).toEqual([2]);
+  });
+
+  it('merges a second bar of one bucket (a restart inside it) instead of failing or doubling', async () => {
+    const sink = new PgSink({ url: t.url, lanes: 1, marketDataRetentionDays: 0, barsRetentionDays: 0, instruments: null, log: () => {} });
+    const start = Date.parse('2025-12-03T04:00:00Z');
+    const bar = (o: number, h: number, l: number, c: number, v: number, vwap: number, flags: number) => {
+      const f = new Float64Array(BAR_FIELDS);
+      f[B.TOKEN] = 738_561; f[B.TF_MS] = 60_000; f[B.START_MS] = start; f[B.END_MS] = start + 60_000;
+      f[B.OPEN] = o; f[B.HIGH] = h; f[B.LOW] = l; f[B.CLOSE] = c; f[B.VOLUME] = v; f[B.VWAP] = vwap;
+      f[B.TRADES] = v / 10; f[B.OI] = 0; f[B.TICKS] = v / 10; f[B.FLAGS] = flags;
+      return f;
+    };
+    try {
+      await sink.open();
+      // The first run's bar, cut by its shutdown; then the next run's bar of the same minute.
+      for (const [epoch, f] of [
+        ['11111111-1111-4111-8111-111111111111', bar(100, 105, 99, 104, 100, 102, BarFlag.CLOSED | BarFlag.PARTIAL)],
+        ['22222222-2222-4222-8222-222222222222', bar(104, 108, 103, 107, 300, 106, BarFlag.CLOSED)],
+      ] as const) {
+        const b = new BatchBuilder(epoch, barStream(0));
+        b.begin(0);
+        b.addBar(f, 0);
+        await sink.commit(b, 'direct');
+      }
+    } finally {
+      await sink.close();
+    }
+    const rows = await t.sql`SELECT open, high, low, close, volume, vwap, trades, ticks, partial FROM bars WHERE token = 738561`;
+    expect(rows).toEqual([{ open: 100, high: 108, low: 99, close: 107, volume: 400, vwap: (102 * 100 + 106 * 300) / 400, trades: 40, ticks: 40, partial: true }]);
   });
 });
