@@ -20,17 +20,22 @@
  * again after a crash, or replayed from the spill, sends only its rows at or past the high water.
  * For that to hold, each stream's batches must commit in order:
  *
- * - one batch in flight per stream (the next is formed only when the previous is settled);
- * - while the spill holds anything, every new batch goes to the spill too, behind it, and only
- *   the replay loop (one batch at a time, oldest first) commits from it; direct commits resume
- *   when the spill is empty.
+ * - one batch in flight per stream (the next is dispatched only when the previous is settled);
+ * - while the spill holds any batch of a stream, that stream's new batches go to the spill too,
+ *   behind it, and only the replay (one batch of the stream at a time, oldest first) commits
+ *   from it; the stream's direct commits resume when it has nothing left in the spill. Streams
+ *   are independent: each replays, and goes back to direct, on its own.
+ *
+ * The tests drive all of this with the real pipeline and PostgreSQL (test/storage/): terminated
+ * connections, refused connections, a full spill, the driver's uncaught exception, kill -9.
  *
  * ## Batching and back-pressure
- * A stream's batch is cut when WRITER_BATCH_ROWS records wait or the oldest has waited
- * WRITER_BATCH_MS, whichever comes first. Streams commit in parallel, one per connection. A
- * database slower than the feed keeps records in the rings; full rings make the shards wait,
- * which fills the front's rings, which pauses the Kite sockets: nothing is dropped. A full spill
- * (SPILL_MAX_BYTES) does the same, said loudly.
+ * Records are encoded as they arrive into the stream's batch (read in place, not released). A
+ * batch is due at WRITER_BATCH_ROWS rows or when its oldest record has waited WRITER_BATCH_MS,
+ * whichever comes first (due() has the rules while the database is away). Streams commit in
+ * parallel, one per connection. A database slower than the feed keeps records in the rings; full
+ * rings make the shards wait, which fills the front's rings, which pauses the Kite sockets:
+ * nothing is dropped. A full spill (SPILL_MAX_BYTES) does the same, said loudly.
  *
  * Hot path: records are encoded from the ring slot straight into the stream's reusable COPY
  * buffer (copy.ts); nothing is allocated per tick. Allocation happens per batch (promises, views).
