@@ -1,7 +1,7 @@
 /**
  * The msgpack feed's messages: how a canonical tick or a bar becomes what a client decodes.
  *
- * Data frames are msgpack maps `{ type, d }` whose `d` is an array of records. Records use
+ * Data frames are `{ type, d }` (itself a shared record) whose `d` is an array of records. Records use
  * msgpackr's shared structures: both ends know these field lists in advance (the typed client in
  * src/client ships them), so a record costs one byte of structure id plus its values, no keys.
  * Clients without msgpackr connect with `?records=0` and get plain maps with the same keys.
@@ -54,7 +54,9 @@ const FULL_KEYS = [...QUOTE_KEYS, 'oi', 'ohi', 'olo', 'ltt', 'dvw', 'bid', 'ask'
 const BAR_KEYS = ['t', 's', 'tf', 'st', 'o', 'h', 'l', 'c', 'v', 'vw', 'n', 'oi', 'x', 'pt'];
 
 /** The shared structures, in order. Changing them is a protocol version change. */
-export const STRUCTURES: readonly (readonly string[])[] = [LTP_KEYS, QUOTE_KEYS, FULL_KEYS, BAR_KEYS];
+/** The data-frame wrapper `{ type, d }`: shared too, so a frame does not define it inline each time. */
+const FRAME_KEYS = ['type', 'd'];
+export const STRUCTURES: readonly (readonly string[])[] = [LTP_KEYS, QUOTE_KEYS, FULL_KEYS, BAR_KEYS, FRAME_KEYS];
 export const PROTOCOL_VERSION = 1;
 
 function packrOptions() {
