@@ -4,7 +4,7 @@
  * connections, refused connections and a writer thread that dies.
  */
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { decodeToTicks, encodeFrame } from '../../src/kite/codec.ts';
 import { WC } from '../../workers/writer/protocol.ts';
 import type { Storage } from '../../src/storage/supervisor.ts';
@@ -45,6 +45,10 @@ describe('batch writer on PostgreSQL', () => {
   let t: TestDatabase;
   beforeAll(async () => { t = await createTestDatabase('writer'); });
   afterAll(async () => { await t.drop(); });
+  // Each test starts from empty tables (the first finds none yet: the writer migrates).
+  beforeEach(async () => {
+    await t.sql`TRUNCATE market_data, quarantined_ticks, bars, writer_batches, writer_progress`.catch(() => {});
+  });
 
   it('stores every accepted tick once, quarantined ticks with their reason, and closed bars', async () => {
     const frames = withBadTicks(stream(instruments, 300, 11));
@@ -58,7 +62,6 @@ describe('batch writer on PostgreSQL', () => {
     const batches = await t.sql`SELECT sum(rows)::int AS rows, count(DISTINCT epoch)::int AS epochs FROM writer_batches`;
     expect(batches[0]).toEqual({ rows: r.ticks.length + 3 + r.barsClosed, epochs: 1 });
     expect(r.storage.counters[WC.SPILLED]).toBe(0);
-    await t.sql`TRUNCATE market_data, quarantined_ticks, bars, writer_batches, writer_progress`;
   });
 
   it('loses and doubles nothing when its connections are terminated and the database refuses connections mid-stream', async () => {
@@ -83,12 +86,14 @@ describe('batch writer on PostgreSQL', () => {
     const c = r.storage.counters;
     expect(c[WC.FAILURES]).toBeGreaterThan(0);
     expect(c[WC.SPILLED]).toBeGreaterThan(0);
-    expect(c[WC.REPLAYED]).toBe(c[WC.SPILLED]);
+    // Replays are counted per commit, and a writer restarted by the driver's exception replays
+    // what its predecessor had (skipped by the high water), so the counts need not match.
+    expect(c[WC.REPLAYED]).toBeGreaterThan(0);
+    expect(c[WC.SPILL_PENDING]).toBe(0);
     expect(c[WC.GAPS]).toBe(0);
     await expectExactlyOnce(t, r);
     const via = await t.sql`SELECT via, count(*)::int AS n FROM writer_batches GROUP BY via ORDER BY via`;
     expect(via.map((v) => v.via)).toEqual(['direct', 'spill']);
-    await t.sql`TRUNCATE market_data, quarantined_ticks, bars, writer_batches, writer_progress`;
   });
 
   it('holds batches in the rings when the spill is full (back-pressure, said loudly) and loses nothing once the database returns', async () => {
@@ -145,6 +150,5 @@ describe('batch writer on PostgreSQL', () => {
     expect(r.storage.restarts).toBeGreaterThanOrEqual(1);
     expect(r.storage.lastExit?.error).toMatch(/Cannot read properties of null \(reading 'write'\)/);
     await expectExactlyOnce(t, r);
-    await t.sql`TRUNCATE market_data, quarantined_ticks, bars, writer_batches, writer_progress`;
   });
 });

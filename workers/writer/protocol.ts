@@ -27,7 +27,7 @@
  * | 14      | RELEASED        | records released from the rings (committed or spilled)           |
  * | 15      | LAST_COMMIT_MS  | epoch ms of the last commit                                      |
  * | 16      | SPILL_FULL      | 1 while the spill refuses appends (back-pressure on)             |
- * | 17      | REPLAYED        | spilled batches committed                                        |
+ * | 17      | REPLAYED        | spilled batches replayed (committed, or found already committed) |
  * | 18      | STARTED_MS      | epoch ms this writer thread started                              |
  * | 19      | BUSY            | share of the last second the writer thread's event loop was busy |
  * | 32 + i  | LATENCY + i     | histogram of tick receive → row committed, bucket i (latencyBucket) |

@@ -96,6 +96,7 @@ export class Writer {
   private readonly refusals = new Map<number, number>();
   private replayWake: (() => void) | null = null;
   private lastLoud = 0;
+  private lastDownLog = 0;
   /** performance.now() at which each in-flight commit started, for the watchdog. */
   private readonly inflight = new Set<{ t0: number }>();
   private watchdog: NodeJS.Timeout | null = null;
@@ -414,8 +415,12 @@ export class Writer {
         } catch (e) {
           this.counters[WC.FAILURES]++;
           this.counters[WC.STATE] = WriterState.DOWN;
-          if (!this.firstOpenDone) {
-            this.log('warn', { code: 'DATABASE_UNAVAILABLE', err: errInfo(e) }, 'database not reachable at start-up; batches go to the on-disk spill until it is');
+          // Said at once at start-up, then once a minute while it lasts.
+          const now = Date.now();
+          if (!this.firstOpenDone || now - this.lastDownLog >= 60_000) {
+            this.lastDownLog = now;
+            this.log('warn', { code: 'DATABASE_UNAVAILABLE', err: errInfo(e), spillBatches: this.spill.pending(), spillBytes: this.spill.bytes() },
+              'database not usable (unreachable, refusing connections, or the schema could not be migrated: see err); batches go to the on-disk spill until it is');
           }
         }
         this.firstOpenDone = true;
