@@ -8,6 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { decodeToTicks, encodeFrame } from '../../src/kite/codec.ts';
 import { WC } from '../../workers/writer/protocol.ts';
 import type { Storage } from '../../src/storage/supervisor.ts';
+import { instruments as instrumentsOf } from '../../src/storage/queries.ts';
 import { stream, universe, type Frame } from '../pipeline/harness.ts';
 import { createTestDatabase, type TestDatabase } from '../support/pg.ts';
 import { expectStoredExactlyOnce, storeRun, type StoreRunResult } from '../support/store-run.ts';
@@ -52,7 +53,16 @@ describe('batch writer on PostgreSQL', () => {
 
   it('stores every accepted tick once, quarantined ticks with their reason, and closed bars', async () => {
     const frames = withBadTicks(stream(instruments, 300, 11));
-    const r = await storeRun({ frames, instruments, databaseUrl: t.url });
+    let read: unknown;
+    const r = await storeRun({
+      frames, instruments, databaseUrl: t.url,
+      // Reads for REST go through the writer thread (the main thread never loads the driver).
+      during: async (s) => {
+        await until('first commit', () => s.counters[WC.BATCHES] > 0);
+        read = await instrumentsOf(s.db(), { type: 'FUT' });
+      },
+    });
+    expect(read).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'FUT', exchange: 'NFO' })]));
     expect(r.quarantined).toBe(3);
     await expectExactlyOnce(t, r);
     const reasons = await t.sql`SELECT reason FROM quarantined_ticks ORDER BY reason`;
