@@ -140,7 +140,6 @@ export class Storage {
 
   private spawn(): void {
     const w = startWorker(WRITER_MODULE, { workerData: this.data, name: 'writer' });
-    this.data.instruments = null; // once per service start: a restarted thread need not redo it
     this.worker = w;
     const started = Date.now();
     let error: Error | undefined;
@@ -175,6 +174,8 @@ export class Storage {
     if (m.type === 'log') {
       const log = this.opts.log;
       log[m.level]({ component: 'writer', ...m.obj }, m.msg);
+    } else if (m.type === 'instruments') {
+      this.data.instruments = null; // stored: a restarted writer thread need not store them again
     } else if (m.type === 'stopped') {
       this.drained = true;
     } else if (m.type === 'result') {

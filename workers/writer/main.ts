@@ -28,7 +28,7 @@ const sink: Sink = d.databaseUrl !== null
   })
   : new (await import('./sink-pglite.ts')).PgliteSink({ dir: d.pgliteDir, instruments: d.instruments, log });
 
-const writer = new Writer(d, sink, log);
+const writer = new Writer(d, sink, log, (rows) => post({ type: 'instruments', rows }));
 
 port.on('message', (m: WriterControl) => {
   if (m.type === 'stop') {

@@ -102,7 +102,13 @@ export class Writer {
   private watchdog: NodeJS.Timeout | null = null;
   private maintenanceTimer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly d: WriterData, private readonly sink: Sink, private readonly log: WriterLog) {
+  constructor(
+    private readonly d: WriterData,
+    private readonly sink: Sink,
+    private readonly log: WriterLog,
+    /** Told when the instrument master is stored (so a restarted writer need not store it again). */
+    private readonly onInstruments: (rows: number) => void = () => {},
+  ) {
     this.counters = new Float64Array(d.counters);
     this.progress = new Float64Array(d.progress);
     this.bells = new Int32Array(d.doorbells);
@@ -410,6 +416,7 @@ export class Writer {
           this.up = true;
           this.counters[WC.STATE] = WriterState.UP;
           backoff = BACKOFF_MIN_MS;
+          if (o.instruments !== null) this.onInstruments(o.instruments);
           this.log('info', { schemaPath: o.schemaPath, instruments: o.instruments ?? undefined, spillPending: this.spill.pending() },
             this.spill.pending() > 0 ? `database reachable; replaying ${this.spill.pending()} spilled batch(es)` : 'database reachable');
         } catch (e) {
