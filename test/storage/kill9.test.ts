@@ -49,14 +49,14 @@ async function startService(env: Record<string, string>): Promise<Proc> {
 }
 
 /** The batch ids (epoch, stream, range) in a spill directory, read from a copy (opening cuts torn tails). */
-function spilledBatches(spillDir: string): { epoch: string; stream: number; first: number; end: number }[] {
+function spilledBatches(spillDir: string): { epoch: string; stream: number; first: number; end: number; rows: number }[] {
   const copy = mkdtempSync(join(tmpdir(), 'kill9-spill-copy-'));
   try {
     cpSync(spillDir, copy, { recursive: true });
     const s = new Spill({ dir: copy, maxBytes: 2 ** 40, segmentBytes: 2 ** 30 });
     const out = [];
     for (const stream of s.streams()) {
-      for (let b = s.peek(stream); b !== null; s.ack(stream), b = s.peek(stream)) out.push({ epoch: b.epoch, stream, first: b.first, end: b.end });
+      for (let b = s.peek(stream); b !== null; s.ack(stream), b = s.peek(stream)) out.push({ epoch: b.epoch, stream, first: b.first, end: b.end, rows: b.sections.reduce((n, x) => n + x.rows, 0) });
     }
     s.close();
     return out;
@@ -92,9 +92,12 @@ describe('kill -9 of the service mid-stream, then a restart', () => {
     await t.admin.unsafe(`ALTER DATABASE "${t.name}" WITH ALLOW_CONNECTIONS false`);
     await t.admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ${t.name}`;
     await until('batches in run 1\'s spill', async () => (await p1.health()).store.spill.batches >= 2);
+    const spillDir = join(dataDir, 'spill');
+    // A batch of bar updates alone stores no row; wait until the spill holds one that does, so the
+    // replay below has rows to write (checked through writer_batches.via = 'spill').
+    await until('a spilled batch with rows', () => spilledBatches(spillDir).some((b) => b.rows > 0));
     p1.child.kill('SIGKILL');
     await p1.exited;
-    const spillDir = join(dataDir, 'spill');
     // A torn write at the tail, as a kill -9 in the middle of an append leaves one.
     const segs = readdirSync(spillDir).filter((f) => f.endsWith('.spill')).sort();
     const last = join(spillDir, segs[segs.length - 1]);
