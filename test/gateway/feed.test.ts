@@ -137,9 +137,9 @@ describe('slow feed clients', () => {
       let fastTicks = 0;
       fast.ws.on('message', () => { fastTicks++; });
       const t0 = Date.now();
-      let code = 0;
-      closed.then((c) => { code = c; });
-      while (code === 0 && Date.now() - t0 < 20_000) {
+      // Until the server has closed it: a paused client sees no close event. Bounded, generous
+      // for a loaded CI core (the kernel's socket buffers must fill before uWS's queue grows).
+      while ((stack.feed.stats.slowCloses === 0 || fastTicks <= 100) && Date.now() - t0 < 90_000) {
         for (let i = 0; i < 20; i++) stack.push(encodeFrame(market.nextTicks(200, tokens, 'full')));
         await new Promise((r) => setTimeout(r, 5));
       }
@@ -156,5 +156,5 @@ describe('slow feed clients', () => {
     } finally {
       await stack.close();
     }
-  });
+  }, 150_000);
 });
