@@ -146,7 +146,9 @@ describe('batch writer on PostgreSQL', () => {
         IF nextval('test_kill_seq') % 2 = 0 THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;
         RETURN NEW;
       END $$;`);
-    const frames = stream(instruments, 800, 13);
+    // Enough frames (about 8 s paced) that batches keep coming, and so kills keep happening,
+    // until the driver's race has fired: it does not on every kill.
+    const frames = stream(instruments, 4000, 13);
     const r = await storeRun({
       frames, instruments, databaseUrl: t.url, pace: { frames: 5, ms: 10 },
       during: async (s) => {
