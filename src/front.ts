@@ -112,10 +112,6 @@ export class Front implements TickSink {
     return this.pending.length;
   }
 
-  depths(): number[] {
-    return this.producers.map((p) => p.depth());
-  }
-
   private decode(msg: Uint8Array, conn: number, seq: number, recv: number): void {
     const st = this.stamp;
     st.recvTimeUs = recv;

@@ -34,7 +34,7 @@
  * counted by reason and skipped; the decoder never throws and never reads past the message.
  */
 
-import { DEPTH_ENTRY_WORDS, DEPTH_LEVELS, F, KIND_LENGTH, Kind, type KindCode, type RecordViews, WORDS } from './record.ts';
+import { DEPTH_ENTRY_WORDS, DEPTH_LEVELS, F, KIND_LENGTH, Kind, type KindCode, type RecordViews, viewsOf, WORDS } from './record.ts';
 
 export const PacketLength = { LTP: 8, INDEX_QUOTE: 28, INDEX_FULL: 32, QUOTE: 44, FULL: 184 } as const;
 
@@ -333,8 +333,7 @@ export class CollectingSink implements TickSink {
 }
 
 function viewsOfWords(words: number): RecordViews {
-  const buf = new ArrayBuffer(words * 4);
-  return { i32: new Int32Array(buf), u32: new Uint32Array(buf), f64: new Float64Array(buf) };
+  return viewsOf(new ArrayBuffer(words * 4));
 }
 
 /** Decode a whole message into plain WireTicks (tests and tools). */
