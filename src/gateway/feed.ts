@@ -405,7 +405,9 @@ export class Feed implements HubListener {
       const c = ws.getUserData();
       if (c.closed) continue;
       const buffered = ws.getBufferedAmount();
-      if (buffered > this.closeBytes) {
+      // A client that jumped past both limits between two checks is conflated first, and closed
+      // at a later check if it is still past the second: conflation always comes before a close.
+      if (c.conflated && buffered > this.closeBytes) {
         this.stats.slowCloses++;
         this.opts.log.warn({ client: c.id, key: c.key, buffered }, 'closing a slow feed client');
         c.closed = true;
