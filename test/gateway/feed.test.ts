@@ -140,7 +140,9 @@ describe('slow feed clients', () => {
       // Until the server has closed it: a paused client sees no close event. Bounded, generous
       // for a loaded CI core (the kernel's socket buffers must fill before uWS's queue grows).
       while ((stack.feed.stats.slowCloses === 0 || fastTicks <= 100) && Date.now() - t0 < 90_000) {
-        for (let i = 0; i < 20; i++) stack.push(encodeFrame(market.nextTicks(200, tokens, 'full')));
+        // About 40k ticks/s offered: enough to fill a paused client's buffers in a second or two,
+        // little enough that the reading client keeps up on a loaded CI core.
+        for (let i = 0; i < 2; i++) stack.push(encodeFrame(market.nextTicks(100, tokens, 'full')));
         await new Promise((r) => setTimeout(r, 5));
       }
       (slow.ws as any)._socket.resume();
