@@ -1,15 +1,17 @@
 /**
  * The msgpack feed: `GET /ws` (WebSocket). Protocol in docs/protocol.md.
  *
- * Fan-out is uWebSockets.js topics: one topic per (instrument, mode) for ticks and per
- * (instrument, timeframe) for bars. After each drain of the pipeline's output rings, every topic
- * that gathered ticks gets ONE frame with all of them, encoded once and published once; uWS copies
- * it to each subscriber. Writes per client grow with the instruments it follows, not with ticks.
+ * Fan-out is uWebSockets.js topics. Ticks: one topic per subscription set (fanout.ts): clients
+ * that follow the same instruments in the same modes share one; after each drain of the pipeline's
+ * output rings every set that gathered ticks gets ONE frame with all of them, published once, and
+ * uWS copies it to each subscriber. Each tick is encoded once per mode wanted (wire.ts, straight
+ * from the ring record), never per set or client. Writes per client are one frame per drain,
+ * whatever the ticks and instruments. Bars: one topic per (instrument, timeframe), as they are few.
  *
- * Slow clients: a client whose unsent bytes pass `conflateBytes` is taken off its tick topics and
+ * Slow clients: a client whose unsent bytes pass `conflateBytes` is taken off its tick topic and
  * marked conflated: from then on it gets, every `conflateIntervalMs`, one frame with only the
  * latest tick of each instrument it follows. When its socket drains below half the limit it
- * rejoins its topics. If it still does not read, those frames pile up past `closeBytes` and it is
+ * rejoins its topic. If it still does not read, those frames pile up past `closeBytes` and it is
  * closed with code 4008. Both are counted. Other clients are never held up:
  * uWS queues per socket and publish does not wait for anyone.
  */
@@ -18,11 +20,13 @@ import type { Logger } from '../log.ts';
 import { N_FIELDS } from '../../workers/normalized.ts';
 import { B, BAR_FIELDS } from '../../workers/stages/bar.ts';
 import { parseTimeframe } from '../../workers/stages/session.ts';
+import { Fanout, type SubscriptionSet } from './fanout.ts';
 import type { FeedHub, HubListener } from './hub.ts';
 import {
   barFor, createPackr, createUnpackr, FEED_MODES, PROTOCOL_VERSION, tickFor,
   type ControlMessage, type FeedBar, type FeedMode, type FeedTick,
 } from './messages.ts';
+import { encodeSymbol, PLAIN_FRAMES, RECORD_FRAMES, RecordWriter } from './wire.ts';
 
 export interface Authenticator {
   verify(secret: string): { name: string } | null;
@@ -51,6 +55,8 @@ interface Client {
   modes: Map<number, number>;
   /** bar topics followed */
   bars: Set<string>;
+  /** The subscription set of its ticks (null: it follows no ticks). */
+  set: SubscriptionSet | null;
   conflated: boolean;
   conflatedSentAt: number;
   closed: boolean;
@@ -58,6 +64,8 @@ interface Client {
 
 export interface FeedStats {
   clients: number;
+  /** Distinct subscription sets (clients following the same instruments in the same modes share one). */
+  subscriptionSets: number;
   framesPublished: number;
   ticksPublished: number;
   barsPublished: number;
@@ -89,7 +97,7 @@ const ERR = (message: string, id?: string | number) => ({ type: 'error', message
 
 export class Feed implements HubListener {
   readonly stats: FeedStats = {
-    clients: 0, framesPublished: 0, ticksPublished: 0, barsPublished: 0, conflations: 0, slowCloses: 0,
+    clients: 0, subscriptionSets: 0, framesPublished: 0, ticksPublished: 0, barsPublished: 0, conflations: 0, slowCloses: 0,
     refusedUpgrades: 0, badMessages: 0,
   };
   private readonly hub: FeedHub;
@@ -98,15 +106,17 @@ export class Feed implements HubListener {
   private readonly unpackr = createUnpackr();
   private readonly conflateBytes: number;
   private readonly closeBytes: number;
-  /** Subscribers per (row, mode): decides whether a tick is projected at all. */
+  /** Clients following each (row, mode): the instruments anyone wants (onInterest). */
   private readonly subs: Uint32Array;
   private readonly barSubs = new Map<string, number>();
-  /** Pending ticks per (mode, row) for this drain; rows touched per mode. */
-  private readonly pending: (FeedTick[] | null)[][];
-  private readonly touched: number[][] = [[], [], []];
   private readonly pendingBars = new Map<string, FeedBar[]>();
   private readonly sockets = new Set<WebSocket<Client>>();
-  private readonly tickTopics: string[][];
+  /** Ticks by subscription set; encodings per row: modes 0-2 as records, 3-5 as plain maps. */
+  private readonly fanout: Fanout;
+  /** This drain's encoded ticks, which the sets' frames are copied from. */
+  private readonly arena = new RecordWriter();
+  /** Each instrument's trading symbol as msgpack, made once. */
+  private readonly symbolBytes: Uint8Array[];
   private nextId = 1;
   private heartbeat: NodeJS.Timeout;
   private slowCheck: NodeJS.Timeout;
@@ -117,9 +127,15 @@ export class Feed implements HubListener {
     this.closeBytes = opts.closeBytes ?? 16 << 20;
     const rows = this.hub.rows;
     this.subs = new Uint32Array(rows * 3);
-    this.pending = [0, 1, 2].map(() => new Array<FeedTick[] | null>(rows).fill(null));
-    // Topic names made once: per tick they would be string garbage.
-    this.tickTopics = [0, 1, 2].map((m) => Array.from({ length: rows }, (_, r) => `t${m}:${r}`));
+    this.symbolBytes = this.hub.symbols.map(encodeSymbol);
+    this.fanout = new Fanout({
+      rows, encodings: 6,
+      publish: (topic, frame, items) => {
+        this.app.publish(topic, frame, true);
+        this.stats.framesPublished++;
+        this.stats.ticksPublished += items;
+      },
+    });
     this.registerRoutes();
     this.heartbeat = setInterval(() => this.publishBoth('hb', { type: 'hb', ts: Date.now() }), opts.heartbeatMs ?? 1000);
     this.heartbeat.unref();
@@ -133,16 +149,14 @@ export class Feed implements HubListener {
     const s = this.subs;
     const base = row * 3;
     if (s[base] + s[base + 1] + s[base + 2] === 0) return;
-    const symbol = this.hub.symbols[row];
-    for (let m = 0; m < 3; m++) {
-      if (s[base + m] === 0) continue;
-      let list = this.pending[m][row];
-      if (list === null) {
-        list = [];
-        this.pending[m][row] = list;
-        this.touched[m].push(row);
-      }
-      list.push(tickFor(f, o, FEED_MODES[m], symbol));
+    const fan = this.fanout;
+    const w = this.arena;
+    for (let e = 0; e < 6; e++) {
+      const pair = row * 6 + e;
+      if (!fan.wants(pair)) continue;
+      const start = w.pos;
+      w.tick(f, o, e % 3, this.symbolBytes[row], e < 3);
+      fan.add(w.buf, pair, start, w.pos);
     }
   }
 
@@ -159,17 +173,8 @@ export class Feed implements HubListener {
   }
 
   batchEnd(): void {
-    for (let m = 0; m < 3; m++) {
-      const rows = this.touched[m];
-      for (let i = 0; i < rows.length; i++) {
-        const row = rows[i];
-        const list = this.pending[m][row]!;
-        this.pending[m][row] = null;
-        this.publishBoth(this.tickTopics[m][row], { type: 'ticks', d: list });
-        this.stats.ticksPublished += list.length;
-      }
-      rows.length = 0;
-    }
+    this.fanout.flush(this.arena.buf);
+    this.arena.pos = 0;
     if (this.pendingBars.size > 0) {
       for (const [topic, list] of this.pendingBars) {
         this.publishBoth(topic, { type: 'bars', d: list });
@@ -237,7 +242,7 @@ export class Feed implements HubListener {
       return;
     }
     const client: Client = {
-      id: this.nextId++, key: who.name, records: query.get('records') !== '0', modes: new Map(), bars: new Set(),
+      id: this.nextId++, key: who.name, records: query.get('records') !== '0', modes: new Map(), bars: new Set(), set: null,
       conflated: false, conflatedSentAt: 0, closed: false,
     };
     res.upgrade(client, wsKey, wsProtocol, wsExtensions, context as never);
@@ -324,10 +329,12 @@ export class Feed implements HubListener {
     }
     if (msg.op === 'subscribe') {
       for (const row of rows) this.follow(ws, c, row, m, tfs);
+      this.rejoin(ws, c);
       this.send(ws, { type: 'ack', op: msg.op, id: msg.id, mode, instruments: accepted, bars: msg.bars ?? [], rejected });
       this.sendSnapshot(ws, c, rows, tfs);
     } else {
       for (const row of rows) this.unfollow(ws, c, row, tfs);
+      this.rejoin(ws, c);
       this.send(ws, { type: 'ack', op: msg.op, id: msg.id, instruments: accepted, rejected });
     }
     this.opts.onInterest?.(this.interest());
@@ -336,13 +343,9 @@ export class Feed implements HubListener {
   private follow(ws: WebSocket<Client>, c: Client, row: number, m: number, tfs: number[]): void {
     const old = c.modes.get(row);
     if (old !== m) {
-      if (old !== undefined) {
-        this.subs[row * 3 + old]--;
-        if (!c.conflated) ws.unsubscribe(this.topic(c, this.tickTopics[old][row]));
-      }
+      if (old !== undefined) this.subs[row * 3 + old]--;
       c.modes.set(row, m);
       this.subs[row * 3 + m]++;
-      if (!c.conflated) ws.subscribe(this.topic(c, this.tickTopics[m][row]));
     }
     for (const tf of tfs) {
       const t = `b${tf}:${row}`;
@@ -353,6 +356,26 @@ export class Feed implements HubListener {
     }
   }
 
+  /** Move the client to the subscription set of what it now follows (one topic for all its ticks). */
+  private rejoin(ws: WebSocket<Client>, c: Client): void {
+    const e0 = c.records ? 0 : 3;
+    const pairs: number[] = [];
+    for (const [row, m] of c.modes) pairs.push(row * 6 + e0 + m);
+    const old = c.set;
+    const next = pairs.length > 0 ? this.fanout.join(c.records ? 'r' : 'p', pairs, c.records ? RECORD_FRAMES : PLAIN_FRAMES) : null;
+    if (next === old) {
+      if (next) this.fanout.leave(next); // the same set: drop the reference join just took
+      return;
+    }
+    if (old) {
+      if (!c.conflated) ws.unsubscribe(old.topic);
+      this.fanout.leave(old);
+    }
+    c.set = next;
+    if (next && !c.conflated) ws.subscribe(next.topic);
+    this.stats.subscriptionSets = this.fanout.size;
+  }
+
   private unfollow(ws: WebSocket<Client>, c: Client, row: number, tfs: number[]): void {
     const old = c.modes.get(row);
     // With no timeframes named, unsubscribe drops the instrument's ticks and all its bars.
@@ -360,7 +383,6 @@ export class Feed implements HubListener {
     if (old !== undefined && dropAll) {
       this.subs[row * 3 + old]--;
       c.modes.delete(row);
-      if (!c.conflated) ws.unsubscribe(this.topic(c, this.tickTopics[old][row]));
     }
     for (const t of [...c.bars]) {
       const [tfPart, rowPart] = t.slice(1).split(':');
@@ -416,7 +438,7 @@ export class Feed implements HubListener {
         c.conflated = true;
         c.conflatedSentAt = Date.now();
         this.stats.conflations++;
-        for (const [row, m] of c.modes) ws.unsubscribe(this.topic(c, this.tickTopics[m][row]));
+        if (c.set) ws.unsubscribe(c.set.topic);
       } else if (c.conflated) {
         const now = Date.now();
         if (now - c.conflatedSentAt >= (this.opts.conflateIntervalMs ?? 1000)) {
@@ -443,7 +465,7 @@ export class Feed implements HubListener {
     c.conflated = false;
     // The latest tick of everything it follows, then live again.
     this.sendLatest(ws, c);
-    for (const [row, m] of c.modes) ws.subscribe(this.topic(c, this.tickTopics[m][row]));
+    if (c.set) ws.subscribe(c.set.topic);
   }
 
   private closed(ws: WebSocket<Client>): void {
@@ -459,6 +481,11 @@ export class Feed implements HubListener {
     }
     c.modes.clear();
     c.bars.clear();
+    if (c.set) {
+      this.fanout.leave(c.set);
+      c.set = null;
+      this.stats.subscriptionSets = this.fanout.size;
+    }
     this.opts.onInterest?.(this.interest());
   }
 }

@@ -1,8 +1,9 @@
 import fc from 'fast-check';
+import { Unpackr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { N, N_FIELDS } from '../../workers/normalized.ts';
 import { createPackr, createUnpackr, FEED_MODES, tickFor } from './messages.ts';
-import { encodeSymbol, RecordWriter, ticksHeaderBytes } from './wire.ts';
+import { encodeSymbol, PLAIN_FRAMES, RECORD_FRAMES, RecordWriter } from './wire.ts';
 
 /** Values where msgpackr switches encodings, and the kinds a tick field can hold. */
 const EDGES = [
@@ -29,25 +30,25 @@ function tickArray(values: number[]): Float64Array {
 }
 
 describe('tick record encoder', () => {
-  it('writes the bytes msgpackr writes for the same tick, in every mode', () => {
-    const packr = createPackr(true);
+  it.each([true, false])('writes the bytes msgpackr writes for the same tick, in every mode (records %s)', (records) => {
+    const packr = createPackr(records);
     const w = new RecordWriter(16);
     fc.assert(fc.property(fc.array(valueArb, { minLength: 1, maxLength: N_FIELDS }), symbolArb, (values, symbol) => {
       const f = tickArray(values);
       const sym = encodeSymbol(symbol);
       for (let m = 0; m < 3; m++) {
         w.pos = 0;
-        w.tick(f, 0, m, sym);
+        w.tick(f, 0, m, sym, records);
         const ours = Buffer.from(w.buf.subarray(0, w.pos));
         const theirs = Buffer.from(packr.pack(tickFor(f, 0, FEED_MODES[m], symbol)));
         expect(ours.toString('hex')).toBe(theirs.toString('hex'));
       }
-    }), { numRuns: 3000 });
+    }), { numRuns: 2000 });
   });
 
-  it('frames concatenated records under one header that msgpackr decodes as a ticks frame', () => {
-    const packr = createPackr(true);
-    const unpackr = createUnpackr();
+  it.each([true, false])('frames concatenated ticks under one header that msgpackr decodes as a ticks frame (records %s)', (records) => {
+    const packr = createPackr(records);
+    const unpackr = records ? createUnpackr() : new Unpackr({ mapsAsObjects: true });
     const w = new RecordWriter(64); // grows while writing
     for (const count of [0, 1, 15, 16, 300, 70_000]) {
       const f = new Float64Array(N_FIELDS);
@@ -56,13 +57,13 @@ describe('tick record encoder', () => {
       f[N.EXCH_TIME_MS] = 1764662400000;
       const sym = encodeSymbol('INFY');
       w.pos = 0;
-      w.ticksHeader(count);
-      expect(w.pos).toBe(ticksHeaderBytes(count));
+      w.ticksHeader(count, records);
+      expect(w.pos).toBe((records ? RECORD_FRAMES : PLAIN_FRAMES).headerBytes(count));
       const d = [];
       for (let i = 0; i < count; i++) {
         f[N.VOLUME] = i;
         const m = i % 3;
-        w.tick(f, 0, m, sym);
+        w.tick(f, 0, m, sym, records);
         d.push(tickFor(f, 0, FEED_MODES[m], 'INFY'));
       }
       const ours = Buffer.from(w.buf.subarray(0, w.pos));

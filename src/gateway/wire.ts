@@ -26,6 +26,7 @@
  */
 import { Packr } from 'msgpackr';
 import { N } from '../../workers/normalized.ts';
+import type { FrameFormat } from './fanout.ts';
 import { STRUCTURES } from './messages.ts';
 
 /** First byte of a record with shared structure i: msgpackr takes 0x40 + i. */
@@ -38,12 +39,27 @@ export const MAX_TICK_RECORD_BYTES = 1024;
 /** `{ type: 'ticks', d: [` with an array32 header. */
 export const MAX_FRAME_HEADER_BYTES = 1 + 6 + 5;
 
-const TICKS_STR = [0xa5, ...Buffer.from('ticks')];
+/** A short ASCII string as msgpack (fixstr). */
+function str(s: string): number[] {
+  return [0xa0 | s.length, ...Buffer.from(s, 'latin1')];
+}
+const TICKS_STR = str('ticks');
+
+/** Canonical fields in key order after t and s, by mode (messages.ts's field table). */
+const LTP_FIELDS = [N.PRICE, N.EXCH_TIME_MS];
+const QUOTE_FIELDS = [N.LAST_QTY, N.AVG_PRICE, N.VOLUME, N.VOLUME_DELTA, N.BUY_QTY, N.SELL_QTY, N.OPEN, N.HIGH, N.LOW, N.CLOSE, N.CHANGE_PCT];
+/** Then dvw, bid, ask and rt, which are not plain numbers. */
+const FULL_FIELDS = [N.OI, N.OI_HIGH, N.OI_LOW, N.LAST_TRADE_MS];
+/** Each mode's keys as msgpack strings, for plain maps. */
+const TICK_KEYS = STRUCTURES.slice(0, 3).map((keys) => keys.map((k) => Uint8Array.from(str(k))));
 
 export class RecordWriter {
   buf: Uint8Array;
   private dv: DataView;
   pos = 0;
+
+  /** Smallest integer that is not a positive fixint: records take 0x40..0x7f for record ids. */
+  private fixintEnd = 0x40;
 
   constructor(initialBytes = 1 << 16) {
     this.buf = new Uint8Array(initialBytes);
@@ -66,7 +82,7 @@ export class RecordWriter {
     const b = this.buf;
     let p = this.pos;
     if (v >>> 0 === v) {
-      if (v < 0x40) b[p++] = v;
+      if (v < this.fixintEnd) b[p++] = v;
       else if (v < 0x100) {
         b[p++] = 0xcc;
         b[p++] = v;
@@ -108,38 +124,47 @@ export class RecordWriter {
   }
 
   /**
-   * The tick record of mode `m` (0 ltp, 1 quote, 2 full) for the canonical tick at `o` in `f`,
-   * `symbol` being the msgpack bytes of its trading symbol (encodeSymbol).
+   * The tick of mode `m` (0 ltp, 1 quote, 2 full) for the canonical tick at `o` in `f`, `symbol`
+   * being the msgpack bytes of its trading symbol (encodeSymbol): a shared-structure record, or
+   * with `records` false a plain map with the same keys in the same order (`?records=0`).
    */
-  tick(f: Float64Array, o: number, m: number, symbol: Uint8Array): void {
+  tick(f: Float64Array, o: number, m: number, symbol: Uint8Array, records = true): void {
     this.ensure(MAX_TICK_RECORD_BYTES);
-    this.buf[this.pos++] = MODE_RECORD[m];
+    const plain = !records;
+    this.fixintEnd = records ? 0x40 : 0x80;
+    if (plain) {
+      // msgpackr always writes an object's map header as map16
+      this.buf[this.pos++] = 0xde;
+      this.buf[this.pos++] = 0;
+      this.buf[this.pos++] = TICK_KEYS[m].length;
+    } else this.buf[this.pos++] = MODE_RECORD[m];
+    const keys = TICK_KEYS[2];
+    let k = 0;
+    if (plain) this.raw(keys[k++]);
     this.num(f[o + N.TOKEN]);
+    if (plain) this.raw(keys[k++]);
     this.raw(symbol);
-    this.num(f[o + N.PRICE]);
-    this.num(f[o + N.EXCH_TIME_MS]);
+    for (let i = 0; i < 2; i++) {
+      if (plain) this.raw(keys[k++]);
+      this.num(f[o + LTP_FIELDS[i]]);
+    }
     if (m === 0) return;
-    this.num(f[o + N.LAST_QTY]);
-    this.num(f[o + N.AVG_PRICE]);
-    this.num(f[o + N.VOLUME]);
-    this.num(f[o + N.VOLUME_DELTA]);
-    this.num(f[o + N.BUY_QTY]);
-    this.num(f[o + N.SELL_QTY]);
-    this.num(f[o + N.OPEN]);
-    this.num(f[o + N.HIGH]);
-    this.num(f[o + N.LOW]);
-    this.num(f[o + N.CLOSE]);
-    this.num(f[o + N.CHANGE_PCT]);
+    for (let i = 0; i < QUOTE_FIELDS.length; i++) {
+      if (plain) this.raw(keys[k++]);
+      this.num(f[o + QUOTE_FIELDS[i]]);
+    }
     if (m === 1) return;
-    this.num(f[o + N.OI]);
-    this.num(f[o + N.OI_HIGH]);
-    this.num(f[o + N.OI_LOW]);
-    this.num(f[o + N.LAST_TRADE_MS]);
+    for (let i = 0; i < FULL_FIELDS.length; i++) {
+      if (plain) this.raw(keys[k++]);
+      this.num(f[o + FULL_FIELDS[i]]);
+    }
+    if (plain) this.raw(keys[k++]);
     const dvw = f[o + N.DAY_VWAP];
     if (dvw === dvw) this.num(dvw);
     else this.buf[this.pos++] = 0xc0; // null: no day VWAP yet
     // bid then ask: 5 × [price, quantity, orders]; the canonical depth is [qty, price, orders].
     for (let side = 0; side < 2; side++) {
+      if (plain) this.raw(keys[k++]);
       this.buf[this.pos++] = 0x95;
       for (let i = 0; i < 5; i++) {
         const d = o + N.DEPTH + 3 * (5 * side + i);
@@ -149,32 +174,49 @@ export class RecordWriter {
         this.num(f[d + 2]);
       }
     }
+    if (plain) this.raw(keys[k++]);
     this.num(f[o + N.RECV_TIME_US]);
   }
 
-  /** `{ type: 'ticks', d: [` followed by `count` records (the records are written after). */
-  ticksHeader(count: number): void {
+  /** `{ type: 'ticks', d: [` followed by `count` ticks (written after). */
+  ticksHeader(count: number, records = true): void {
     this.ensure(MAX_FRAME_HEADER_BYTES);
-    const b = this.buf;
-    b[this.pos++] = FRAME_RECORD;
-    for (let i = 0; i < TICKS_STR.length; i++) b[this.pos++] = TICKS_STR[i];
-    if (count < 16) b[this.pos++] = 0x90 | count;
-    else if (count < 0x10000) {
-      b[this.pos++] = 0xdc;
-      b[this.pos++] = count >> 8;
-      b[this.pos++] = count & 0xff;
-    } else {
-      b[this.pos++] = 0xdd;
-      this.dv.setUint32(this.pos, count);
-      this.pos += 4;
-    }
+    this.pos = (records ? RECORD_FRAMES : PLAIN_FRAMES).writeHeader(this.buf, this.pos, count);
   }
 }
 
-/** Size of the ticks header for `count` records. */
-export function ticksHeaderBytes(count: number): number {
-  return 1 + TICKS_STR.length + (count < 16 ? 1 : count < 0x10000 ? 3 : 5);
+function arrayHeader(out: Uint8Array, pos: number, count: number): number {
+  if (count < 16) out[pos++] = 0x90 | count;
+  else if (count < 0x10000) {
+    out[pos++] = 0xdc;
+    out[pos++] = count >> 8;
+    out[pos++] = count & 0xff;
+  } else {
+    out[pos++] = 0xdd;
+    out[pos++] = count >>> 24;
+    out[pos++] = (count >> 16) & 0xff;
+    out[pos++] = (count >> 8) & 0xff;
+    out[pos++] = count & 0xff;
+  }
+  return pos;
 }
+
+const arrayHeaderBytes = (count: number): number => (count < 16 ? 1 : count < 0x10000 ? 3 : 5);
+
+function frameFormat(prefix: readonly number[]): FrameFormat {
+  return {
+    headerBytes: (count) => prefix.length + arrayHeaderBytes(count),
+    writeHeader(out, pos, count) {
+      for (let i = 0; i < prefix.length; i++) out[pos++] = prefix[i];
+      return arrayHeader(out, pos, count);
+    },
+  };
+}
+
+/** `{ type: 'ticks', d: [...] }` as the shared frame record. */
+export const RECORD_FRAMES: FrameFormat = frameFormat([FRAME_RECORD, ...TICKS_STR]);
+/** The same as a plain map (`?records=0`). */
+export const PLAIN_FRAMES: FrameFormat = frameFormat([0xde, 0, 2, ...str('type'), ...TICKS_STR, ...str('d')]);
 
 /** A trading symbol as msgpack bytes, made once per instrument by msgpackr itself. */
 export function encodeSymbol(symbol: string): Uint8Array {

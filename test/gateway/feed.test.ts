@@ -4,6 +4,8 @@ import { unpack } from 'msgpackr';
 import { encodeFrame } from '../../src/kite/codec.ts';
 import { Market } from '../../src/kite/sim/market.ts';
 import { createUnpackr } from '../../src/gateway/messages.ts';
+import type { HubListener } from '../../src/gateway/hub.ts';
+import { N } from '../../workers/normalized.ts';
 import { universe } from '../pipeline/harness.ts';
 import { startStack, type Stack } from './stack.ts';
 
@@ -159,4 +161,78 @@ describe('slow feed clients', () => {
       await stack.close();
     }
   }, 150_000);
+});
+
+describe('fan-out by subscription set', () => {
+  it('gives every client each tick it follows exactly once, in order, clients following the same set sharing its frames', async () => {
+    // What the hub handed out per instrument (volumes, in order): the pipeline quarantines some of
+    // the market model's option ticks (price jumps), so this, not what was pushed, is what is owed.
+    const emitted = new Map<number, number[]>(tokens.map((t) => [t, []]));
+    const record: HubListener = { tick: (f, o) => { emitted.get(f[o + N.TOKEN])!.push(f[o + N.VOLUME]); } };
+    const stack = await startStack(instruments, {}, 1, [record]);
+    const market = new Market({ instruments, seed: 6 });
+    try {
+      const half = Math.floor(tokens.length / 2);
+      const mine = tokens.slice(0, half);
+      const theirs = tokens.slice(half);
+      const a = await connect(stack.port);
+      const b = await connect(stack.port);
+      const plain = await connect(stack.port, `key=${KEY}&records=0`, {}, false);
+      const other = await connect(stack.port);
+      const subs: [Conn, number[], string][] = [[a, mine, 'full'], [b, [...mine].reverse(), 'full'], [plain, mine, 'full'], [other, theirs, 'quote']];
+      for (const [c, list, mode] of subs) {
+        c.ws.send(JSON.stringify({ op: 'subscribe', id: 1, instruments: list, mode }));
+        await c.next((m) => m.type === 'snapshot', 'snapshot');
+      }
+      // a and b follow the same set; the plain client the same pairs in another encoding; other its own.
+      expect(stack.feed.stats.subscriptionSets).toBe(3);
+      for (const [c] of subs) c.msgs.length = 0;
+      for (const v of emitted.values()) v.length = 0;
+
+      for (let i = 0; i < 30; i++) {
+        stack.push(encodeFrame(market.nextTicks(60, tokens, 'full')));
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const expected = (list: number[]) => list.reduce((n, t) => n + emitted.get(t)!.length, 0);
+      const ticksOf = (c: Conn) => c.msgs.filter((m) => m.type === 'ticks').flatMap((m) => m.d);
+      const t0 = Date.now();
+      const settled = () => {
+        const k = stack.pipeline.counters();
+        return k.ticksIn === 30 * 60 && k.ticksOut + k.quarantined + k.duplicates === k.ticksIn && stack.hub.ticks >= k.ticksOut;
+      };
+      while (Date.now() - t0 < 20_000 && (!settled() || subs.some(([c, list]) => ticksOf(c).length < expected(list)))) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(stack.pipeline.counters().ticksOut).toBeGreaterThan(1000);
+      for (const [c, list, mode] of subs) {
+        const got = ticksOf(c);
+        expect(got.length).toBe(expected(list));
+        // Per instrument: exactly the ticks the hub handed out, in order.
+        for (const t of list) expect(got.filter((x) => x.t === t).map((x) => x.v)).toEqual(emitted.get(t));
+        expect(Object.keys(got[0]).length).toBe(mode === 'full' ? 23 : 15);
+      }
+      // One frame per drain holds several instruments; the two clients of one set got the same frames.
+      const framesOf = (c: Conn) => c.msgs.filter((m) => m.type === 'ticks');
+      expect(framesOf(a).length).toBeLessThan(ticksOf(a).length);
+      expect(framesOf(a).some((f) => new Set(f.d.map((x: { t: number }) => x.t)).size > 1)).toBe(true);
+      expect(framesOf(b)).toEqual(framesOf(a));
+      expect(ticksOf(plain)).toEqual(ticksOf(a));
+
+      // Moving to another set: b now follows one instrument, and gets only it.
+      b.ws.send(JSON.stringify({ op: 'unsubscribe', id: 2, instruments: mine.slice(1) }));
+      await b.next((m) => m.type === 'ack' && m.id === 2, 'unsubscribe ack');
+      expect(stack.feed.stats.subscriptionSets).toBe(4);
+      b.msgs.length = 0;
+      stack.push(encodeFrame(market.nextTicks(60, tokens, 'full')));
+      await b.next((m) => m.type === 'ticks', 'ticks after unsubscribe');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(ticksOf(b).every((x) => x.t === mine[0])).toBe(true);
+      for (const [c] of subs) c.ws.close();
+      const t1 = Date.now();
+      while (stack.feed.stats.subscriptionSets > 0 && Date.now() - t1 < 5000) await new Promise((r) => setTimeout(r, 20));
+      expect(stack.feed.stats.subscriptionSets).toBe(0);
+    } finally {
+      await stack.close();
+    }
+  });
 });

@@ -5,7 +5,7 @@
 import { Front } from '../../src/front.ts';
 import { Pipeline } from '../../src/pipeline.ts';
 import { startGateway, type Gateway } from '../../src/gateway/server.ts';
-import { FeedHub } from '../../src/gateway/hub.ts';
+import { FeedHub, type HubListener } from '../../src/gateway/hub.ts';
 import { Feed, type FeedOptions } from '../../src/gateway/feed.ts';
 import { KiteWs } from '../../src/gateway/kite-ws.ts';
 import { OutputPump } from '../../src/outputs.ts';
@@ -29,7 +29,8 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export async function startStack(instruments: Instrument[], feedOpts: Partial<FeedOptions> = {}, workers = 1): Promise<Stack> {
+/** `listeners`: more hub listeners (after the feed and the Kite endpoint), e.g. to record what the hub handed out. */
+export async function startStack(instruments: Instrument[], feedOpts: Partial<FeedOptions> = {}, workers = 1, listeners: HubListener[] = []): Promise<Stack> {
   const front = new Front({ shards: workers, ringCapacity: 1 << 14 });
   const pipeline = new Pipeline({
     rings: front.rings, instruments, mode: 'full', timeframesMs: [1000, 60_000], onError: (s, e) => { throw e; },
@@ -47,6 +48,7 @@ export async function startStack(instruments: Instrument[], feedOpts: Partial<Fe
   });
   hub.add(feed);
   hub.add(kite);
+  for (const l of listeners) hub.add(l);
   hub.start(pipeline);
   let seq = 0;
   return {

@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { Fanout, type FrameFormat } from './fanout.ts';
+
+/** Header: one byte, the item count; items are single bytes naming (row, encoding). */
+const COUNT: FrameFormat = {
+  headerBytes: () => 1,
+  writeHeader(out, pos, count) {
+    out[pos] = count;
+    return pos + 1;
+  },
+};
+
+function setup(opts: { maxFrameBytes?: number; maxFrameItems?: number } = {}) {
+  const frames: { topic: string; items: number[] }[] = [];
+  const fan = new Fanout({
+    rows: 8, encodings: 2, ...opts,
+    publish(topic, frame, items) {
+      expect(frame[0]).toBe(items);
+      frames.push({ topic, items: [...frame.subarray(1)] });
+    },
+  });
+  const arena = new Uint8Array(256);
+  let pos = 0;
+  /** One tick of `row` arriving: encoded once per encoding anyone wants. */
+  const tick = (row: number): void => {
+    for (let e = 0; e < 2; e++) {
+      const p = fan.pair(row, e);
+      if (!fan.wants(p)) continue;
+      arena[pos] = p;
+      fan.add(arena, p, pos, pos + 1);
+      pos++;
+    }
+  };
+  const flush = (): void => {
+    fan.flush(arena);
+    pos = 0;
+  };
+  return { fan, frames, tick, flush };
+}
+
+describe('fan-out by subscription set', () => {
+  it('gives clients following the same pairs one shared set, and one frame per drain with every tick in arrival order', () => {
+    const { fan, frames, tick, flush } = setup();
+    const a = fan.join('r', [fan.pair(1, 0), fan.pair(2, 0)], COUNT);
+    const b = fan.join('r', [fan.pair(2, 0), fan.pair(1, 0), fan.pair(1, 0)], COUNT);
+    expect(b).toBe(a);
+    expect(a.refs).toBe(2);
+    expect(fan.size).toBe(1);
+    for (const row of [1, 3, 2, 1, 2]) tick(row);
+    flush();
+    expect(frames).toEqual([{ topic: a.topic, items: [fan.pair(1, 0), fan.pair(2, 0), fan.pair(1, 0), fan.pair(2, 0)] }]);
+  });
+
+  it('keeps sets of other pairs, encodings or families apart, each frame holding only its own pairs', () => {
+    const { fan, frames, tick, flush } = setup();
+    const a = fan.join('r', [fan.pair(1, 0)], COUNT);
+    const b = fan.join('r', [fan.pair(1, 1)], COUNT);
+    const c = fan.join('r', [fan.pair(1, 0), fan.pair(5, 0)], COUNT);
+    const d = fan.join('p', [fan.pair(1, 0)], COUNT);
+    expect(new Set([a, b, c, d]).size).toBe(4);
+    tick(5);
+    tick(1);
+    tick(6);
+    flush();
+    const byTopic = Object.fromEntries(frames.map((f) => [f.topic, f.items]));
+    expect(byTopic).toEqual({
+      [c.topic]: [fan.pair(5, 0), fan.pair(1, 0)],
+      [a.topic]: [fan.pair(1, 0)],
+      [b.topic]: [fan.pair(1, 1)],
+      [d.topic]: [fan.pair(1, 0)],
+    });
+    expect(frames).toHaveLength(4);
+  });
+
+  it('publishes nothing for a set none of whose pairs ticked, and nothing twice', () => {
+    const { fan, frames, tick, flush } = setup();
+    fan.join('r', [fan.pair(7, 0)], COUNT);
+    tick(1);
+    flush();
+    flush();
+    expect(frames).toEqual([]);
+    expect(fan.wants(fan.pair(1, 0))).toBe(false);
+  });
+
+  it('splits a frame at the item and byte bounds without losing or reordering a tick', () => {
+    for (const bound of [{ maxFrameItems: 3 }, { maxFrameBytes: 2 }]) {
+      const { fan, frames, tick, flush } = setup(bound);
+      const s = fan.join('r', [fan.pair(0, 0), fan.pair(0, 1)], COUNT);
+      for (let i = 0; i < 4; i++) tick(0);
+      flush();
+      const limit = bound.maxFrameItems ?? bound.maxFrameBytes!;
+      expect(frames.every((f) => f.topic === s.topic && f.items.length <= limit)).toBe(true);
+      expect(frames.flatMap((f) => f.items)).toEqual(Array.from({ length: 8 }, (_, i) => fan.pair(0, i % 2)));
+    }
+  });
+
+  it('drops a set with its last client, after publishing what it had gathered', () => {
+    const { fan, frames, tick } = setup();
+    const a = fan.join('r', [fan.pair(3, 0)], COUNT);
+    fan.join('r', [fan.pair(3, 0)], COUNT);
+    fan.leave(a);
+    expect(fan.size).toBe(1);
+    tick(3);
+    fan.leave(a);
+    expect(fan.size).toBe(0);
+    expect(fan.wants(fan.pair(3, 0))).toBe(false);
+    expect(frames).toEqual([{ topic: a.topic, items: [fan.pair(3, 0)] }]);
+    // A new set for the same pairs is a new topic: a client still subscribed to the old one gets nothing stale.
+    expect(fan.join('r', [fan.pair(3, 0)], COUNT).topic).not.toBe(a.topic);
+  });
+});
