@@ -23,6 +23,7 @@
  *
  * Latencies are kept in one preallocated Float64Array (MAX_SAMPLES), sorted once at stop.
  */
+import { PerformanceObserver } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { createUnpackr } from '../src/gateway/messages.ts';
 import { nowMicros } from '../src/clock.ts';
@@ -61,6 +62,9 @@ export interface ClientStats {
   p99: number;
   p999: number;
   max: number;
+  /** GC pauses in this process over the window. */
+  gcs: number;
+  gcMaxMs: number;
 }
 
 const unpackr = createUnpackr();
@@ -78,6 +82,14 @@ let dropped = 0;
 let t0 = 0;
 let cpu0 = process.cpuUsage();
 let count0 = new Float64Array(0);
+const gc = { n: 0, max: 0 };
+new PerformanceObserver((list) => {
+  if (!measuring) return;
+  for (const e of list.getEntries()) {
+    gc.n++;
+    if (e.duration > gc.max) gc.max = e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
 
 /** Server-to-client WebSocket header: 2 bytes, 4 past 125 bytes of payload, 10 past 64 KiB. */
 const wsHeader = (len: number): number => (len < 126 ? 2 : len < 65536 ? 4 : 10);
@@ -175,6 +187,7 @@ function stop(): ClientStats {
     cpuUserMs: cpu.user / 1000, cpuSystemMs: cpu.system / 1000,
     samples: nLat, droppedSamples: dropped,
     p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), p999: quantile(sorted, 0.999), max: sorted.length ? sorted[sorted.length - 1] : NaN,
+    gcs: gc.n, gcMaxMs: gc.max,
   };
 }
 
@@ -202,6 +215,10 @@ async function handle(c: ClientCommand): Promise<Record<string, unknown>> {
   switch (c.cmd) {
     case 'open': return open(c);
     case 'start':
+      // Start each window from a collected heap (the parent does the same in its process): the
+      // garbage of earlier runs (a thousand sockets opened and closed) is not this run's pause.
+      globalThis.gc?.();
+      gc.n = gc.max = 0;
       measuring = true;
       latency = c.latency;
       wTicks = wConflated = wFrames = wBytes = 0;

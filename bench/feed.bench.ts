@@ -38,7 +38,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
 import { nowMicros } from '../src/clock.ts';
 import { Front } from '../src/front.ts';
@@ -386,7 +388,7 @@ class Clients {
   static start(): Clients {
     const child = fork(new URL('./feed-clients.ts', import.meta.url), [], {
       // FEED_BENCH_CLIENT_ARGS: extra node flags for the clients process (e.g. --cpu-prof), for development.
-      execArgv: ['--import', 'tsx', ...(process.env.FEED_BENCH_CLIENT_ARGS?.split(' ').filter(Boolean) ?? [])],
+      execArgv: ['--import', 'tsx', '--expose-gc', ...(process.env.FEED_BENCH_CLIENT_ARGS?.split(' ').filter(Boolean) ?? [])],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     return new Clients(child);
@@ -531,7 +533,19 @@ interface RunResult {
   /** Ours: front → hub (the pipeline's part of the latency), µs. */
   hubP50: number;
   hubP99: number;
+  /** This process's main thread over the window: event-loop delay (ms) and GC pauses. */
+  loopP99: number;
+  loopMax: number;
+  gcs: number;
+  gcMaxMs: number;
+  gcMs: number;
 }
+
+/** A full GC of this process's heap, for hygiene between runs (the flag is set at run time). */
+const fullGc: () => void = (() => {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+})();
 
 async function runOnce(s: RunSpec): Promise<RunResult> {
   const { server, clients, frames } = s;
@@ -610,11 +624,28 @@ async function runOnce(s: RunSpec): Promise<RunResult> {
   dbg('warm');
   const c0 = server.counters();
   const p0 = pushed;
+  // A collected heap in both processes before each window, so one run's garbage is not the next
+  // run's pause (the clients process collects on 'start').
+  fullGc();
   await clients.request({ cmd: 'start', latency: s.latency });
   lagOn = true;
   server.hubLatency?.(true);
+  // What can hold the main thread (and so every tick) up: event-loop stalls and GC pauses.
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  const gc = { n: 0, max: 0, total: 0 };
+  const gcObs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gc.n++;
+      gc.total += e.duration;
+      if (e.duration > gc.max) gc.max = e.duration;
+    }
+  });
+  gcObs.observe({ entryTypes: ['gc'] });
+  loop.enable();
   const m0 = cpuMark();
   await new Promise((r) => setTimeout(r, s.windowMs));
+  loop.disable();
+  gcObs.disconnect();
   dbg('stop');
   const stats = await clients.request<ClientStats>({ cmd: 'stop' });
   dbg('stopped');
@@ -644,6 +675,11 @@ async function runOnce(s: RunSpec): Promise<RunResult> {
     lagP99: nLags > 0 ? lags.slice(0, nLags).sort()[Math.ceil(0.99 * nLags) - 1] : NaN,
     hubP50: hubLat.p50,
     hubP99: hubLat.p99,
+    loopP99: loop.percentile(99) / 1e6,
+    loopMax: loop.max / 1e6,
+    gcs: gc.n,
+    gcMaxMs: gc.max,
+    gcMs: gc.total,
   };
 }
 
@@ -860,6 +896,8 @@ export default async function run(): Promise<void> {
       samples: r.client.samples,
       'ticks/frame': (r.client.ticks / Math.max(1, r.client.frames)).toFixed(2),
       'input lag p99': usStr(r.lagP99),
+      'event-loop delay p99/max (ms)': `${r.loopP99.toFixed(1)} / ${r.loopMax.toFixed(1)}`,
+      'GCs server / clients (max ms)': `${r.gcs} (${r.gcMaxMs.toFixed(1)}) / ${r.client.gcs} (${r.client.gcMaxMs.toFixed(1)})`,
       ...cpuCols(r),
     };
   }));
