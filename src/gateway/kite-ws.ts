@@ -9,14 +9,17 @@
  * `{"type":"error"}` text for malformed input. One upstream Kite connection then serves any number
  * of downstream tickers, lifting Kite's three-connections-per-key limit for a team.
  *
- * Fan-out mirrors the msgpack feed: one topic per (instrument, mode); after each drain, each
- * topic's ticks become one Kite frame, encoded once and published once.
+ * Fan-out mirrors the msgpack feed (fanout.ts): tickers that follow the same tokens in the same
+ * modes share one topic, and after each drain every such set gets one Kite frame with all of its
+ * packets, as Kite itself sends one frame per interval with every subscribed token that changed.
+ * Each packet is encoded once per mode into this drain's arena; frames are copies of those bytes.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
 import { emptyWireTick, HEARTBEAT, writeWirePacket, type WireTick } from '../kite/codec.ts';
 import { KIND_LENGTH, Kind, priceDivisor, type KindCode } from '../kite/record.ts';
 import type { Logger } from '../log.ts';
 import { N, N_FIELDS } from '../../workers/normalized.ts';
+import { Fanout, type FrameFormat, type SubscriptionSet } from './fanout.ts';
 import { endSessionsOf, type Authenticator } from './feed.ts';
 import type { FeedHub, HubListener } from './hub.ts';
 
@@ -28,8 +31,20 @@ interface KiteClient {
   id: number;
   key: string;
   modes: Map<number, number>;
+  /** The subscription set of its packets (null: it follows nothing). */
+  set: SubscriptionSet | null;
   closed: boolean;
 }
+
+/** A Kite frame: u16 packet count, then per packet u16 length and the packet (codec.ts). */
+const KITE_FRAMES: FrameFormat = {
+  headerBytes: () => 2,
+  writeHeader(out, pos, count) {
+    out[pos] = count >> 8;
+    out[pos + 1] = count & 0xff;
+    return pos + 2;
+  },
+};
 
 export interface KiteWsStats {
   clients: number;
@@ -43,20 +58,14 @@ const KITE_TOKEN_ERROR = JSON.stringify({
   status: 'error', message: 'Incorrect `api_key` or `access_token`.', data: null, error_type: 'TokenException',
 });
 
-/** Pending bytes of one topic for the current drain. */
-interface Pending {
-  buf: Uint8Array;
-  dv: DataView;
-  len: number;
-  count: number;
-}
-
 export class KiteWs implements HubListener {
   readonly stats: KiteWsStats = { clients: 0, frames: 0, packets: 0, refusedUpgrades: 0, badMessages: 0 };
   private readonly subs: Uint32Array;
-  private readonly topics: string[][];
-  private readonly pending: (Pending | null)[][];
-  private readonly touched: number[][] = [[], [], []];
+  private readonly fanout: Fanout;
+  /** This drain's packets, each `u16 length, packet`, which the frames are copied from. */
+  private arena = new Uint8Array(1 << 16);
+  private arenaView = new DataView(this.arena.buffer);
+  private arenaLen = 0;
   private readonly wire: WireTick[];
   private readonly sockets = new Set<WebSocket<KiteClient>>();
   private readonly heartbeat: NodeJS.Timeout;
@@ -65,8 +74,14 @@ export class KiteWs implements HubListener {
   constructor(private readonly app: TemplatedApp, private readonly hub: FeedHub, private readonly auth: Authenticator, private readonly log: Logger) {
     const rows = hub.rows;
     this.subs = new Uint32Array(rows * 3);
-    this.topics = [0, 1, 2].map((m) => Array.from({ length: rows }, (_, r) => `k${m}:${r}`));
-    this.pending = [0, 1, 2].map(() => new Array<Pending | null>(rows).fill(null));
+    this.fanout = new Fanout({
+      rows, encodings: 3, maxFrameBytes: FRAME_BYTES - 2, maxFrameItems: 0xffff,
+      publish: (topic, frame, items) => {
+        this.app.publish(topic, frame, true);
+        this.stats.frames++;
+        this.stats.packets += items;
+      },
+    });
     this.wire = hub.instruments.map((i) => emptyWireTick(Kind.FULL, i.instrumentToken));
     for (const pattern of ['/kite', '/kite/']) {
       app.ws<KiteClient>(pattern, {
@@ -105,17 +120,15 @@ export class KiteWs implements HubListener {
     if (s[base] + s[base + 1] + s[base + 2] === 0) return;
     const t = this.fill(f, o, row);
     for (let m = 0; m < 3; m++) {
-      if (s[base + m] === 0) continue;
+      const pair = base + m;
+      if (!this.fanout.wants(pair)) continue;
       this.append(m, row, t);
     }
   }
 
   batchEnd(): void {
-    for (let m = 0; m < 3; m++) {
-      const rows = this.touched[m];
-      for (let i = 0; i < rows.length; i++) this.flush(m, rows[i]);
-      rows.length = 0;
-    }
+    this.fanout.flush(this.arena);
+    this.arenaLen = 0;
   }
 
   // --- encoding ------------------------------------------------------------------------------------
@@ -157,34 +170,23 @@ export class KiteWs implements HubListener {
     return m === 1 ? Kind.QUOTE : Kind.FULL;
   }
 
+  /** The row's packet in mode m, once, into the arena; every set following (row, m) gets it. */
   private append(m: number, row: number, t: WireTick): void {
     const kind = this.kindFor(m, row);
     const plen = KIND_LENGTH[kind];
-    let p = this.pending[m][row];
-    if (p === null) {
-      const buf = new Uint8Array(FRAME_BYTES);
-      p = { buf, dv: new DataView(buf.buffer), len: 2, count: 0 };
-      this.pending[m][row] = p;
+    if (this.arenaLen + 2 + plen > this.arena.length) {
+      // Grow, keeping this drain's packets at their offsets (the sets point at them).
+      const next = new Uint8Array(this.arena.length * 2);
+      next.set(this.arena.subarray(0, this.arenaLen));
+      this.arena = next;
+      this.arenaView = new DataView(next.buffer);
     }
-    if (p.count === 0) this.touched[m].push(row);
-    if (p.len + 2 + plen > FRAME_BYTES) this.flush(m, row);
+    const start = this.arenaLen;
     t.kind = kind;
-    p.dv.setUint16(p.len, plen);
-    writeWirePacket(p.dv, p.len + 2, t);
-    p.len += 2 + plen;
-    p.count++;
-  }
-
-  private flush(m: number, row: number): void {
-    const p = this.pending[m][row];
-    if (p === null || p.count === 0) return;
-    p.dv.setUint16(0, p.count);
-    // uWS copies the message, so the buffer is reused for the next drain.
-    this.app.publish(this.topics[m][row], p.buf.subarray(0, p.len), true);
-    this.stats.frames++;
-    this.stats.packets += p.count;
-    p.len = 2;
-    p.count = 0;
+    this.arenaView.setUint16(start, plen);
+    writeWirePacket(this.arenaView, start + 2, t);
+    this.arenaLen = start + 2 + plen;
+    this.fanout.add(this.arena, row * 3 + m, start, this.arenaLen);
   }
 
   /** One frame with the latest packet of each row, in mode m: what a new subscription starts with. */
@@ -224,7 +226,7 @@ export class KiteWs implements HubListener {
       res.cork(() => res.writeStatus('403 Forbidden').writeHeader('Content-Type', 'application/json').end(KITE_TOKEN_ERROR));
       return;
     }
-    const c: KiteClient = { id: this.nextId++, key: who.name, modes: new Map(), closed: false };
+    const c: KiteClient = { id: this.nextId++, key: who.name, modes: new Map(), set: null, closed: false };
     res.upgrade(c, wsKey, wsProtocol, wsExtensions, context as never);
   }
 
@@ -248,10 +250,12 @@ export class KiteWs implements HubListener {
       const rows = this.rowsOf(msg.v);
       if (msg.a === 'subscribe') {
         const fresh = rows.filter((r) => !c.modes.has(r));
-        for (const r of fresh) this.setMode(ws, c, r, 1);
+        for (const r of fresh) this.setMode(c, r, 1);
+        this.rejoin(ws, c);
         this.snapshot(ws, fresh, 1);
       } else {
-        for (const r of rows) this.drop(ws, c, r);
+        for (const r of rows) this.drop(c, r);
+        this.rejoin(ws, c);
       }
       return;
     }
@@ -261,7 +265,8 @@ export class KiteWs implements HubListener {
       const m = MODES.indexOf(v[0] as (typeof MODES)[number]);
       if (m < 0) return this.error(ws, `mode: "${String(v[0])}" is not one of ltp, quote, full`);
       const rows = this.rowsOf(v[1]).filter((r) => c.modes.has(r));
-      for (const r of rows) this.setMode(ws, c, r, m);
+      for (const r of rows) this.setMode(c, r, m);
+      this.rejoin(ws, c);
       this.snapshot(ws, rows, m);
       return;
     }
@@ -279,24 +284,37 @@ export class KiteWs implements HubListener {
     return rows;
   }
 
-  private setMode(ws: WebSocket<KiteClient>, c: KiteClient, row: number, m: number): void {
+  private setMode(c: KiteClient, row: number, m: number): void {
     const old = c.modes.get(row);
     if (old === m) return;
-    if (old !== undefined) {
-      this.subs[row * 3 + old]--;
-      ws.unsubscribe(this.topics[old][row]);
-    }
+    if (old !== undefined) this.subs[row * 3 + old]--;
     c.modes.set(row, m);
     this.subs[row * 3 + m]++;
-    ws.subscribe(this.topics[m][row]);
   }
 
-  private drop(ws: WebSocket<KiteClient>, c: KiteClient, row: number): void {
+  private drop(c: KiteClient, row: number): void {
     const old = c.modes.get(row);
     if (old === undefined) return;
     this.subs[row * 3 + old]--;
-    ws.unsubscribe(this.topics[old][row]);
     c.modes.delete(row);
+  }
+
+  /** Move the ticker to the subscription set of what it now follows. */
+  private rejoin(ws: WebSocket<KiteClient>, c: KiteClient): void {
+    const pairs: number[] = [];
+    for (const [row, m] of c.modes) pairs.push(row * 3 + m);
+    const next = pairs.length > 0 ? this.fanout.join('k', pairs, KITE_FRAMES) : null;
+    const old = c.set;
+    if (next === old) {
+      if (next) this.fanout.leave(next); // the same set: drop the reference join just took
+      return;
+    }
+    if (old) {
+      ws.unsubscribe(old.topic);
+      this.fanout.leave(old);
+    }
+    c.set = next;
+    if (next) ws.subscribe(next.topic);
   }
 
   private closed(ws: WebSocket<KiteClient>): void {
@@ -306,6 +324,10 @@ export class KiteWs implements HubListener {
     this.stats.clients = this.sockets.size;
     for (const [row, m] of c.modes) this.subs[row * 3 + m]--;
     c.modes.clear();
+    if (c.set) {
+      this.fanout.leave(c.set);
+      c.set = null;
+    }
     this.log.debug({ client: c.id }, 'kite client closed');
   }
 }
