@@ -57,6 +57,14 @@ export interface FanoutOptions {
   maxFrameItems?: number;
 }
 
+/**
+ * Spans up to this many bytes are copied with a loop: a subarray for a native copy costs an object
+ * per span (a tick or two per frame when each client follows its own few instruments).
+ */
+const COPY_LOOP_MAX = 1024;
+/** Frames shorter than this reuse a view made once per length. */
+const VIEW_CACHE_MAX = 1 << 16;
+
 export class Fanout {
   private readonly sets = new Map<string, SubscriptionSet>();
   /** Sets containing each pair. */
@@ -66,8 +74,15 @@ export class Fanout {
   private linkEnd = new Int32Array(1024);
   private linkNext = new Int32Array(1024);
   private links = 0;
+  /** Sets that gathered spans this drain: the first `nTouched` entries (reused, never shrunk). */
   private readonly touched: SubscriptionSet[] = [];
+  private nTouched = 0;
   private frame = new Uint8Array(1 << 16);
+  /**
+   * Views of `frame` by length, made once each: publish needs a view of exactly the frame's bytes,
+   * and a subarray per frame was most of the feed's garbage (one per set per drain).
+   */
+  private frameViews: (Uint8Array | undefined)[] = [];
   private nextId = 1;
   private readonly maxFrameBytes: number;
   private readonly maxFrameItems: number;
@@ -147,7 +162,7 @@ export class Fanout {
       set.bytes += end - start;
       if (!set.touched) {
         set.touched = true;
-        this.touched.push(set);
+        this.touched[this.nTouched++] = set;
       }
     }
   }
@@ -156,12 +171,12 @@ export class Fanout {
   flush(arena: Uint8Array): void {
     this.arena = arena;
     const t = this.touched;
-    for (let i = 0; i < t.length; i++) {
+    for (let i = 0; i < this.nTouched; i++) {
       const set = t[i];
       set.touched = false;
       if (set.count > 0) this.emit(set);
     }
-    t.length = 0;
+    this.nTouched = 0;
     this.links = 0;
   }
 
@@ -171,14 +186,16 @@ export class Fanout {
       let n = this.frame.length;
       while (n < size) n *= 2;
       this.frame = new Uint8Array(n);
+      this.frameViews = [];
     }
     const out = this.frame;
     let pos = set.format.writeHeader(out, 0, set.count);
     for (let l = set.head; l !== -1; l = this.linkNext[l]) {
       const a = this.linkStart[l];
       const b = this.linkEnd[l];
-      if (b - a <= 64) {
-        for (let k = a; k < b; k++) out[pos++] = this.arena[k];
+      if (b - a <= COPY_LOOP_MAX) {
+        const arena = this.arena;
+        for (let k = a; k < b; k++) out[pos++] = arena[k];
       } else {
         out.set(this.arena.subarray(a, b), pos);
         pos += b - a;
@@ -188,7 +205,12 @@ export class Fanout {
     set.count = 0;
     set.bytes = 0;
     set.head = set.tail = -1;
-    this.opts.publish(set.topic, out.subarray(0, pos), items);
+    let view = pos < VIEW_CACHE_MAX ? this.frameViews[pos] : undefined;
+    if (view === undefined) {
+      view = out.subarray(0, pos);
+      if (pos < VIEW_CACHE_MAX) this.frameViews[pos] = view;
+    }
+    this.opts.publish(set.topic, view, items);
   }
 
   private link(start: number, end: number): number {

@@ -77,8 +77,13 @@ export class RecordWriter {
     this.dv = new DataView(next.buffer);
   }
 
-  /** One number, by msgpackr's rules above. */
-  num(v: number): void {
+  /**
+   * The number at `f[i]`, by msgpackr's rules above. It takes the array and the index, not the
+   * value: a double passed to a call V8 does not inline is boxed in a fresh HeapNumber, and a full
+   * tick has 50 numbers (measured: ~40 MB/s of garbage at 100k ticks/s, a scavenge every 300 ms).
+   */
+  num(f: Float64Array, i: number): void {
+    const v = f[i];
     const b = this.buf;
     let p = this.pos;
     if (v >>> 0 === v) {
@@ -141,27 +146,26 @@ export class RecordWriter {
     const keys = TICK_KEYS[2];
     let k = 0;
     if (plain) this.raw(keys[k++]);
-    this.num(f[o + N.TOKEN]);
+    this.num(f, o + N.TOKEN);
     if (plain) this.raw(keys[k++]);
     this.raw(symbol);
     for (let i = 0; i < 2; i++) {
       if (plain) this.raw(keys[k++]);
-      this.num(f[o + LTP_FIELDS[i]]);
+      this.num(f, o + LTP_FIELDS[i]);
     }
     if (m === 0) return;
     for (let i = 0; i < QUOTE_FIELDS.length; i++) {
       if (plain) this.raw(keys[k++]);
-      this.num(f[o + QUOTE_FIELDS[i]]);
+      this.num(f, o + QUOTE_FIELDS[i]);
     }
     if (m === 1) return;
     for (let i = 0; i < FULL_FIELDS.length; i++) {
       if (plain) this.raw(keys[k++]);
-      this.num(f[o + FULL_FIELDS[i]]);
+      this.num(f, o + FULL_FIELDS[i]);
     }
     if (plain) this.raw(keys[k++]);
-    const dvw = f[o + N.DAY_VWAP];
-    if (dvw === dvw) this.num(dvw);
-    else this.buf[this.pos++] = 0xc0; // null: no day VWAP yet
+    if (f[o + N.DAY_VWAP] === f[o + N.DAY_VWAP]) this.num(f, o + N.DAY_VWAP);
+    else this.buf[this.pos++] = 0xc0; // null (NaN): no day VWAP yet
     // bid then ask: 5 × [price, quantity, orders]; the canonical depth is [qty, price, orders].
     for (let side = 0; side < 2; side++) {
       if (plain) this.raw(keys[k++]);
@@ -169,13 +173,13 @@ export class RecordWriter {
       for (let i = 0; i < 5; i++) {
         const d = o + N.DEPTH + 3 * (5 * side + i);
         this.buf[this.pos++] = 0x93;
-        this.num(f[d + 1]);
-        this.num(f[d]);
-        this.num(f[d + 2]);
+        this.num(f, d + 1);
+        this.num(f, d);
+        this.num(f, d + 2);
       }
     }
     if (plain) this.raw(keys[k++]);
-    this.num(f[o + N.RECV_TIME_US]);
+    this.num(f, o + N.RECV_TIME_US);
   }
 
   /** `{ type: 'ticks', d: [` followed by `count` ticks (written after). */
