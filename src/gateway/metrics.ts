@@ -58,7 +58,7 @@ export interface MetricsSources {
     /** Bytes waiting in the on-disk spill. */
     spillBytes: number;
   };
-  ws?: () => { clients: number; ticksPublished: number; conflations: number; slowCloses: number };
+  ws?: () => { clients: number; subscriptionSets: number; ticksPublished: number; conflations: number; slowCloses: number };
   kiteWs?: () => { clients: number; packets: number };
   cache?: () => { puts: number; errors: number; pending: number };
 }
@@ -139,6 +139,7 @@ export class RestMetrics {
         const s = ws();
         return [[{ action: 'conflate' }, s.conflations], [{ action: 'close' }, s.slowCloses]];
       });
+      gauge(reg, 'n50_ws_subscription_sets', 'Distinct subscription sets on /ws (clients following the same instruments and modes share one frame per drain)', () => ws().subscriptionSets);
     }
     if (cache) {
       counter(reg, 'n50_cache_puts_total', 'Ticks and bars the quote cache took', () => cache().puts);
