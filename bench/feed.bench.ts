@@ -38,8 +38,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
 import { nowMicros } from '../src/clock.ts';
@@ -62,6 +60,7 @@ import { DEFAULT_TIMEFRAMES, parseTimeframe } from '../workers/stages/session.ts
 import { officialTicker, type OfficialTick } from '../test/support/kite-official.ts';
 import { T0, universe } from '../test/pipeline/harness.ts';
 import type { ClientCommand, ClientStats, Proto } from './feed-clients.ts';
+import { forceGc } from './support.ts';
 
 /** Option strikes each side and expiries: universe(40, 2) = 376 instruments, so 1 % is 3-4 tokens. */
 const STRIKES = 40;
@@ -543,12 +542,6 @@ interface RunResult {
   gcMs: number;
 }
 
-/** A full GC of this process's heap, for hygiene between runs (the flag is set at run time). */
-const fullGc: () => void = (() => {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-})();
-
 async function runOnce(s: RunSpec): Promise<RunResult> {
   const { server, clients, frames } = s;
   frames.reset();
@@ -628,7 +621,7 @@ async function runOnce(s: RunSpec): Promise<RunResult> {
   const p0 = pushed;
   // A collected heap in both processes before each window, so one run's garbage is not the next
   // run's pause (the clients process collects on 'start').
-  fullGc();
+  forceGc();
   await clients.request({ cmd: 'start', latency: s.latency });
   lagOn = true;
   server.hubLatency?.(true);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Fanout, type FrameFormat } from './fanout.ts';
+import { Fanout, FRAME_HEAD, type FrameFormat } from './fanout.ts';
+import { RecordWriter } from './wire.ts';
 
 /** Header: one byte, the item count; items are single bytes naming (row, encoding). */
 const COUNT: FrameFormat = {
@@ -19,21 +20,21 @@ function setup(opts: { maxFrameBytes?: number; maxFrameItems?: number } = {}) {
       frames.push({ topic, items: [...frame.subarray(1)] });
     },
   });
-  const arena = new Uint8Array(256);
-  let pos = 0;
+  const arena = new RecordWriter(16, FRAME_HEAD);
   /** One tick of `row` arriving: encoded once per encoding anyone wants. */
   const tick = (row: number): void => {
     for (let e = 0; e < 2; e++) {
       const p = fan.pair(row, e);
       if (!fan.wants(p)) continue;
-      arena[pos] = p;
-      fan.add(arena, p, pos, pos + 1);
-      pos++;
+      arena.ensure(1);
+      arena.buf[arena.pos] = p;
+      fan.add(arena, p, arena.pos, arena.pos + 1);
+      arena.pos++;
     }
   };
   const flush = (): void => {
     fan.flush(arena);
-    pos = 0;
+    arena.reset();
   };
   return { fan, frames, tick, flush };
 }
@@ -92,6 +93,27 @@ describe('fan-out by subscription set', () => {
       expect(frames.every((f) => f.topic === s.topic && f.items.length <= limit)).toBe(true);
       expect(frames.flatMap((f) => f.items)).toEqual(Array.from({ length: 8 }, (_, i) => fan.pair(0, i % 2)));
     }
+  });
+
+  it('builds a frame larger than the arena frame head past the items, byte for byte', () => {
+    const frames: Uint8Array[] = [];
+    const fan = new Fanout({ rows: 1, encodings: 1, maxFrameItems: 1 << 20, maxFrameBytes: 1 << 20, publish: (_t, f) => frames.push(f.slice()) });
+    const set = fan.join('r', [0], { headerBytes: () => 4, writeHeader: (out, pos, n) => { new DataView(out.buffer, out.byteOffset).setUint32(pos, n); return pos + 4; } });
+    const arena = new RecordWriter(16, FRAME_HEAD);
+    const items = Math.ceil((3 * FRAME_HEAD) / 100);
+    for (let i = 0; i < items; i++) {
+      arena.ensure(100);
+      arena.buf.fill(i & 0xff, arena.pos, arena.pos + 100);
+      fan.add(arena, 0, arena.pos, arena.pos + 100);
+      arena.pos += 100;
+    }
+    fan.flush(arena);
+    expect(frames).toHaveLength(1);
+    expect(set.count).toBe(0);
+    const f = frames[0];
+    expect(f.length).toBe(4 + items * 100);
+    expect(new DataView(f.buffer).getUint32(0)).toBe(items);
+    for (let i = 0; i < items; i += 97) expect(f[4 + i * 100 + 99]).toBe(i & 0xff);
   });
 
   it('drops a set with its last client, after publishing what it had gathered', () => {

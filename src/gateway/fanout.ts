@@ -11,7 +11,8 @@
  *
  * Each tick is still encoded once per encoding (not per set, never per client): the caller writes
  * the record into one arena (wire.ts) and hands the span here; every set containing the pair gets
- * the span appended to its chain, and a frame is the header plus its spans copied out. Spans that
+ * the span appended to its chain, and a frame is the header plus its spans copied (within the
+ * arena's buffer: no object per copy, and none per frame but a view per frame length). Spans that
  * follow each other in the arena are merged as they are appended, so a set that wants every tick of
  * the drain (everyone following everything) is one header and one copy. The cost per drain is
  * Σ over ticks of the sets containing the tick: the same as one topic per instrument when sets
@@ -21,6 +22,22 @@
  * Frames are bounded (maxFrameBytes, maxFrameItems): a set that would pass either is published
  * at once and starts a new frame, so a burst never makes a many-megabyte message.
  */
+
+/**
+ * Where the caller encodes a drain's items, and where frames are put together: one buffer, so a
+ * span is copied into its frame with `copyWithin` (native, no object made). Items go from
+ * FRAME_HEAD on; frames up to FRAME_HEAD bytes are built at offset 0 (and published through a view
+ * made once per length), larger ones past the items. `ensure(n)` makes room for n bytes past `pos`,
+ * keeping every byte below it at its offset.
+ */
+export interface Arena {
+  buf: Uint8Array;
+  pos: number;
+  ensure(n: number): void;
+}
+
+/** Bytes at the start of an arena kept for building frames. */
+export const FRAME_HEAD = 64 * 1024;
 
 /** How a family of sets frames its items. */
 export interface FrameFormat {
@@ -57,14 +74,6 @@ export interface FanoutOptions {
   maxFrameItems?: number;
 }
 
-/**
- * Spans up to this many bytes are copied with a loop: a subarray for a native copy costs an object
- * per span (a tick or two per frame when each client follows its own few instruments).
- */
-const COPY_LOOP_MAX = 1024;
-/** Frames shorter than this reuse a view made once per length. */
-const VIEW_CACHE_MAX = 1 << 16;
-
 export class Fanout {
   private readonly sets = new Map<string, SubscriptionSet>();
   /** Sets containing each pair. */
@@ -77,17 +86,17 @@ export class Fanout {
   /** Sets that gathered spans this drain: the first `nTouched` entries (reused, never shrunk). */
   private readonly touched: SubscriptionSet[] = [];
   private nTouched = 0;
-  private frame = new Uint8Array(1 << 16);
   /**
-   * Views of `frame` by length, made once each: publish needs a view of exactly the frame's bytes,
-   * and a subarray per frame was most of the feed's garbage (one per set per drain).
+   * Views of the arena's frame head by length, made once each (per arena buffer): publish needs a
+   * view of exactly the frame's bytes, and a subarray per frame was most of the feed's garbage.
    */
   private frameViews: (Uint8Array | undefined)[] = [];
+  private viewsOf: Uint8Array | null = null;
   private nextId = 1;
   private readonly maxFrameBytes: number;
   private readonly maxFrameItems: number;
   /** The arena the spans of this drain point into (set by add, read by flush). */
-  private arena: Uint8Array = new Uint8Array(0);
+  private arena: Arena | null = null;
 
   constructor(private readonly opts: FanoutOptions) {
     this.setsOf = Array.from({ length: opts.rows * opts.encodings }, () => []);
@@ -141,10 +150,10 @@ export class Fanout {
   }
 
   /**
-   * The record for `pair` is at [start, end) of `arena`: append it to every set containing the
-   * pair. The arena must keep it until flush (a grown arena keeps its old bytes at the same offsets).
+   * The record for `pair` is at [start, end) of `arena.buf` (start ≥ FRAME_HEAD): append it to
+   * every set containing the pair. The arena keeps it until flush.
    */
-  add(arena: Uint8Array, pair: number, start: number, end: number): void {
+  add(arena: Arena, pair: number, start: number, end: number): void {
     this.arena = arena;
     const list = this.setsOf[pair];
     for (let i = 0; i < list.length; i++) {
@@ -168,7 +177,7 @@ export class Fanout {
   }
 
   /** Publish every set's gathered frame; the arena may be reused after this. */
-  flush(arena: Uint8Array): void {
+  flush(arena: Arena): void {
     this.arena = arena;
     const t = this.touched;
     for (let i = 0; i < this.nTouched; i++) {
@@ -181,34 +190,33 @@ export class Fanout {
   }
 
   private emit(set: SubscriptionSet): void {
+    const arena = this.arena!;
     const size = set.format.headerBytes(set.count) + set.bytes;
-    if (size > this.frame.length) {
-      let n = this.frame.length;
-      while (n < size) n *= 2;
-      this.frame = new Uint8Array(n);
-      this.frameViews = [];
-    }
-    const out = this.frame;
-    let pos = set.format.writeHeader(out, 0, set.count);
+    const head = size <= FRAME_HEAD;
+    if (!head) arena.ensure(size);
+    const buf = arena.buf;
+    const start = head ? 0 : arena.pos;
+    let pos = set.format.writeHeader(buf, start, set.count);
     for (let l = set.head; l !== -1; l = this.linkNext[l]) {
       const a = this.linkStart[l];
       const b = this.linkEnd[l];
-      if (b - a <= COPY_LOOP_MAX) {
-        const arena = this.arena;
-        for (let k = a; k < b; k++) out[pos++] = arena[k];
-      } else {
-        out.set(this.arena.subarray(a, b), pos);
-        pos += b - a;
-      }
+      buf.copyWithin(pos, a, b);
+      pos += b - a;
     }
     const items = set.count;
     set.count = 0;
     set.bytes = 0;
     set.head = set.tail = -1;
-    let view = pos < VIEW_CACHE_MAX ? this.frameViews[pos] : undefined;
-    if (view === undefined) {
-      view = out.subarray(0, pos);
-      if (pos < VIEW_CACHE_MAX) this.frameViews[pos] = view;
+    let view: Uint8Array | undefined;
+    if (head) {
+      if (this.viewsOf !== buf) {
+        this.viewsOf = buf;
+        this.frameViews = [];
+      }
+      view = this.frameViews[size];
+      if (view === undefined) this.frameViews[size] = view = buf.subarray(0, size);
+    } else {
+      view = buf.subarray(start, start + size);
     }
     this.opts.publish(set.topic, view, items);
   }

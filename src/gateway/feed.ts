@@ -20,7 +20,7 @@ import type { Logger } from '../log.ts';
 import { N_FIELDS } from '../../workers/normalized.ts';
 import { B, BAR_FIELDS } from '../../workers/stages/bar.ts';
 import { parseTimeframe } from '../../workers/stages/session.ts';
-import { Fanout, type SubscriptionSet } from './fanout.ts';
+import { Fanout, FRAME_HEAD, type SubscriptionSet } from './fanout.ts';
 import type { FeedHub, HubListener } from './hub.ts';
 import {
   barFor, createPackr, createUnpackr, FEED_MODES, PROTOCOL_VERSION, tickFor,
@@ -114,7 +114,7 @@ export class Feed implements HubListener {
   /** Ticks by subscription set; encodings per row: modes 0-2 as records, 3-5 as plain maps. */
   private readonly fanout: Fanout;
   /** This drain's encoded ticks, which the sets' frames are copied from. */
-  private readonly arena = new RecordWriter();
+  private readonly arena = new RecordWriter(1 << 18, FRAME_HEAD);
   /** Each instrument's trading symbol as msgpack, made once. */
   private readonly symbolBytes: Uint8Array[];
   private nextId = 1;
@@ -156,7 +156,7 @@ export class Feed implements HubListener {
       if (!fan.wants(pair)) continue;
       const start = w.pos;
       w.tick(f, o, e % 3, this.symbolBytes[row], e < 3);
-      fan.add(w.buf, pair, start, w.pos);
+      fan.add(w, pair, start, w.pos);
     }
   }
 
@@ -173,8 +173,8 @@ export class Feed implements HubListener {
   }
 
   batchEnd(): void {
-    this.fanout.flush(this.arena.buf);
-    this.arena.pos = 0;
+    this.fanout.flush(this.arena);
+    this.arena.reset();
     if (this.pendingBars.size > 0) {
       for (const [topic, list] of this.pendingBars) {
         this.publishBoth(topic, { type: 'bars', d: list });

@@ -19,7 +19,8 @@ import { emptyWireTick, HEARTBEAT, writeWirePacket, type WireTick } from '../kit
 import { KIND_LENGTH, Kind, priceDivisor, type KindCode } from '../kite/record.ts';
 import type { Logger } from '../log.ts';
 import { N, N_FIELDS } from '../../workers/normalized.ts';
-import { Fanout, type FrameFormat, type SubscriptionSet } from './fanout.ts';
+import { Fanout, FRAME_HEAD, type FrameFormat, type SubscriptionSet } from './fanout.ts';
+import { RecordWriter } from './wire.ts';
 import { endSessionsOf, type Authenticator } from './feed.ts';
 import type { FeedHub, HubListener } from './hub.ts';
 
@@ -63,9 +64,7 @@ export class KiteWs implements HubListener {
   private readonly subs: Uint32Array;
   private readonly fanout: Fanout;
   /** This drain's packets, each `u16 length, packet`, which the frames are copied from. */
-  private arena = new Uint8Array(1 << 16);
-  private arenaView = new DataView(this.arena.buffer);
-  private arenaLen = 0;
+  private readonly arena = new RecordWriter(1 << 18, FRAME_HEAD);
   private readonly wire: WireTick[];
   private readonly sockets = new Set<WebSocket<KiteClient>>();
   private readonly heartbeat: NodeJS.Timeout;
@@ -128,7 +127,7 @@ export class KiteWs implements HubListener {
 
   batchEnd(): void {
     this.fanout.flush(this.arena);
-    this.arenaLen = 0;
+    this.arena.reset();
   }
 
   // --- encoding ------------------------------------------------------------------------------------
@@ -174,19 +173,14 @@ export class KiteWs implements HubListener {
   private append(m: number, row: number, t: WireTick): void {
     const kind = this.kindFor(m, row);
     const plen = KIND_LENGTH[kind];
-    if (this.arenaLen + 2 + plen > this.arena.length) {
-      // Grow, keeping this drain's packets at their offsets (the sets point at them).
-      const next = new Uint8Array(this.arena.length * 2);
-      next.set(this.arena.subarray(0, this.arenaLen));
-      this.arena = next;
-      this.arenaView = new DataView(next.buffer);
-    }
-    const start = this.arenaLen;
+    const a = this.arena;
+    a.ensure(2 + plen); // keeps this drain's packets at their offsets (the sets point at them)
+    const start = a.pos;
     t.kind = kind;
-    this.arenaView.setUint16(start, plen);
-    writeWirePacket(this.arenaView, start + 2, t);
-    this.arenaLen = start + 2 + plen;
-    this.fanout.add(this.arena, row * 3 + m, start, this.arenaLen);
+    a.dv.setUint16(start, plen);
+    writeWirePacket(a.dv, start + 2, t);
+    a.pos = start + 2 + plen;
+    this.fanout.add(a, row * 3 + m, start, a.pos);
   }
 
   /** One frame with the latest packet of each row, in mode m: what a new subscription starts with. */

@@ -53,17 +53,28 @@ const FULL_FIELDS = [N.OI, N.OI_HIGH, N.OI_LOW, N.LAST_TRADE_MS];
 /** Each mode's keys as msgpack strings, for plain maps. */
 const TICK_KEYS = STRUCTURES.slice(0, 3).map((keys) => keys.map((k) => Uint8Array.from(str(k))));
 
+/**
+ * A growable byte buffer that ticks are written into; an Arena for the fan-out (fanout.ts) when
+ * made with `start` = FRAME_HEAD (the bytes below are where frames get built).
+ */
 export class RecordWriter {
   buf: Uint8Array;
-  private dv: DataView;
-  pos = 0;
+  /** Over `buf` (replaced with it when it grows). */
+  dv: DataView;
+  pos: number;
 
   /** Smallest integer that is not a positive fixint: records take 0x40..0x7f for record ids. */
   private fixintEnd = 0x40;
 
-  constructor(initialBytes = 1 << 16) {
-    this.buf = new Uint8Array(initialBytes);
+  constructor(initialBytes = 1 << 16, readonly start = 0) {
+    this.buf = new Uint8Array(Math.max(initialBytes, start * 2));
     this.dv = new DataView(this.buf.buffer);
+    this.pos = start;
+  }
+
+  /** Drop what was written: writing starts again at `start`. */
+  reset(): void {
+    this.pos = this.start;
   }
 
   /** Make room for `n` more bytes after pos, keeping what is written. */
