@@ -23,7 +23,7 @@
  *
  * Latencies are kept in one preallocated Float64Array (MAX_SAMPLES), sorted once at stop.
  */
-import { PerformanceObserver } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { createUnpackr } from '../src/gateway/messages.ts';
 import { nowMicros } from '../src/clock.ts';
@@ -65,6 +65,9 @@ export interface ClientStats {
   /** GC pauses in this process over the window. */
   gcs: number;
   gcMaxMs: number;
+  /** This process's event-loop delay over the window (ms): how long a frame could wait to be read. */
+  loopP99: number;
+  loopMax: number;
 }
 
 const unpackr = createUnpackr();
@@ -83,6 +86,7 @@ let t0 = 0;
 let cpu0 = process.cpuUsage();
 let count0 = new Float64Array(0);
 const gc = { n: 0, max: 0 };
+const loop = monitorEventLoopDelay({ resolution: 1 });
 new PerformanceObserver((list) => {
   if (!measuring) return;
   for (const e of list.getEntries()) {
@@ -171,6 +175,7 @@ function quantile(sorted: Float64Array, q: number): number {
 
 function stop(): ClientStats {
   measuring = false;
+  loop.disable();
   const windowMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   const sorted = lat.slice(0, nLat).sort();
@@ -188,6 +193,7 @@ function stop(): ClientStats {
     samples: nLat, droppedSamples: dropped,
     p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), p999: quantile(sorted, 0.999), max: sorted.length ? sorted[sorted.length - 1] : NaN,
     gcs: gc.n, gcMaxMs: gc.max,
+    loopP99: loop.percentile(99) / 1e6, loopMax: loop.max / 1e6,
   };
 }
 
@@ -219,6 +225,8 @@ async function handle(c: ClientCommand): Promise<Record<string, unknown>> {
       // garbage of earlier runs (a thousand sockets opened and closed) is not this run's pause.
       globalThis.gc?.();
       gc.n = gc.max = 0;
+      loop.reset();
+      loop.enable();
       measuring = true;
       latency = c.latency;
       wTicks = wConflated = wFrames = wBytes = 0;

@@ -891,7 +891,7 @@ export default async function run(): Promise<void> {
       samples: r.client.samples,
       'ticks/frame': (r.client.ticks / Math.max(1, r.client.frames)).toFixed(2),
       'input lag p99': usStr(r.lagP99),
-      'event-loop delay p99/max (ms)': `${r.loopP99.toFixed(1)} / ${r.loopMax.toFixed(1)}`,
+      'event-loop delay p99/max (ms), server / clients': `${r.loopP99.toFixed(1)} / ${r.loopMax.toFixed(1)}, ${r.client.loopP99.toFixed(1)} / ${r.client.loopMax.toFixed(1)}`,
       'GCs server / clients (max ms)': `${r.gcs} (${r.gcMaxMs.toFixed(1)}) / ${r.client.gcs} (${r.client.gcMaxMs.toFixed(1)})`,
       ...cpuCols(r),
     };
