@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Fanout, FRAME_HEAD, type FrameFormat } from './fanout.ts';
 import { RecordWriter } from './wire.ts';
@@ -129,5 +130,67 @@ describe('fan-out by subscription set', () => {
     expect(frames).toEqual([{ topic: a.topic, items: [fan.pair(3, 0)] }]);
     // A new set for the same pairs is a new topic: a client still subscribed to the old one gets nothing stale.
     expect(fan.join('r', [fan.pair(3, 0)], COUNT).topic).not.toBe(a.topic);
+  });
+});
+
+describe('fan-out against a model', () => {
+  it('publishes to each set exactly the items of its pairs, in order, whatever the joins, leaves and bounds', () => {
+    type Op = { k: 'join'; pairs: number[] } | { k: 'leave'; i: number } | { k: 'tick'; row: number } | { k: 'flush' };
+    const ROWS = 6;
+    const opArb: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ k: fc.constant('join' as const), pairs: fc.array(fc.integer({ min: 0, max: ROWS * 2 - 1 }), { minLength: 1, maxLength: 6 }) }),
+      fc.record({ k: fc.constant('leave' as const), i: fc.nat() }),
+      fc.record({ k: fc.constant('tick' as const), row: fc.integer({ min: 0, max: ROWS - 1 }) }),
+      fc.record({ k: fc.constant('tick' as const), row: fc.integer({ min: 0, max: ROWS - 1 }) }),
+      fc.constant({ k: 'flush' as const }),
+    );
+    fc.assert(fc.property(fc.array(opArb, { maxLength: 80 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 12 }), (ops, maxItems, maxBytes) => {
+      const got = new Map<string, number[]>();
+      const fan = new Fanout({
+        rows: ROWS, encodings: 2, maxFrameItems: maxItems, maxFrameBytes: maxBytes,
+        publish(topic, frame, items) {
+          expect(frame[0]).toBe(items);
+          expect(items).toBeLessThanOrEqual(maxItems);
+          // Items are 2 bytes each here: pair, then a sequence byte.
+          const list = got.get(topic) ?? [];
+          for (let k = 1; k < frame.length; k += 2) list.push(frame[k] * 256 + frame[k + 1]);
+          got.set(topic, list);
+        },
+      });
+      const arena = new RecordWriter(16, FRAME_HEAD);
+      const handles: { set: ReturnType<Fanout['join']>; pairs: Set<number> }[] = [];
+      const expected = new Map<string, number[]>();
+      let seq = 0;
+      for (const op of ops) {
+        if (op.k === 'join') {
+          const set = fan.join('r', op.pairs, COUNT);
+          handles.push({ set, pairs: new Set(op.pairs) });
+          if (!expected.has(set.topic)) expected.set(set.topic, []);
+        } else if (op.k === 'leave' && handles.length > 0) {
+          const [h] = handles.splice(op.i % handles.length, 1);
+          fan.leave(h.set);
+        } else if (op.k === 'tick') {
+          for (let e = 0; e < 2; e++) {
+            const p = fan.pair(op.row, e);
+            if (!fan.wants(p)) continue;
+            seq = (seq + 1) & 0xff;
+            arena.ensure(2);
+            arena.buf[arena.pos] = p;
+            arena.buf[arena.pos + 1] = seq;
+            fan.add(arena, p, arena.pos, arena.pos + 2);
+            arena.pos += 2;
+            // Every live set containing the pair is owed it (a set shared by several handles once).
+            const owed = new Set(handles.filter((h) => h.pairs.has(p)).map((h) => h.set.topic));
+            for (const t of owed) expected.get(t)!.push(p * 256 + seq);
+          }
+        } else if (op.k === 'flush') {
+          fan.flush(arena);
+          arena.reset();
+        }
+      }
+      fan.flush(arena);
+      for (const [topic, items] of expected) expect(got.get(topic) ?? []).toEqual(items);
+      for (const topic of got.keys()) expect(expected.has(topic)).toBe(true);
+    }), { numRuns: 1500 });
   });
 });
