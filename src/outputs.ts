@@ -15,16 +15,32 @@ export interface OutputHandlers {
   batchEnd?(): void;
 }
 
+export interface OutputPumpOptions {
+  /** Longest sleep between checks when nothing is signalled, ms. Default 250. */
+  idleMs?: number;
+  /**
+   * At most this many records per ring between two batchEnd calls (default: all there are). The
+   * feed hub bounds it: a consumer that fell behind then publishes every few thousand records
+   * instead of once for a whole ring, and its per-drain buffers stay that small.
+   */
+  maxPerDrain?: number;
+}
+
+/** The subset of OutputReader a pump uses. */
+export type PumpReader = Pick<OutputReader, 'drain' | 'done' | 'waitForData'>;
+
 export class OutputPump {
   records = 0;
   readonly done: Promise<void>;
 
-  constructor(private readonly reader: OutputReader, private readonly h: OutputHandlers, idleMs = 250) {
+  constructor(private readonly reader: PumpReader, private readonly h: OutputHandlers, opts: OutputPumpOptions = {}) {
     const tick = h.tick.bind(h);
     const bar = h.bar.bind(h);
+    const idleMs = opts.idleMs ?? 250;
+    const max = opts.maxPerDrain;
     this.done = (async () => {
       for (;;) {
-        const n = reader.drain(tick, bar);
+        const n = reader.drain(tick, bar, max);
         if (n > 0) {
           this.records += n;
           h.batchEnd?.();

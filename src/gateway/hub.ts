@@ -24,6 +24,14 @@ export interface HubListener {
   batchEnd?(): void;
 }
 
+/**
+ * Records per ring between two batch ends. Under load a drain holds a few hundred; after a stall
+ * (a GC, a busy loop) a ring can hold 65,536, and the listeners' per-drain buffers (the feed's
+ * arena: up to 3 encodings × ~300 B a tick) would grow to that and stay. Bounded, the first ticks
+ * of a backlog go out before the last are read.
+ */
+const MAX_PER_DRAIN = 4096;
+
 export class FeedHub {
   readonly rows: number;
   readonly latestTicks: Float64Array;
@@ -110,7 +118,7 @@ export class FeedHub {
       batchEnd() {
         for (let i = 0; i < endLs.length; i++) endLs[i].batchEnd!();
       },
-    });
+    }, { maxPerDrain: MAX_PER_DRAIN });
   }
 
   done(): Promise<void> {

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import type { RecordViews } from './kite/record.ts';
+import { OutputPump, type PumpReader } from './outputs.ts';
+
+/** A reader holding `backlog` records that are all there at once, as after a consumer stalled. */
+function backlogReader(backlog: number): PumpReader {
+  let left = backlog;
+  const views = {} as RecordViews;
+  return {
+    drain(onTick, _onBar, max = Infinity) {
+      const n = Math.min(left, max);
+      for (let i = 0; i < n; i++) onTick(views, 0);
+      left -= n;
+      return n;
+    },
+    done: () => left === 0,
+    waitForData: () => Promise.resolve(),
+  };
+}
+
+describe('output pump', () => {
+  it('ends a batch at most every maxPerDrain records, and hands out every record', async () => {
+    const batches: number[] = [];
+    let inBatch = 0;
+    const pump = new OutputPump(backlogReader(10_000), {
+      tick: () => { inBatch++; },
+      bar: () => {},
+      batchEnd: () => { batches.push(inBatch); inBatch = 0; },
+    }, { maxPerDrain: 4096 });
+    await pump.done;
+    expect(batches).toEqual([4096, 4096, 1808]);
+    expect(pump.records).toBe(10_000);
+  });
+
+  it('takes everything available in one batch without a bound', async () => {
+    const batches: number[] = [];
+    let inBatch = 0;
+    const pump = new OutputPump(backlogReader(10_000), {
+      tick: () => { inBatch++; },
+      bar: () => {},
+      batchEnd: () => { batches.push(inBatch); inBatch = 0; },
+    });
+    await pump.done;
+    expect(batches).toEqual([10_000]);
+  });
+});
