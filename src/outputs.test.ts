@@ -18,29 +18,25 @@ function backlogReader(backlog: number): PumpReader {
   };
 }
 
+/** Records handed out between batch ends, for a backlog of `backlog` records. */
+async function batchesOf(backlog: number, maxPerDrain?: number): Promise<{ batches: number[]; records: number }> {
+  const batches: number[] = [];
+  let inBatch = 0;
+  const pump = new OutputPump(backlogReader(backlog), {
+    tick: () => { inBatch++; },
+    bar: () => {},
+    batchEnd: () => { batches.push(inBatch); inBatch = 0; },
+  }, { maxPerDrain });
+  await pump.done;
+  return { batches, records: pump.records };
+}
+
 describe('output pump', () => {
   it('ends a batch at most every maxPerDrain records, and hands out every record', async () => {
-    const batches: number[] = [];
-    let inBatch = 0;
-    const pump = new OutputPump(backlogReader(10_000), {
-      tick: () => { inBatch++; },
-      bar: () => {},
-      batchEnd: () => { batches.push(inBatch); inBatch = 0; },
-    }, { maxPerDrain: 4096 });
-    await pump.done;
-    expect(batches).toEqual([4096, 4096, 1808]);
-    expect(pump.records).toBe(10_000);
+    expect(await batchesOf(10_000, 4096)).toEqual({ batches: [4096, 4096, 1808], records: 10_000 });
   });
 
   it('takes everything available in one batch without a bound', async () => {
-    const batches: number[] = [];
-    let inBatch = 0;
-    const pump = new OutputPump(backlogReader(10_000), {
-      tick: () => { inBatch++; },
-      bar: () => {},
-      batchEnd: () => { batches.push(inBatch); inBatch = 0; },
-    });
-    await pump.done;
-    expect(batches).toEqual([10_000]);
+    expect(await batchesOf(10_000)).toEqual({ batches: [10_000], records: 10_000 });
   });
 });
