@@ -51,6 +51,7 @@ import { Feed } from '../src/gateway/feed.ts';
 import { FeedHub, type HubListener } from '../src/gateway/hub.ts';
 import { KiteWs } from '../src/gateway/kite-ws.ts';
 import { createPackr, FEED_MODES, tickFor } from '../src/gateway/messages.ts';
+import { FRAME_HEAD } from '../src/gateway/fanout.ts';
 import { encodeSymbol, RecordWriter } from '../src/gateway/wire.ts';
 import { startGateway } from '../src/gateway/server.ts';
 import { decodeToTicks, encodeFrame } from '../src/kite/codec.ts';
@@ -344,44 +345,59 @@ async function startFloor(instruments: Instrument[], frames: ReplayFrames): Prom
   w.tick(f, 0, 2, encodeSymbol(instruments[0].tradingsymbol));
   const record = w.buf.slice(0, w.pos);
   const packr = createPackr(true);
-  const topicOf = new Map<number, string>();
-  const pending = new Map<string, number[]>();
+  // Per client (its index is its topic): the push times of the ticks gathered this burst.
+  // Preallocated: the floor must not pay GC pauses our feed does not.
+  const MAX_CLIENTS = 1024;
+  const clientOf = new Map<number, number>();
+  const topics = Array.from({ length: MAX_CLIENTS }, (_, i) => `c${i}`);
+  const rts = Array.from({ length: MAX_CLIENTS }, () => new Float64Array(4096));
+  const counts = new Int32Array(MAX_CLIENTS);
+  const touched = new Int32Array(MAX_CLIENTS);
+  let nTouched = 0;
   let nextClient = 0;
   let scheduled = false;
   const counters = { frames: 0, ticks: 0, conflations: 0, slowCloses: 0, quarantined: 0 };
-  const out = new RecordWriter(1 << 16);
+  const out = new RecordWriter(1 << 20, FRAME_HEAD);
+  const views: Uint8Array[] = [];
   let app!: TemplatedApp;
   const flush = (): void => {
     scheduled = false;
-    for (const [topic, rts] of pending) {
+    for (let i = 0; i < nTouched; i++) {
+      const c = touched[i];
+      const n = counts[c];
+      counts[c] = 0;
       out.reset();
-      out.ticksHeader(rts.length);
-      for (const rt of rts) {
-        out.ensure(record.length);
+      out.ticksHeader(n);
+      out.ensure(n * record.length);
+      for (let k = 0; k < n; k++) {
         out.buf.set(record, out.pos);
         out.pos += record.length;
-        out.dv.setFloat64(out.pos - 8, rt);
+        out.dv.setFloat64(out.pos - 8, rts[c][k]);
       }
-      app.publish(topic, out.buf.subarray(0, out.pos), true);
+      const len = out.pos - FRAME_HEAD;
+      // A view per frame length, made once (as the feed does), over the frame's bytes.
+      let v = views[len];
+      if (v === undefined || v.buffer !== out.buf.buffer) views[len] = v = out.buf.subarray(FRAME_HEAD, out.pos);
+      app.publish(topics[c], v, true);
       counters.frames++;
-      counters.ticks += rts.length;
+      counters.ticks += n;
     }
-    pending.clear();
+    nTouched = 0;
   };
   const gateway = await startGateway({
     host: '127.0.0.1', port: 0, health: () => ({}),
     routes: (a) => {
       app = a;
-      a.ws<{ topic: string }>('/ws', {
+      a.ws<{ client: number }>('/ws', {
         maxBackpressure: 64 << 20,
         upgrade: (res, req, ctx) => {
-          res.upgrade({ topic: `c${nextClient++}` }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), ctx);
+          res.upgrade({ client: nextClient++ % MAX_CLIENTS }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), ctx);
         },
         message: (ws, data) => {
           const m = JSON.parse(Buffer.from(data).toString('utf8')) as { id?: number; instruments: number[] };
-          const { topic } = ws.getUserData();
-          for (const t of m.instruments) topicOf.set(t, topic);
-          ws.subscribe(topic);
+          const { client } = ws.getUserData();
+          for (const t of m.instruments) clientOf.set(t, client);
+          ws.subscribe(topics[client]);
           ws.send(packr.pack({ type: 'ack', op: 'subscribe', id: m.id, instruments: m.instruments, rejected: [] }), true);
           ws.send(packr.pack({ type: 'snapshot', ticks: [], bars: [] }), true);
         },
@@ -398,11 +414,10 @@ async function startFloor(instruments: Instrument[], frames: ReplayFrames): Prom
         const len = (bytes[p] << 8) | bytes[p + 1];
         const token = ((bytes[p + 2] << 24) | (bytes[p + 3] << 16) | (bytes[p + 4] << 8) | bytes[p + 5]) >>> 0;
         p += 2 + len;
-        const topic = topicOf.get(token);
-        if (topic === undefined) continue;
-        let list = pending.get(topic);
-        if (!list) pending.set(topic, (list = []));
-        list.push(rt);
+        const c = clientOf.get(token);
+        if (c === undefined || counts[c] === rts[c].length) continue;
+        if (counts[c] === 0) touched[nTouched++] = c;
+        rts[c][counts[c]++] = rt;
       }
       if (!scheduled) {
         scheduled = true;
