@@ -6,6 +6,9 @@
  * - `feed`: our /ws msgpack feed, decoded with msgpackr and the shared record structures
  *   (createUnpackr, the typed client's decoder). A `ticks` frame counts its `d.length` ticks.
  * - `json`: the baseline server, one JSON text message per tick, JSON.parse'd.
+ * - `feed-count`, `json-count`: the same, but ticks are counted and not decoded (a ticks frame's
+ *   count from its header; one JSON message per tick): what the server and the transport deliver,
+ *   with the clients' decoding out of the way.
  *
  * Latency per tick = this process's clock at decode (performance.timeOrigin + now, µs) minus the
  * tick's `rt`, the receive time the front stamped when the frame arrived (the other process's
@@ -33,7 +36,7 @@ const MAX_SAMPLES = 4_000_000;
 const OPEN_BATCH = 100;
 const CLOSE_WAIT_MS = 3000;
 
-export type Proto = 'feed' | 'json';
+export type Proto = 'feed' | 'json' | 'feed-count' | 'json-count';
 
 export type ClientCommand =
   | { cmd: 'open'; url: string; n: number; proto: Proto; mode: string; subs: number[][] }
@@ -71,6 +74,10 @@ export interface ClientStats {
 }
 
 const unpackr = createUnpackr();
+/** `{ type: 'ticks', d: [` as the shared frame record starts: record id, fixstr 'ticks'. */
+const TICKS_PREFIX = [0x44, 0xa5, 0x74];
+/** Stands for a frame's ticks when they are counted, not decoded (its length is set per frame). */
+const counted: { rt?: number }[] = [];
 let sockets: WebSocket[] = [];
 let counts = new Float64Array(0);
 let measuring = false;
@@ -122,8 +129,16 @@ function openOne(url: string, i: number, proto: Proto, mode: string, tokens: num
       clearTimeout(timer);
       resolve(ws);
     };
-    if (proto === 'feed') {
+    if (proto === 'feed' || proto === 'feed-count') {
+      const count = proto === 'feed-count';
       ws.on('message', (data: Buffer) => {
+        // feed-count: a ticks frame's count read from its header, the ticks not decoded.
+        if (count && acked && data.length > 8 && data[0] === TICKS_PREFIX[0] && data[1] === TICKS_PREFIX[1] && data[2] === TICKS_PREFIX[2]) {
+          const h = data[7];
+          counted.length = (h & 0xf0) === 0x90 ? h & 0x0f : h === 0xdc ? data.readUInt16BE(8) : data.readUInt32BE(8);
+          onTicks(i, counted, false, data.length);
+          return;
+        }
         const m = unpackr.unpack(data) as { type: string; d?: { rt?: number }[]; conflated?: boolean };
         if (m.type === 'ticks') onTicks(i, m.d!, m.conflated === true, data.length);
         else if (m.type === 'ack') acked = true;
@@ -132,9 +147,17 @@ function openOne(url: string, i: number, proto: Proto, mode: string, tokens: num
       });
     } else {
       const one: { rt?: number }[] = [{}];
+      const count = proto === 'json-count';
+      let ackedJson = false;
       ws.on('message', (data: Buffer) => {
+        // json-count: after the ack every message is one tick; counted, not parsed.
+        if (count && ackedJson) {
+          onTicks(i, one, false, data.length);
+          return;
+        }
         const m = JSON.parse(data.toString('utf8')) as { type?: string; rt?: number };
         if (m.type === 'ack') {
+          ackedJson = true;
           ready();
           return;
         }

@@ -30,7 +30,7 @@
  * same load with no pipeline, so the table shows what the transport and the clients process alone
  * cost in latency on this machine.
  *
- * For development: FEED_BENCH_ONLY=1:100[:ours|:floor|:baseline] (1q:100 for quote) or 2:100000 runs one row and prints
+ * For development: FEED_BENCH_ONLY=1:100[:ours|:floor|:baseline] (1q:100 for quote, 1c:100 for counting clients) or 2:100000 runs one row and prints
  * it raw, FEED_BENCH_DEBUG=1 prints each run's phases, FEED_BENCH_CLIENT_ARGS passes node flags to
  * the clients process (e.g. --cpu-prof), FEED_BENCH_WORKERS sets the shard workers (default 1).
  *
@@ -904,7 +904,7 @@ export default async function run(): Promise<void> {
     `input ${frames.frames.length} full-mode Kite frames of 1-${MAX_PER_FRAME} packets (${frames.ticks} ticks, avg ${(frames.ticks / frames.frames.length).toFixed(1)}/frame), replayed, built in ${(performance.now() - t0).toFixed(0)} ms`);
 
   const clients = Clients.start();
-  const results: { case: string; mode: string; server: string; n: number; rate: number | null; r: RunResult }[] = [];
+  const results: { case: string; mode: string; server: string; n: number; rate: number | null; countOnly?: boolean; r: RunResult }[] = [];
   const quoteFrames = new ReplayFrames(instruments, SET_TICKS, 'quote');
   const captureRows: number[] = [];
   const CAPTURE = 2000;
@@ -925,20 +925,23 @@ export default async function run(): Promise<void> {
     const all = [tokens];
     const slices = Array.from({ length: LATENCY_CLIENTS }, (_, i) => tokens.filter((_t, j) => j % LATENCY_CLIENTS === i));
     type Mode = 'quote' | 'full';
-    const plan: { case: string; mode: Mode; n: number; rate: number | null; subs: number[][]; ms: number; latency: boolean }[] = [
+    const plan: { case: string; mode: Mode; n: number; rate: number | null; subs: number[][]; ms: number; latency: boolean; countOnly?: boolean }[] = [
       ...CLIENT_COUNTS.map((n) => ({ case: '1', mode: 'full' as Mode, n, rate: null, subs: all, ms: MAX_MS, latency: false })),
       // The same in quote mode (the default subscription): decoding costs the clients far less.
       { case: '1', mode: 'quote', n: QUOTE_CLIENTS, rate: null, subs: all, ms: MAX_MS, latency: false },
+      // Full mode again with the clients counting ticks instead of decoding them: the server's and
+      // the transport's capacity, once the one clients process's decoding is out of the way.
+      { case: '1', mode: 'full', n: 100, rate: null, subs: all, ms: MAX_MS, latency: false, countOnly: true },
       ...RATES.map((rate) => ({ case: '2', mode: 'full' as Mode, n: LATENCY_CLIENTS, rate, subs: slices, ms: PACED_MS, latency: true })),
     ];
-    // For development: FEED_BENCH_ONLY=1:100 (case:clients; 1q:100 in quote mode) or 2:100000 (case:rate), optionally
+    // For development: FEED_BENCH_ONLY=1:100 (case:clients; 1q:100 in quote mode, 1c:100 counting) or 2:100000 (case:rate), optionally
     // followed by :ours or :baseline, runs only the matching rows and prints them raw.
     const [onlyRow, onlyServer] = (() => {
       const o = process.env.FEED_BENCH_ONLY?.split(':');
       return o ? [`${o[0]}:${o[1]}`, o[2]] : [null, undefined];
     })();
     for (const p of plan) {
-      if (onlyRow && onlyRow !== `${p.case}${p.mode === 'quote' ? 'q' : ''}:${p.case === '1' ? p.n : p.rate}`) continue;
+      if (onlyRow && onlyRow !== `${p.case}${p.mode === 'quote' ? 'q' : p.countOnly ? 'c' : ''}:${p.case === '1' ? p.n : p.rate}`) continue;
       // Case 2 also runs the floor: the transport and the clients at the same load, no pipeline.
       const variants = p.case === '2' ? (['ours', 'floor', 'baseline'] as const) : (['ours', 'baseline'] as const);
       for (const which of variants) {
@@ -952,10 +955,11 @@ export default async function run(): Promise<void> {
           // the baseline parses packets of the mode its clients want, as it would if connected so.
           const input = which === 'baseline' && p.mode === 'quote' ? quoteFrames : frames;
           const r = await runOnce({
-            server, clients, frames: input, proto: which === 'baseline' ? 'json' : 'feed', mode: p.mode, n: p.n, subs: p.subs, rate: p.rate,
+            server, clients, frames: input, mode: p.mode, n: p.n, subs: p.subs, rate: p.rate,
+            proto: which === 'baseline' ? (p.countOnly ? 'json-count' : 'json') : p.countOnly ? 'feed-count' : 'feed',
             windowMs: p.ms, latency: p.latency,
           });
-          results.push({ case: p.case, mode: p.mode, server: server.name, n: p.n, rate: p.rate, r });
+          results.push({ case: p.case, mode: p.mode, server: server.name, n: p.n, rate: p.rate, countOnly: p.countOnly === true, r });
           process.stdout.write(`  done: case ${p.case}, ${which}, ${p.n} clients, ${p.mode}, ${p.rate === null ? 'max' : fmt(p.rate) + '/s'} (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
         } finally {
           await server.close();
@@ -970,8 +974,8 @@ export default async function run(): Promise<void> {
     console.dir(results, { depth: 4 });
     return;
   }
-  const baselineOf = (n: number, rate: number | null, mode = 'full') =>
-    results.find((x) => x.n === n && x.rate === rate && x.mode === mode && x.server.startsWith('baseline'))!.r;
+  const baselineOf = (n: number, rate: number | null, mode = 'full', countOnly = false) =>
+    results.find((x) => x.n === n && x.rate === rate && x.mode === mode && x.countOnly === countOnly && x.server.startsWith('baseline'))!.r;
   const cpuCols = (r: RunResult): Record<string, string> => ({
     'server CPU': pct(r.cpu.server),
     '· main thread': pct(r.cpu.serverMain),
@@ -986,12 +990,13 @@ export default async function run(): Promise<void> {
   console.table(results.filter((x) => x.case === '1').map((x) => {
     const r = x.r;
     const delivered = (r.client.ticks / r.client.windowMs) * 1000;
-    const b = baselineOf(x.n, null, x.mode);
+    const b = baselineOf(x.n, null, x.mode, x.countOnly);
     const base = (b.client.ticks / b.client.windowMs) * 1000;
     return {
       server: x.server,
       mode: x.mode,
       clients: x.n,
+      'clients do': x.countOnly ? 'count' : 'decode',
       'ticks/s in': fmt(r.inTps),
       'ticks/s delivered (all clients)': fmt(delivered),
       'vs baseline': `${(delivered / base).toFixed(1)}x`,
@@ -1005,13 +1010,14 @@ export default async function run(): Promise<void> {
       ...cpuCols(r),
     };
   }));
-  const ours100 = results.find((x) => x.case === '1' && x.mode === 'full' && x.n === 100 && x.server.startsWith('ours'))!.r;
-  const base100 = baselineOf(100, null);
-  const ratio = (ours100.client.ticks / ours100.client.windowMs) / (base100.client.ticks / base100.client.windowMs);
-  const oursQ = results.find((x) => x.case === '1' && x.mode === 'quote' && x.server.startsWith('ours'))!.r;
-  const baseQ = baselineOf(QUOTE_CLIENTS, null, 'quote');
-  const ratioQ = (oursQ.client.ticks / oursQ.client.windowMs) / (baseQ.client.ticks / baseQ.client.windowMs);
-  console.log(`target ≥ ${TARGET_RATIO}x the baseline's delivered ticks/s with 100 clients: full ${ratio.toFixed(1)}x → ${ratio >= TARGET_RATIO ? 'MET' : 'NOT MET'}; quote ${ratioQ.toFixed(1)}x → ${ratioQ >= TARGET_RATIO ? 'MET' : 'NOT MET'}`);
+  const oursOf = (mode: string, countOnly: boolean) =>
+    results.find((x) => x.case === '1' && x.mode === mode && x.n === 100 && x.countOnly === countOnly && x.server.startsWith('ours'))!.r;
+  const ratioOf = (a: RunResult, b: RunResult): number => (a.client.ticks / a.client.windowMs) / (b.client.ticks / b.client.windowMs);
+  const ratio = ratioOf(oursOf('full', false), baselineOf(100, null));
+  const ratioQ = ratioOf(oursOf('quote', false), baselineOf(QUOTE_CLIENTS, null, 'quote'));
+  const ratioC = ratioOf(oursOf('full', true), baselineOf(100, null, 'full', true));
+  console.log(`target ≥ ${TARGET_RATIO}x the baseline's delivered ticks/s with 100 clients decoding every tick: full ${ratio.toFixed(1)}x → ${ratio >= TARGET_RATIO ? 'MET' : 'NOT MET'}; quote ${ratioQ.toFixed(1)}x → ${ratioQ >= TARGET_RATIO ? 'MET' : 'NOT MET'}` +
+    ` (full, clients counting instead of decoding: ${ratioC.toFixed(1)}x, what the server and the transport deliver)`);
 
   console.log(`\n2. ${LATENCY_CLIENTS} clients, each subscribed to a different 1 % of the tokens (${slicesInfo(tokens.length)}), full mode, paced input, ${PACED_MS / 1000} s window after ${WARM_MS / 1000} s warm-up. Latency: push into the front (rt) → decoded in the client.`);
   console.table(results.filter((x) => x.case === '2').map((x) => {
