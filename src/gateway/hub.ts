@@ -1,8 +1,9 @@
 /**
  * The feed hub: the pipeline's FEED consumer in the main thread. It drains every shard's output
- * rings once per wake-up and hands each record to its listeners (the msgpack feed, the Kite
- * endpoint, the cache), then tells them the batch ended, which is when they publish: one frame
- * per topic per drain, however many ticks the topic gathered.
+ * rings once per wake-up (at most MAX_PER_DRAIN records a ring) and hands each record to its
+ * listeners (the msgpack feed, the Kite endpoint, the cache), then tells them the batch ended,
+ * which is when they publish: one frame per subscription set per drain (fanout.ts), however many
+ * ticks it gathered.
  *
  * It also keeps the latest tick per instrument and the latest bar per instrument and timeframe
  * (preallocated, copied in place), which is what a new subscriber's snapshot is made of.
