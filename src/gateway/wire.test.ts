@@ -20,6 +20,7 @@ const valueArb = fc.oneof(
 const symbolArb = fc.oneof(
   fc.constantFrom('NIFTY 50', 'INFY', 'NIFTY25DEC24000CE', 'M&M', 'BAJAJ-AUTO'),
   fc.string({ minLength: 0, maxLength: 40 }),
+  fc.string({ minLength: 250, maxLength: 300 }), // str8 and str16 headers
   fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }), // not ASCII: multi-byte UTF-8
 );
 

@@ -34,7 +34,7 @@ const RECORD_ID = 0x40;
 const FRAME_RECORD = RECORD_ID + STRUCTURES.findIndex((s) => s.length === 2 && s[0] === 'type' && s[1] === 'd');
 const MODE_RECORD = [0, 1, 2].map((m) => RECORD_ID + m);
 
-/** Room for the longest record: a full tick is 50 numbers (≤ 9 bytes each), 12 headers and a symbol (≤ 257). */
+/** Room for the longest record but its symbol: a full tick is 50 numbers (≤ 9 bytes each) and 12 headers. */
 export const MAX_TICK_RECORD_BYTES = 1024;
 /** `{ type: 'ticks', d: [` with an array32 header. */
 export const MAX_FRAME_HEADER_BYTES = 1 + 6 + 5;
@@ -145,7 +145,7 @@ export class RecordWriter {
    * with `records` false a plain map with the same keys in the same order (`?records=0`).
    */
   tick(f: Float64Array, o: number, m: number, symbol: Uint8Array, records = true): void {
-    this.ensure(MAX_TICK_RECORD_BYTES);
+    this.ensure(MAX_TICK_RECORD_BYTES + symbol.length);
     const plain = !records;
     this.fixintEnd = records ? 0x40 : 0x80;
     if (plain) {
@@ -235,7 +235,6 @@ export const PLAIN_FRAMES: FrameFormat = frameFormat([0xde, 0, 2, ...str('type')
 
 /** A trading symbol as msgpack bytes, made once per instrument by msgpackr itself. */
 export function encodeSymbol(symbol: string): Uint8Array {
-  if (Buffer.byteLength(symbol) > 255) throw new RangeError(`trading symbol longer than 255 bytes: ${symbol.slice(0, 40)}…`);
   return Uint8Array.from(symbolPackr.pack(symbol));
 }
 const symbolPackr = new Packr({ useRecords: false });
