@@ -194,3 +194,18 @@ describe('fan-out against a model', () => {
     }), { numRuns: 1500 });
   });
 });
+
+describe('moving a client between sets', () => {
+  it('keeps the set and its references when the pairs are the same, and swaps them when not', () => {
+    const { fan } = setup();
+    const a = fan.move(null, 'r', [fan.pair(1, 0)], COUNT)!;
+    expect(a.refs).toBe(1);
+    expect(fan.move(a, 'r', [fan.pair(1, 0)], COUNT)).toBe(a);
+    expect(a.refs).toBe(1);
+    const b = fan.move(a, 'r', [fan.pair(1, 0), fan.pair(2, 0)], COUNT)!;
+    expect(b).not.toBe(a);
+    expect([a.refs, b.refs, fan.size]).toEqual([0, 1, 1]);
+    expect(fan.move(b, 'r', [], COUNT)).toBeNull();
+    expect(fan.size).toBe(0);
+  });
+});

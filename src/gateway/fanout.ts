@@ -137,6 +137,22 @@ export class Fanout {
     return set;
   }
 
+  /**
+   * A client that belonged to `from` (or to none) now follows `pairs`: the set it belongs to after,
+   * null when it follows nothing. `from` when the pairs are still its pairs (references unchanged);
+   * otherwise it holds a reference to the new set and none to `from`. The caller moves its socket
+   * from one topic to the other when the two differ.
+   */
+  move(from: SubscriptionSet | null, family: string, pairs: readonly number[], format: FrameFormat): SubscriptionSet | null {
+    const next = pairs.length > 0 ? this.join(family, pairs, format) : null;
+    if (next === from) {
+      if (next) this.leave(next); // the same set: drop the reference join just took
+      return from;
+    }
+    if (from) this.leave(from);
+    return next;
+  }
+
   /** One reference fewer; the set goes when none is left (its pending frame is published first). */
   leave(set: SubscriptionSet): void {
     if (--set.refs > 0) return;

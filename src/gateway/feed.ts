@@ -362,15 +362,10 @@ export class Feed implements HubListener {
     const pairs: number[] = [];
     for (const [row, m] of c.modes) pairs.push(row * 6 + e0 + m);
     const old = c.set;
-    const next = pairs.length > 0 ? this.fanout.join(c.records ? 'r' : 'p', pairs, c.records ? RECORD_FRAMES : PLAIN_FRAMES) : null;
-    if (next === old) {
-      if (next) this.fanout.leave(next); // the same set: drop the reference join just took
-      return;
-    }
-    if (old) {
-      if (!c.conflated) ws.unsubscribe(old.topic);
-      this.fanout.leave(old);
-    }
+    const next = this.fanout.move(old, c.records ? 'r' : 'p', pairs, c.records ? RECORD_FRAMES : PLAIN_FRAMES);
+    if (next === old) return;
+    // A conflated client is off its topic until it drains; it then subscribes to c.set.
+    if (old && !c.conflated) ws.unsubscribe(old.topic);
     c.set = next;
     if (next && !c.conflated) ws.subscribe(next.topic);
     this.stats.subscriptionSets = this.fanout.size;

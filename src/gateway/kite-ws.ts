@@ -297,16 +297,10 @@ export class KiteWs implements HubListener {
   private rejoin(ws: WebSocket<KiteClient>, c: KiteClient): void {
     const pairs: number[] = [];
     for (const [row, m] of c.modes) pairs.push(row * 3 + m);
-    const next = pairs.length > 0 ? this.fanout.join('k', pairs, KITE_FRAMES) : null;
     const old = c.set;
-    if (next === old) {
-      if (next) this.fanout.leave(next); // the same set: drop the reference join just took
-      return;
-    }
-    if (old) {
-      ws.unsubscribe(old.topic);
-      this.fanout.leave(old);
-    }
+    const next = this.fanout.move(old, 'k', pairs, KITE_FRAMES);
+    if (next === old) return;
+    if (old) ws.unsubscribe(old.topic);
     c.set = next;
     if (next) ws.subscribe(next.topic);
   }
