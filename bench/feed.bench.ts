@@ -56,7 +56,7 @@ import { encodeSymbol, RecordWriter } from '../src/gateway/wire.ts';
 import { startGateway } from '../src/gateway/server.ts';
 import { decodeToTicks, encodeFrame } from '../src/kite/codec.ts';
 import type { Instrument } from '../src/kite/instruments.ts';
-import { KIND_LENGTH, Kind, priceDivisor } from '../src/kite/record.ts';
+import { KIND_LENGTH, Kind } from '../src/kite/record.ts';
 import { Market } from '../src/kite/sim/market.ts';
 import { silentLogger } from '../src/log.ts';
 import { OutputPump } from '../src/outputs.ts';
@@ -67,7 +67,7 @@ import { DEFAULT_TIMEFRAMES, parseTimeframe } from '../workers/stages/session.ts
 import { officialTicker, type OfficialTick } from '../test/support/kite-official.ts';
 import { T0, universe } from '../test/pipeline/harness.ts';
 import type { ClientCommand, ClientStats, Proto } from './feed-clients.ts';
-import { forceGc } from './support.ts';
+import { canonicalFromWire, forceGc } from './support.ts';
 
 /** Option strikes each side and expiries: universe(40, 2) = 376 instruments, so 1 % is 3-4 tokens. */
 const STRIKES = 40;
@@ -315,33 +315,11 @@ async function startOurs(instruments: Instrument[], extra: HubListener[] = []): 
  * minus this is what the pipeline adds.
  */
 async function startFloor(instruments: Instrument[], frames: ReplayFrames): Promise<Server> {
-  // A realistic full-tick record: the first full packet of the input, through the real pipeline
-  // would be slower to get; its values only set the record's size, so a canonical tick filled
-  // from the wire packet is enough.
+  // A realistic full-tick record, from the first packet of the input; the rt patched per send is
+  // its last 8 bytes (canonicalFromWire makes it a non-integer, so an f64).
   const w = new RecordWriter();
   const f = new Float64Array(N_FIELDS);
-  const first = decodeToTicks(frames.frames[0])[0];
-  const div = priceDivisor(first.token);
-  f[N.TOKEN] = first.token;
-  f[N.PRICE] = first.lastPrice / div;
-  f[N.EXCH_TIME_MS] = first.exchangeTime * 1000;
-  f[N.LAST_QTY] = first.lastQty;
-  f[N.AVG_PRICE] = first.avgPrice / div;
-  f[N.VOLUME] = first.volume;
-  f[N.BUY_QTY] = first.buyQty;
-  f[N.SELL_QTY] = first.sellQty;
-  f[N.OPEN] = first.open / div;
-  f[N.HIGH] = first.high / div;
-  f[N.LOW] = first.low / div;
-  f[N.CLOSE] = first.close / div;
-  f[N.OI] = first.oi;
-  f[N.DAY_VWAP] = first.avgPrice / div;
-  first.depth.forEach((d, i) => {
-    f[N.DEPTH + 3 * i] = d.quantity;
-    f[N.DEPTH + 3 * i + 1] = d.price / div;
-    f[N.DEPTH + 3 * i + 2] = d.orders;
-  });
-  f[N.RECV_TIME_US] = 1.5; // not an integer: encoded as f64, the record's last 8 bytes
+  canonicalFromWire(decodeToTicks(frames.frames[0])[0], f, 0);
   w.tick(f, 0, 2, encodeSymbol(instruments[0].tradingsymbol));
   const record = w.buf.slice(0, w.pos);
   const packr = createPackr(true);

@@ -8,6 +8,9 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { TimestampProvider } from 'tinybench';
+import type { WireTick } from '../src/kite/codec.ts';
+import { priceDivisor } from '../src/kite/record.ts';
+import { N } from '../workers/normalized.ts';
 
 /** This process's CPU time (every thread), ms. */
 export const cpuMs = (): number => {
@@ -171,3 +174,38 @@ export const forceGc: () => void = (() => {
   setFlagsFromString('--expose_gc');
   return runInNewContext('gc') as () => void;
 })();
+
+/**
+ * A canonical full tick (workers/normalized.ts) at f64 offset `o` of `f`, filled from a wire tick
+ * of the market model the way the pipeline would (prices to rupees, times to ms), for benches that
+ * encode feed records without running the pipeline. Volume delta is the last quantity; the receive
+ * time is not an integer, so it encodes as an f64 (the record's last 8 bytes).
+ */
+export function canonicalFromWire(t: WireTick, f: Float64Array, o: number): void {
+  const div = priceDivisor(t.token);
+  f[o + N.TOKEN] = t.token;
+  f[o + N.EXCH_TIME_MS] = t.exchangeTime * 1000;
+  f[o + N.RECV_TIME_US] = t.exchangeTime * 1e6 + 123_456.7;
+  f[o + N.PRICE] = t.lastPrice / div;
+  f[o + N.LAST_QTY] = t.lastQty;
+  f[o + N.AVG_PRICE] = t.avgPrice / div;
+  f[o + N.VOLUME] = t.volume;
+  f[o + N.VOLUME_DELTA] = t.lastQty;
+  f[o + N.BUY_QTY] = t.buyQty;
+  f[o + N.SELL_QTY] = t.sellQty;
+  f[o + N.OPEN] = t.open / div;
+  f[o + N.HIGH] = t.high / div;
+  f[o + N.LOW] = t.low / div;
+  f[o + N.CLOSE] = t.close / div;
+  f[o + N.CHANGE_PCT] = t.close ? ((t.lastPrice - t.close) * 100) / t.close : 0;
+  f[o + N.OI] = t.oi;
+  f[o + N.OI_HIGH] = t.oiHigh;
+  f[o + N.OI_LOW] = t.oiLow;
+  f[o + N.LAST_TRADE_MS] = t.lastTradeTime * 1000;
+  f[o + N.DAY_VWAP] = t.avgPrice / div + 0.0137;
+  t.depth.forEach((d, i) => {
+    f[o + N.DEPTH + 3 * i] = d.quantity;
+    f[o + N.DEPTH + 3 * i + 1] = d.price / div;
+    f[o + N.DEPTH + 3 * i + 2] = d.orders;
+  });
+}

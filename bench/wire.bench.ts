@@ -17,11 +17,10 @@ import { Bench } from 'tinybench';
 import { Fanout, FRAME_HEAD } from '../src/gateway/fanout.ts';
 import { createPackr, FEED_MODES, tickFor } from '../src/gateway/messages.ts';
 import { encodeSymbol, RECORD_FRAMES, RecordWriter } from '../src/gateway/wire.ts';
-import { priceDivisor } from '../src/kite/record.ts';
 import { Market } from '../src/kite/sim/market.ts';
-import { N, N_FIELDS } from '../workers/normalized.ts';
+import { N_FIELDS } from '../workers/normalized.ts';
 import { universe } from '../test/pipeline/harness.ts';
-import { CPU_CLOCK, forceGc, GcCounter, loadLine } from './support.ts';
+import { canonicalFromWire, CPU_CLOCK, forceGc, GcCounter, loadLine } from './support.ts';
 
 const DRAIN = 376;
 const SETS = 100;
@@ -39,33 +38,7 @@ function drain(): { f: Float64Array; rows: number[]; symbols: string[] } {
   const f = new Float64Array(wire.length * N_FIELDS);
   const rows: number[] = [];
   wire.forEach((t, k) => {
-    const o = k * N_FIELDS;
-    const div = priceDivisor(t.token);
-    f[o + N.TOKEN] = t.token;
-    f[o + N.EXCH_TIME_MS] = t.exchangeTime * 1000;
-    f[o + N.RECV_TIME_US] = t.exchangeTime * 1e6 + 123_456.7;
-    f[o + N.PRICE] = t.lastPrice / div;
-    f[o + N.LAST_QTY] = t.lastQty;
-    f[o + N.AVG_PRICE] = t.avgPrice / div;
-    f[o + N.VOLUME] = t.volume;
-    f[o + N.VOLUME_DELTA] = t.lastQty;
-    f[o + N.BUY_QTY] = t.buyQty;
-    f[o + N.SELL_QTY] = t.sellQty;
-    f[o + N.OPEN] = t.open / div;
-    f[o + N.HIGH] = t.high / div;
-    f[o + N.LOW] = t.low / div;
-    f[o + N.CLOSE] = t.close / div;
-    f[o + N.CHANGE_PCT] = t.close ? ((t.lastPrice - t.close) * 100) / t.close : 0;
-    f[o + N.OI] = t.oi;
-    f[o + N.OI_HIGH] = t.oiHigh;
-    f[o + N.OI_LOW] = t.oiLow;
-    f[o + N.LAST_TRADE_MS] = t.lastTradeTime * 1000;
-    f[o + N.DAY_VWAP] = t.avgPrice / div + 0.0137;
-    t.depth.forEach((d, i) => {
-      f[o + N.DEPTH + 3 * i] = d.quantity;
-      f[o + N.DEPTH + 3 * i + 1] = d.price / div;
-      f[o + N.DEPTH + 3 * i + 2] = d.orders;
-    });
+    canonicalFromWire(t, f, k * N_FIELDS);
     rows.push(rowOf.get(t.token)!);
   });
   return { f, rows, symbols: instruments.map((i) => i.tradingsymbol) };
