@@ -26,10 +26,11 @@
  *
  * Latencies are kept in one preallocated Float64Array (MAX_SAMPLES), sorted once at stop.
  */
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { createUnpackr } from '../src/gateway/messages.ts';
 import { nowMicros } from '../src/clock.ts';
+import { GcCounter } from './support.ts';
 
 const PROGRESS_MS = 2;
 const MAX_SAMPLES = 4_000_000;
@@ -92,15 +93,8 @@ let dropped = 0;
 let t0 = 0;
 let cpu0 = process.cpuUsage();
 let count0 = new Float64Array(0);
-const gc = { n: 0, max: 0 };
+const gc = new GcCounter();
 const loop = monitorEventLoopDelay({ resolution: 1 });
-new PerformanceObserver((list) => {
-  if (!measuring) return;
-  for (const e of list.getEntries()) {
-    gc.n++;
-    if (e.duration > gc.max) gc.max = e.duration;
-  }
-}).observe({ entryTypes: ['gc'] });
 
 /** Server-to-client WebSocket header: 2 bytes, 4 past 125 bytes of payload, 10 past 64 KiB. */
 const wsHeader = (len: number): number => (len < 126 ? 2 : len < 65536 ? 4 : 10);
@@ -196,11 +190,12 @@ function quantile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
 }
 
-function stop(): ClientStats {
+async function stop(): Promise<ClientStats> {
   measuring = false;
   loop.disable();
   const windowMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  await gc.stop(); // before sorting the samples, whose copy is not the window's garbage
   const sorted = lat.slice(0, nLat).sort();
   let minC = Infinity;
   let maxC = 0;
@@ -215,7 +210,7 @@ function stop(): ClientStats {
     cpuUserMs: cpu.user / 1000, cpuSystemMs: cpu.system / 1000,
     samples: nLat, droppedSamples: dropped,
     p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), p999: quantile(sorted, 0.999), max: sorted.length ? sorted[sorted.length - 1] : NaN,
-    gcs: gc.n, gcMaxMs: gc.max,
+    gcs: gc.total(), gcMaxMs: gc.maxMs,
     loopP99: loop.percentile(99) / 1e6, loopMax: loop.max / 1e6,
   };
 }
@@ -247,7 +242,7 @@ async function handle(c: ClientCommand): Promise<Record<string, unknown>> {
       // Start each window from a collected heap (the parent does the same in its process): the
       // garbage of earlier runs (a thousand sockets opened and closed) is not this run's pause.
       globalThis.gc?.();
-      gc.n = gc.max = 0;
+      gc.start();
       loop.reset();
       loop.enable();
       measuring = true;
@@ -258,7 +253,7 @@ async function handle(c: ClientCommand): Promise<Record<string, unknown>> {
       cpu0 = process.cpuUsage();
       t0 = performance.now();
       return {};
-    case 'stop': return { ...stop() };
+    case 'stop': return { ...(await stop()) };
     case 'clock': return { us: nowMicros() };
     case 'close': return close();
   }

@@ -42,7 +42,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { TemplatedApp } from 'uWebSockets.js';
 import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
 import { nowMicros } from '../src/clock.ts';
@@ -67,7 +67,7 @@ import { DEFAULT_TIMEFRAMES, parseTimeframe } from '../workers/stages/session.ts
 import { officialTicker, type OfficialTick } from '../test/support/kite-official.ts';
 import { T0, universe } from '../test/pipeline/harness.ts';
 import type { ClientCommand, ClientStats, Proto } from './feed-clients.ts';
-import { canonicalFromWire, forceGc } from './support.ts';
+import { canonicalFromWire, forceGc, GcCounter } from './support.ts';
 
 /** Option strikes each side and expiries: universe(40, 2) = 376 instruments, so 1 % is 3-4 tokens. */
 const STRIKES = 40;
@@ -741,20 +741,13 @@ async function runOnce(s: RunSpec): Promise<RunResult> {
   server.hubLatency?.(true);
   // What can hold the main thread (and so every tick) up: event-loop stalls and GC pauses.
   const loop = monitorEventLoopDelay({ resolution: 1 });
-  const gc = { n: 0, max: 0, total: 0 };
-  const gcObs = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) {
-      gc.n++;
-      gc.total += e.duration;
-      if (e.duration > gc.max) gc.max = e.duration;
-    }
-  });
-  gcObs.observe({ entryTypes: ['gc'] });
+  const gc = new GcCounter();
+  gc.start();
   loop.enable();
   const m0 = cpuMark();
   await new Promise((r) => setTimeout(r, s.windowMs));
   loop.disable();
-  gcObs.disconnect();
+  const gcDone = gc.stop(); // its last entries arrive asynchronously; awaited below
   dbg('stop');
   const stats = await clients.request<ClientStats>({ cmd: 'stop' });
   dbg('stopped');
@@ -763,6 +756,7 @@ async function runOnce(s: RunSpec): Promise<RunResult> {
   const p1 = pushed;
   lagOn = false;
   const hubLat = server.hubLatency?.(false) ?? { p50: NaN, p99: NaN };
+  await gcDone;
   stopped = true;
   clients.onProgress = null;
   if (timer) clearTimeout(timer);
@@ -786,9 +780,9 @@ async function runOnce(s: RunSpec): Promise<RunResult> {
     hubP99: hubLat.p99,
     loopP99: loop.percentile(99) / 1e6,
     loopMax: loop.max / 1e6,
-    gcs: gc.n,
-    gcMaxMs: gc.max,
-    gcMs: gc.total,
+    gcs: gc.total(),
+    gcMaxMs: gc.maxMs,
+    gcMs: gc.ms,
   };
 }
 

@@ -41,8 +41,11 @@ export class GcCounter {
   major = 0;
   other = 0;
   ms = 0;
+  /** Longest single pause, ms. */
+  maxMs = 0;
   private readonly obs = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
+      if (e.duration > this.maxMs) this.maxMs = e.duration;
       const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
       // perf_hooks constants: 1 minor (scavenge), 2 major (mark-sweep-compact), 4 incremental, 8 weakcb
       if (kind === 1) this.minor++;
@@ -53,7 +56,7 @@ export class GcCounter {
   });
 
   start(): void {
-    this.minor = this.major = this.other = this.ms = 0;
+    this.minor = this.major = this.other = this.ms = this.maxMs = 0;
     this.obs.observe({ entryTypes: ['gc'] });
   }
 
