@@ -29,6 +29,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { createUnpackr } from '../src/gateway/messages.ts';
+import { RECORD_FRAMES } from '../src/gateway/wire.ts';
 import { nowMicros } from '../src/clock.ts';
 import { GcCounter } from './support.ts';
 
@@ -75,8 +76,16 @@ export interface ClientStats {
 }
 
 const unpackr = createUnpackr();
-/** `{ type: 'ticks', d: [` as the shared frame record starts: record id, fixstr 'ticks'. */
-const TICKS_PREFIX = [0x44, 0xa5, 0x74];
+/** `{ type: 'ticks', d: [` as the feed writes it (the header wire.ts writes, less the count). */
+const TICKS_PREFIX = ((): Uint8Array => {
+  const h = new Uint8Array(16);
+  return h.slice(0, RECORD_FRAMES.writeHeader(h, 0, 0) - 1);
+})();
+function startsWithTicks(data: Buffer): boolean {
+  if (data.length <= TICKS_PREFIX.length) return false;
+  for (let k = 0; k < TICKS_PREFIX.length; k++) if (data[k] !== TICKS_PREFIX[k]) return false;
+  return true;
+}
 /** Stands for a frame's ticks when they are counted, not decoded (its length is set per frame). */
 const counted: { rt?: number }[] = [];
 let sockets: WebSocket[] = [];
@@ -127,9 +136,10 @@ function openOne(url: string, i: number, proto: Proto, mode: string, tokens: num
       const count = proto === 'feed-count';
       ws.on('message', (data: Buffer) => {
         // feed-count: a ticks frame's count read from its header, the ticks not decoded.
-        if (count && acked && data.length > 8 && data[0] === TICKS_PREFIX[0] && data[1] === TICKS_PREFIX[1] && data[2] === TICKS_PREFIX[2]) {
-          const h = data[7];
-          counted.length = (h & 0xf0) === 0x90 ? h & 0x0f : h === 0xdc ? data.readUInt16BE(8) : data.readUInt32BE(8);
+        if (count && acked && startsWithTicks(data)) {
+          const p = TICKS_PREFIX.length;
+          const h = data[p];
+          counted.length = (h & 0xf0) === 0x90 ? h & 0x0f : h === 0xdc ? data.readUInt16BE(p + 1) : data.readUInt32BE(p + 1);
           onTicks(i, counted, false, data.length);
           return;
         }
