@@ -18,14 +18,29 @@ function tick(token: number, price: number, volume = 100, depthQty = 1): WireTic
 }
 
 describe('filter', () => {
-  it('drops the same packet seen again, whatever connection or time it came with', () => {
+  it('drops the reconnect snapshot: the previous packet again, whatever connection or time it came with', () => {
     const f = new Filter(4);
     const a = records([tick(1, 100), tick(1, 101)], 1);
-    const again = records([tick(1, 100)], 2);
+    const again = records([tick(1, 101)], 2);
     expect(f.isDuplicate(a.views, 0, 0)).toBe(false);
     expect(f.isDuplicate(a.views, WORDS, 0)).toBe(false);
     expect(f.isDuplicate(again.views, 0, 0)).toBe(true);
     expect(f.duplicates).toBe(1);
+  });
+
+  it('keeps a price that returns to an earlier value (A, B, A are three ticks)', () => {
+    const f = new Filter(4);
+    const r = records([tick(1, 100), tick(1, 105), tick(1, 100), tick(1, 105), tick(1, 100)]);
+    for (let i = 0; i < 5; i++) expect(f.isDuplicate(r.views, i * WORDS, 0)).toBe(false);
+    expect(f.duplicates).toBe(0);
+  });
+
+  it('drops only a repeat of the token\'s immediately previous packet, whatever other tokens came between', () => {
+    const f = new Filter(4);
+    const r = records([tick(1, 100), tick(2, 100), tick(1, 100), tick(2, 101), tick(2, 101), tick(1, 100)]);
+    const rows = [0, 1, 0, 1, 1, 0];
+    expect(rows.map((row, i) => f.isDuplicate(r.views, i * WORDS, row))).toEqual([false, false, true, false, true, true]);
+    expect(f.duplicates).toBe(3);
   });
 
   it('keeps a tick whose payload differs in any field', () => {

@@ -1,12 +1,17 @@
 /**
  * Filter: exact duplicates out; then, per downstream consumer, whether it wants the tick.
  *
- * Duplicates: the same packet seen twice (a reconnect overlap replays the last snapshot; two
- * connections holding one token each deliver it). A packet's identity is a 64-bit hash of its
- * payload words (the record minus receive time, sequence and connection); the last DEDUPE_DEPTH
- * identities per token are remembered. The shard asks this before validation: an older packet
- * replayed after a newer one would otherwise be quarantined as "volume decreased" rather than
- * dropped as the duplicate it is.
+ * Duplicates: a packet is a duplicate only when it repeats, word for word, the token's immediately
+ * previous packet: the snapshot Kite re-sends after a reconnect, or one packet arriving on two
+ * connections during a resubscribe. Anything else is a tick, even one equal to an older packet: a
+ * price that returns to an earlier value (A → B → A) is a new tick (always in ltp mode, for indices
+ * in quote mode, whose packets carry no time, and in full mode within one exchange second).
+ * Remembering more than the previous packet dropped such ticks. The payload compared is the record
+ * minus receive time, sequence and connection (words 0..47), which the decoder fills from the
+ * packet alone, so equal payloads are equal packets. It is compared exactly, not by hash: 48 word
+ * compares per tick cost less than hashing them, and no collision can ever drop a tick. The shard
+ * asks this before validation: a replayed snapshot would otherwise be quarantined as "volume
+ * decreased" rather than dropped as the duplicate it is.
  *
  * Consumer filters: up to 31 filters, each a token set (or all), a field-group mask and a
  * changed-only flag. The shard sets bit k of the canonical tick's CONSUMERS word when filter k
@@ -16,9 +21,8 @@
  */
 import { F, type RecordViews } from '../../src/kite/record.ts';
 
-export const DEDUPE_DEPTH = 4;
-/** Payload words hashed for identity: everything before RECV_TIME_US (words 0..47). */
-const PAYLOAD_WORDS = 48;
+/** Payload words compared for identity: everything before RECV_TIME_US (words 0..47). */
+export const PAYLOAD_WORDS = 48;
 
 export const FieldGroup = {
   /** last price */
@@ -63,46 +67,39 @@ const GROUP_RANGES: readonly (readonly [number, number, number])[] = [
 
 export class Filter {
   duplicates = 0;
-  private readonly seenA: Uint32Array;
-  private readonly seenB: Uint32Array;
-  private readonly seenNext: Uint8Array;
+  /** Each row's previous packet payload, PAYLOAD_WORDS words a row. */
+  private readonly last: Uint32Array;
+  /** 1 once a row has a previous packet (an all-zero payload is still a packet). */
+  private readonly seen: Uint8Array;
   private readonly filters: (ConsumerFilter | null)[] = [];
   private readonly wants: (Uint8Array | null)[] = [];
   private readonly lastHash: (Uint32Array | null)[] = [];
 
   constructor(private readonly rows: number) {
-    this.seenA = new Uint32Array(rows * DEDUPE_DEPTH);
-    this.seenB = new Uint32Array(rows * DEDUPE_DEPTH);
-    this.seenNext = new Uint8Array(rows);
+    this.last = new Uint32Array(rows * PAYLOAD_WORDS);
+    this.seen = new Uint8Array(rows);
     this.setFilter(STORE_FILTER, { rows: null, fields: FieldGroup.ALL, changedOnly: false });
   }
 
-  /** True when the record at `b` repeats one of the token's last DEDUPE_DEPTH packets. */
+  /** True when the record at `b` repeats the token's immediately previous packet, word for word. */
   isDuplicate(v: RecordViews, b: number, row: number): boolean {
     if (row < 0) return false;
-    // Both 32-bit hashes in one pass over the payload (the same values as two hashWords calls
-    // with these seeds, for half the loads): this was the shard's largest stage.
     const u32 = v.u32;
-    let a = 0x9747b28c;
-    let c = 0x1b873593;
-    for (let i = b, end = b + PAYLOAD_WORDS; i < end; i++) {
-      const x = u32[i];
-      a = mix(a, x);
-      c = mix(c, x);
-    }
-    a >>>= 0;
-    c >>>= 0;
-    const base = row * DEDUPE_DEPTH;
-    for (let i = 0; i < DEDUPE_DEPTH; i++) {
-      if (this.seenA[base + i] === a && this.seenB[base + i] === c) {
+    const last = this.last;
+    const base = row * PAYLOAD_WORDS;
+    if (this.seen[row] === 1) {
+      let i = 0;
+      while (i < PAYLOAD_WORDS && u32[b + i] === last[base + i]) i++;
+      if (i === PAYLOAD_WORDS) {
         this.duplicates++;
         return true;
       }
+      // Copy from the first difference on; the words before it are already equal.
+      for (; i < PAYLOAD_WORDS; i++) last[base + i] = u32[b + i];
+      return false;
     }
-    const slot = base + this.seenNext[row];
-    this.seenA[slot] = a;
-    this.seenB[slot] = c;
-    this.seenNext[row] = (this.seenNext[row] + 1) % DEDUPE_DEPTH;
+    for (let i = 0; i < PAYLOAD_WORDS; i++) last[base + i] = u32[b + i];
+    this.seen[row] = 1;
     return false;
   }
 
