@@ -16,7 +16,7 @@ import { loadavg, cpus } from 'node:os';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { Bench, type TimestampProvider } from 'tinybench';
 import { DecodeStats, decodeFrame, encodeFrame, type FrameStamp } from '../src/kite/codec.ts';
-import { Kind, type KindCode } from '../src/kite/record.ts';
+import { Kind, type KindCode } from '../src/core/packet-slot.ts';
 import { Rng, genTick } from '../test/support/gen.ts';
 import { exactArrayBuffer, officialTicker } from '../test/support/kite-official.ts';
 import { RingSink } from '../test/support/sinks.ts';

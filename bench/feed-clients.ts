@@ -29,8 +29,8 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { createUnpackr } from '../src/gateway/messages.ts';
-import { RECORD_FRAMES } from '../src/gateway/wire.ts';
-import { nowMicros } from '../src/clock.ts';
+import { RECORD_FRAMES } from '../src/gateway/msgpack-encoder.ts';
+import { nowMicros } from '../src/core/clock.ts';
 import { GcCounter } from './support.ts';
 
 const PROGRESS_MS = 2;
@@ -76,7 +76,7 @@ export interface ClientStats {
 }
 
 const unpackr = createUnpackr();
-/** `{ type: 'ticks', d: [` as the feed writes it (the header wire.ts writes, less the count). */
+/** `{ type: 'ticks', d: [` as the feed writes it (the header msgpack-encoder.ts writes, less the count). */
 const TICKS_PREFIX = ((): Uint8Array => {
   const h = new Uint8Array(16);
   return h.slice(0, RECORD_FRAMES.writeHeader(h, 0, 0) - 1);

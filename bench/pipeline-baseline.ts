@@ -7,7 +7,7 @@
  * - validate: the same checks as workers/stages/validate.ts, in the same order, state in a Map;
  * - normalize: one object per tick with the instrument joined, depth copied into new objects;
  * - filter: the store filter takes every valid tick (as ours does with no other filter installed);
- * - aggregate: a Map of bar objects per "token:timeframe" on the same session grid (session.ts),
+ * - aggregate: a Map of bar objects per "token:timeframe" on the same session grid (ist.ts),
  *   updates coalesced per frame (ours: per batch), the clock closing due bars every 100 ms.
  *
  * It is not a straw man: no work ours skips is added, and the rules are ours, so the two emit the
@@ -16,7 +16,7 @@
  */
 import type { Instrument } from '../src/kite/instruments.ts';
 import type { OfficialTick, OfficialTicker } from '../test/support/kite-official.ts';
-import { bucketEnd, bucketStart, DAY_MS, IST_OFFSET_MS } from '../workers/stages/session.ts';
+import { bucketEnd, bucketStart, DAY_MS, IST_OFFSET_MS } from '../src/core/ist.ts';
 
 export interface PlainTick {
   type: 'tick' | 'quarantine';

@@ -37,15 +37,15 @@
  */
 import { performance } from 'node:perf_hooks';
 import { cpus } from 'node:os';
-import { nowMicros } from '../src/clock.ts';
+import { nowMicros } from '../src/core/clock.ts';
 import { Front } from '../src/front.ts';
 import type { Instrument } from '../src/kite/instruments.ts';
-import type { RecordViews } from '../src/kite/record.ts';
+import type { SlotViews } from '../src/core/packet-slot.ts';
 import { Pipeline, type OutputReader } from '../src/pipeline.ts';
-import { N, NType, TickConsumer } from '../workers/normalized.ts';
-import { DOORBELL_STRIDE, SC, type ShardMemory } from '../workers/protocol.ts';
-import { B, BarFlag } from '../workers/stages/bar.ts';
-import { DEFAULT_TIMEFRAMES, parseTimeframe } from '../workers/stages/session.ts';
+import { N, NType, TickConsumer } from '../src/core/tick.ts';
+import { DOORBELL_STRIDE, SC, type ShardMemory } from '../src/core/shard-protocol.ts';
+import { B, BarFlag } from '../src/core/bar.ts';
+import { DEFAULT_TIMEFRAMES, parseTimeframe } from '../src/core/ist.ts';
 import { officialTicker } from '../test/support/kite-official.ts';
 import { StraightforwardPipeline, type FrameOutput } from './pipeline-baseline.ts';
 import { defaultUniverse, FrameSet } from './pipeline-frames.ts';
@@ -94,7 +94,7 @@ function resetConsumers(): void {
   storeTicks = storeQuarantined = storeBarUpdates = storeBarsClosed = feedTicks = feedBars = 0;
 }
 
-function onStoreTick(v: RecordViews, b: number): void {
+function onStoreTick(v: SlotViews, b: number): void {
   const f = v.f64;
   const o = b >> 1;
   const recv = f[o + N.RECV_TIME_US];
@@ -106,7 +106,7 @@ function onStoreTick(v: RecordViews, b: number): void {
   storeTicks++;
 }
 
-function onStoreBar(v: RecordViews, b: number): void {
+function onStoreBar(v: SlotViews, b: number): void {
   const f = v.f64;
   const o = b >> 1;
   if ((f[o + B.FLAGS] & BarFlag.CLOSED) !== 0) {

@@ -8,11 +8,11 @@
  * when it drops the database and exits.
  */
 import { PGlite } from '@electric-sql/pglite';
-import { pgDb, pgliteDb, type Db } from '../src/storage/db.ts';
-import { migrate } from '../src/storage/migrate.ts';
+import { pgDb, pgliteDb, type Db } from '../src/core/db.ts';
+import { migrate } from '../src/core/migrate.ts';
 import { createTestDatabase, type TestDatabase } from '../test/support/pg.ts';
 import { bySymbol, ensurePartitions, insertBars, minuteBars, reference, sessionOpen, startRestServer } from '../test/gateway/rest-fixture.ts';
-import { MINUTE_MS } from '../workers/stages/session.ts';
+import { MINUTE_MS } from '../src/core/ist.ts';
 
 export const BENCH_SYMBOLS = ['INFY', 'RELIANCE', 'TCS', 'HDFCBANK', 'ICICIBANK', 'SBIN', 'ITC', 'LT', 'AXISBANK', 'KOTAKBANK', 'BHARTIARTL'];
 

@@ -3,8 +3,8 @@
  * counts messages (the postMessage baseline) and checks that records arrive in order.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { RingConsumer } from '../src/rings/ring.ts';
-import type { RecordViews } from '../src/kite/record.ts';
+import { RingConsumer } from '../src/core/ring.ts';
+import type { SlotViews } from '../src/core/packet-slot.ts';
 
 export interface RingConsumerData {
   mode: 'ring' | 'message';
@@ -22,7 +22,7 @@ const data = (workerData as { data: RingConsumerData }).data;
 let expected = 0;
 let outOfOrder = 0;
 
-function onRecord(v: RecordViews, b: number): void {
+function onRecord(v: SlotViews, b: number): void {
   if (v.u32[b] !== expected) outOfOrder++;
   expected = (v.u32[b] + 1) >>> 0;
 }

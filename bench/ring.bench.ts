@@ -1,5 +1,5 @@
 /**
- * Ring throughput: records pushed and popped per second through src/rings/ring.ts, for one
+ * Ring throughput: records pushed and popped per second through src/core/ring.ts, for one
  * producer and one consumer, against the straightforward alternatives in the same run.
  *
  * A record here is a pipeline slot (52 words); each push writes its sequence number and a receive
@@ -19,8 +19,8 @@
 import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { Bench } from 'tinybench';
-import { createRingBuffer, RingConsumer, RingProducer } from '../src/rings/ring.ts';
-import { F, type RecordViews } from '../src/kite/record.ts';
+import { createRingBuffer, RingConsumer, RingProducer } from '../src/core/ring.ts';
+import { F, type SlotViews } from '../src/core/packet-slot.ts';
 import { startWorker } from '../src/threads.ts';
 import type { RingConsumerData, RingConsumerResult } from './ring-consumer.ts';
 import { CPU_CLOCK, cpuMs, GcCounter, loadLine, M } from './support.ts';
@@ -34,7 +34,7 @@ const CONSUMER = new URL('./ring-consumer.ts', import.meta.url);
 
 let expected = 0;
 let outOfOrder = 0;
-function check(v: RecordViews, b: number): void {
+function check(v: SlotViews, b: number): void {
   if (v.u32[b + F.TOKEN] !== expected) outOfOrder++;
   expected = (expected + 1) >>> 0;
 }

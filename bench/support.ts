@@ -9,8 +9,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { TimestampProvider } from 'tinybench';
 import type { WireTick } from '../src/kite/codec.ts';
-import { priceDivisor } from '../src/kite/record.ts';
-import { N } from '../workers/normalized.ts';
+import { priceDivisor } from '../src/core/packet-slot.ts';
+import { N } from '../src/core/tick.ts';
 
 /** This process's CPU time (every thread), ms. */
 export const cpuMs = (): number => {
@@ -179,7 +179,7 @@ export const forceGc: () => void = (() => {
 })();
 
 /**
- * A canonical full tick (workers/normalized.ts) at f64 offset `o` of `f`, filled from a wire tick
+ * A canonical full tick (src/core/tick.ts) at f64 offset `o` of `f`, filled from a wire tick
  * of the market model the way the pipeline would (prices to rupees, times to ms), for benches that
  * encode feed records without running the pipeline. Volume delta is the last quantity; the receive
  * time is not an integer, so it encodes as an f64 (the record's last 8 bytes).

@@ -1,6 +1,6 @@
 /**
  * The feed's per-tick cost on the server's main thread, in one run: our tick record encoder
- * (src/gateway/wire.ts) writing straight from canonical ticks and the fan-out (fanout.ts) copying
+ * (src/gateway/msgpack-encoder.ts) writing straight from canonical ticks and the fan-out (fanout.ts) copying
  * them into one frame per subscription set, against what the feed did before (a tickFor object per
  * tick, msgpackr's pack per frame) and against JSON.stringify per tick (what the `ws` baseline of
  * bench/feed.bench.ts pays). Same ticks, same frames: the bytes are checked equal before timing.
@@ -16,9 +16,9 @@
 import { Bench } from 'tinybench';
 import { Fanout, FRAME_HEAD } from '../src/gateway/fanout.ts';
 import { createPackr, FEED_MODES, tickFor } from '../src/gateway/messages.ts';
-import { encodeSymbol, RECORD_FRAMES, RecordWriter } from '../src/gateway/wire.ts';
+import { encodeSymbol, RECORD_FRAMES, RecordWriter } from '../src/gateway/msgpack-encoder.ts';
 import { Market } from '../src/kite/sim/market.ts';
-import { N_FIELDS } from '../workers/normalized.ts';
+import { N_FIELDS } from '../src/core/tick.ts';
 import { universe } from '../test/pipeline/harness.ts';
 import { canonicalFromWire, CPU_CLOCK, forceGc, GcCounter, loadLine } from './support.ts';
 

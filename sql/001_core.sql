@@ -30,7 +30,7 @@ CREATE TABLE quarantined_ticks (
   time       timestamptz NOT NULL,                -- exchange time, or the receive time when the packet had none
   recv_time  timestamptz NOT NULL,
   reason     text NOT NULL,
-  kind       smallint NOT NULL,                   -- Kite packet kind (src/kite/record.ts Kind)
+  kind       smallint NOT NULL,                   -- Kite packet kind (src/core/packet-slot.ts Kind)
   price      double precision NOT NULL,
   volume     bigint NOT NULL,
   oi         bigint NOT NULL,

@@ -16,7 +16,7 @@ CREATE TABLE market_data (
   token            bigint NOT NULL,
   time             timestamptz NOT NULL,          -- exchange time; the receive time when the packet had none
   recv_time        timestamptz NOT NULL,          -- when the front process received the frame
-  kind             smallint NOT NULL,             -- Kite packet kind (src/kite/record.ts Kind): 1 ltp ... 5 full
+  kind             smallint NOT NULL,             -- Kite packet kind (src/core/packet-slot.ts Kind): 1 ltp ... 5 full
   price            double precision NOT NULL,     -- last traded price, rupees
   last_qty         bigint NOT NULL,
   avg_price        double precision NOT NULL,     -- Kite's day VWAP
@@ -45,8 +45,8 @@ CREATE INDEX market_data_token_time ON market_data (token, time);
 
 CREATE TABLE bars (
   token         bigint NOT NULL,
-  timeframe     text NOT NULL,                    -- '1s', '1m', '5m', '15m', '1d' (session.ts timeframeName)
-  bucket_start  timestamptz NOT NULL,             -- inclusive; IST session grid (workers/stages/session.ts)
+  timeframe     text NOT NULL,                    -- '1s', '1m', '5m', '15m', '1d' (ist.ts timeframeName)
+  bucket_start  timestamptz NOT NULL,             -- inclusive; IST session grid (src/core/ist.ts)
   bucket_end    timestamptz NOT NULL,             -- exclusive
   open          double precision NOT NULL,
   high          double precision NOT NULL,
@@ -58,7 +58,7 @@ CREATE TABLE bars (
   oi            bigint NOT NULL,
   ticks         integer NOT NULL,
   partial       boolean NOT NULL,                 -- covers only part of its bucket (cut by a shutdown, or merged across a restart)
-  flags         smallint NOT NULL,                -- workers/stages/bar.ts BarFlag bits
+  flags         smallint NOT NULL,                -- src/core/bar.ts BarFlag bits
   PRIMARY KEY (token, timeframe, bucket_start)
 ) PARTITION BY RANGE (bucket_start);
 

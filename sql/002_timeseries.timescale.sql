@@ -10,7 +10,7 @@
 -- lists timescaledb and it is in shared_preload_libraries or already created.
 -- Chunks are one day, like the partitioned path's partitions. Compression and retention are
 -- TimescaleDB background jobs; the writer re-sets the retention windows from its config at
--- start-up (src/storage/migrate.ts timescalePolicySql).
+-- start-up (src/core/migrate.ts timescalePolicySql).
 
 CREATE EXTENSION IF NOT EXISTS timescaledb;
 
@@ -18,7 +18,7 @@ CREATE TABLE market_data (
   token            bigint NOT NULL,
   time             timestamptz NOT NULL,          -- exchange time; the receive time when the packet had none
   recv_time        timestamptz NOT NULL,          -- when the front process received the frame
-  kind             smallint NOT NULL,             -- Kite packet kind (src/kite/record.ts Kind): 1 ltp ... 5 full
+  kind             smallint NOT NULL,             -- Kite packet kind (src/core/packet-slot.ts Kind): 1 ltp ... 5 full
   price            double precision NOT NULL,     -- last traded price, rupees
   last_qty         bigint NOT NULL,
   avg_price        double precision NOT NULL,     -- Kite's day VWAP
@@ -55,8 +55,8 @@ SELECT add_retention_policy('market_data', INTERVAL '30 days');
 
 CREATE TABLE bars (
   token         bigint NOT NULL,
-  timeframe     text NOT NULL,                    -- '1s', '1m', '5m', '15m', '1d' (session.ts timeframeName)
-  bucket_start  timestamptz NOT NULL,             -- inclusive; IST session grid (workers/stages/session.ts)
+  timeframe     text NOT NULL,                    -- '1s', '1m', '5m', '15m', '1d' (ist.ts timeframeName)
+  bucket_start  timestamptz NOT NULL,             -- inclusive; IST session grid (src/core/ist.ts)
   bucket_end    timestamptz NOT NULL,             -- exclusive
   open          double precision NOT NULL,
   high          double precision NOT NULL,
@@ -68,7 +68,7 @@ CREATE TABLE bars (
   oi            bigint NOT NULL,
   ticks         integer NOT NULL,
   partial       boolean NOT NULL,                 -- covers only part of its bucket (cut by a shutdown, or merged across a restart)
-  flags         smallint NOT NULL,                -- workers/stages/bar.ts BarFlag bits
+  flags         smallint NOT NULL,                -- src/core/bar.ts BarFlag bits
   PRIMARY KEY (token, timeframe, bucket_start)
 );
 SELECT create_hypertable('bars', 'bucket_start', chunk_time_interval => INTERVAL '1 day');

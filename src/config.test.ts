@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from './config.ts';
-import { ConfigError } from './errors.ts';
+import { ConfigError } from './core/errors.ts';
 
 function fails(env: Record<string, string>, variable: string): ConfigError {
   try {

@@ -7,10 +7,11 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError } from './errors.ts';
-import { DEFAULT_TIMEFRAMES, parseTimeframe } from '../workers/stages/session.ts';
+import { ConfigError } from './core/errors.ts';
+import { DEFAULT_TIMEFRAMES, parseTimeframe } from './core/ist.ts';
+import type { TickMode } from './core/instrument.ts';
 
-export type TickMode = 'ltp' | 'quote' | 'full';
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface Config {

@@ -12,10 +12,11 @@
  * Records are only dropped (counted as ring drops and `sink_full`) if a single frame holds more
  * packets than a ring's capacity, which a sane ring size rules out.
  */
-import { decodeFrame, DecodeStats, type FrameStamp, type TickSink } from './kite/codec.ts';
-import type { RecordViews } from './kite/record.ts';
-import { createRingBuffer, RingProducer } from './rings/ring.ts';
-import { nowMicros } from './clock.ts';
+import { decodeFrame, DecodeStats, type FrameStamp } from './kite/codec.ts';
+import type { SlotSink } from './core/packet-slot.ts';
+import type { SlotViews } from './core/packet-slot.ts';
+import { createRingBuffer, RingProducer } from './core/ring.ts';
+import { nowMicros } from './core/clock.ts';
 
 /**
  * Shard of a token. The low byte of a Kite token is its segment, so a modulus of the token would
@@ -36,11 +37,11 @@ export interface FrontOptions {
   onBackpressure?: (paused: boolean) => void;
 }
 
-export class Front implements TickSink {
+export class Front implements SlotSink {
   readonly rings: SharedArrayBuffer[];
   readonly producers: RingProducer[];
   readonly stats = new DecodeStats();
-  views: RecordViews;
+  views: SlotViews;
   /** Frames held while a ring was too full to take them. */
   pendingFrames = 0;
   /** Times the front paused the upstream. */

@@ -2,7 +2,7 @@
  * `npm start`: check the config, start the service, stop cleanly on SIGINT/SIGTERM.
  */
 import { loadConfig, redactUrl, type Config } from './config.ts';
-import { AppError, ConfigError } from './errors.ts';
+import { AppError, ConfigError } from './core/errors.ts';
 import { createLogger } from './log.ts';
 
 let config: Config;

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { RecordViews } from './kite/record.ts';
+import type { SlotViews } from './core/packet-slot.ts';
 import { OutputPump, type PumpReader } from './outputs.ts';
 
 /** A reader holding `backlog` records that are all there at once, as after a consumer stalled. */
 function backlogReader(backlog: number): PumpReader {
   let left = backlog;
-  const views = {} as RecordViews;
+  const views = {} as SlotViews;
   return {
     drain(onTick, _onBar, max = Infinity) {
       const n = Math.min(left, max);

@@ -3,14 +3,14 @@
  * shard's tick and bar rings, hands each record to the consumer's handlers. Stops once every shard
  * has closed its outputs and all was read.
  */
-import type { RecordViews } from './kite/record.ts';
+import type { SlotViews } from './core/packet-slot.ts';
 import type { OutputReader } from './pipeline.ts';
 
 export interface OutputHandlers {
-  /** A canonical tick (normalized.ts) at f64 index `base >> 1` of `v.f64`. */
-  tick(v: RecordViews, base: number): void;
+  /** A canonical tick (tick.ts) at f64 index `base >> 1` of `v.f64`. */
+  tick(v: SlotViews, base: number): void;
   /** A bar (bar.ts) at f64 index `base >> 1` of `v.f64`. */
-  bar(v: RecordViews, base: number): void;
+  bar(v: SlotViews, base: number): void;
   /** After each drain that handed out records. */
   batchEnd?(): void;
 }

@@ -11,14 +11,14 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from './threads.ts';
-import type { TickMode } from './config.ts';
+import type { TickMode } from './core/instrument.ts';
 import type { Instrument } from './kite/instruments.ts';
-import { createRingBuffer, RingConsumer } from './rings/ring.ts';
+import { createRingBuffer, RingConsumer } from './core/ring.ts';
 import { shardOf } from './front.ts';
-import { N_SLOT_WORDS, TICK_CONSUMERS } from '../workers/normalized.ts';
-import { BAR_SLOT_WORDS, chainStatsBytes, DOORBELL_STRIDE, optionGroups, SC, SHARD_COUNTERS, type ShardControl, type ShardData, type ShardMemory, type ShardMessage } from '../workers/protocol.ts';
-import { QUARANTINE_REASON_NAMES } from '../workers/stages/validate.ts';
-import type { RecordViews } from './kite/record.ts';
+import { N_SLOT_WORDS, TICK_CONSUMERS } from './core/tick.ts';
+import { BAR_SLOT_WORDS, chainStatsBytes, DOORBELL_STRIDE, optionGroups, SC, SHARD_COUNTERS, type ShardControl, type ShardData, type ShardMemory, type ShardMessage } from './core/shard-protocol.ts';
+import { QUARANTINE_REASON_NAMES } from './core/tick.ts';
+import type { SlotViews } from './core/packet-slot.ts';
 
 const SHARD_MODULE = new URL('../workers/shard.ts', import.meta.url);
 
@@ -204,7 +204,7 @@ export class OutputReader {
   }
 
   /** Drain every ring once; returns records handed out. `fn` reads f64 at `base >> 1`. */
-  drain(onTick: (v: RecordViews, base: number) => void, onBar: (v: RecordViews, base: number) => void, max?: number): number {
+  drain(onTick: (v: SlotViews, base: number) => void, onBar: (v: SlotViews, base: number) => void, max?: number): number {
     let n = 0;
     for (let i = 0; i < this.ticks.length; i++) n += this.ticks[i].drain(onTick, max);
     for (let i = 0; i < this.bars.length; i++) n += this.bars[i].drain(onBar, max);

@@ -5,8 +5,8 @@
  */
 import type { Logger } from './log.ts';
 import type { HubListener } from './gateway/hub.ts';
-import { N } from '../workers/normalized.ts';
-import { QUARANTINE_REASON_NAMES } from '../workers/stages/validate.ts';
+import { N } from './core/tick.ts';
+import { QUARANTINE_REASON_NAMES } from './core/tick.ts';
 
 export function quarantineLog(log: Logger, symbols: readonly string[], intervalMs = 1000): HubListener {
   let last = 0;

@@ -4,7 +4,7 @@
  * `main.ts` runs it as a process; tests start it in-process.
  */
 import type { Config } from './config.ts';
-import { AppError } from './errors.ts';
+import { AppError } from './core/errors.ts';
 import { Front } from './front.ts';
 import { startGateway, type Gateway } from './gateway/server.ts';
 import { KiteIngest } from './kite/ingest.ts';
@@ -22,7 +22,7 @@ import { KiteWs } from './gateway/kite-ws.ts';
 import { ensureDevKey, KeyStore, keysFilePath } from './auth/keys.ts';
 import { createCache, type QuoteCache } from './cache/index.ts';
 import { mountRest, readiness } from './gateway/rest.ts';
-import type { Db } from './storage/db.ts';
+import type { Db } from './core/db.ts';
 
 /** Simulator credentials used when the service runs against its own simulator. */
 const SIM_CREDENTIALS = { apiKey: 'sim', accessToken: 'sim' };

@@ -8,7 +8,7 @@
  * with a message rather than costing an order of magnitude in throughput unnoticed.
  */
 import { createRequire } from 'node:module';
-import { AppError } from './errors.ts';
+import { AppError } from './core/errors.ts';
 
 type Uws = typeof import('uWebSockets.js');
 

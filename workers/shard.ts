@@ -2,7 +2,7 @@
  * A pipeline shard: one worker thread that owns one input ring and every token hashed to it.
  * Per record: filter out exact duplicates → validate → normalize → filter (consumer bits) →
  * aggregate. Outputs go to two output rings read in place by their consumers: canonical ticks
- * (accepted and quarantined, normalized.ts layout) and bars (bar.ts layout, updates and closes).
+ * (accepted and quarantined, tick.ts layout) and bars (bar.ts layout, updates and closes).
  *
  * Why worker_threads and not a piscina task: a shard is a long-lived, stateful consumer pinned to
  * its ring (its tokens' bars, last volumes and dedupe memory live here), not a short task any idle
@@ -26,18 +26,18 @@
 import { PerformanceObserver } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
-import { RingConsumer, RingProducer } from '../src/rings/ring.ts';
-import { F, Kind, type RecordViews } from '../src/kite/record.ts';
-import { nowMicros } from '../src/clock.ts';
+import { RingConsumer, RingProducer } from '../src/core/ring.ts';
+import { F, Kind, type SlotViews } from '../src/core/packet-slot.ts';
+import { nowMicros } from '../src/core/clock.ts';
 import { Aggregator, type AggregatorFields } from './stages/aggregate.ts';
-import { BAR_FIELDS } from './stages/bar.ts';
+import { BAR_FIELDS } from '../src/core/bar.ts';
 import { Filter } from './stages/filter.ts';
 import { InstrumentTable } from './stages/instrument-table.ts';
 import { normalize } from './stages/normalize.ts';
 import { Validator } from './stages/validate.ts';
-import { Carries, SessionStats, type SessionFields } from './stages/session-stats.ts';
-import { N, NType, TICK_CONSUMERS } from './normalized.ts';
-import { optionGroups, ringDoorbells, SC, type ShardControl, type ShardData, type ShardMessage } from './protocol.ts';
+import { Carries, DayStats, type DayStatsFields } from './stages/day-stats.ts';
+import { N, NType, TICK_CONSUMERS } from '../src/core/tick.ts';
+import { optionGroups, ringDoorbells, SC, type ShardControl, type ShardData, type ShardMessage } from '../src/core/shard-protocol.ts';
 
 const data = (workerData as { data: ShardData }).data;
 const input = new RingConsumer(data.ring);
@@ -59,8 +59,8 @@ const groups = optionGroups(data.instruments);
 const groupOf = new Map(groups.map((g, i) => [g, i]));
 const chain = new Float64Array(data.chainStats);
 const chainBase = data.shard * groups.length * 2;
-/** Where the stages find the tick in a canonical record (normalized.ts), so they need not import it. */
-const sessionFields: SessionFields = {
+/** Where the stages find the tick in a canonical record (tick.ts), so they need not import it. */
+const sessionFields: DayStatsFields = {
   token: N.TOKEN, exchTimeMs: N.EXCH_TIME_MS, price: N.PRICE, prevClose: N.CLOSE, volumeDelta: N.VOLUME_DELTA,
   oi: N.OI, avgPrice: N.AVG_PRICE, dayVwap: N.DAY_VWAP,
 };
@@ -68,7 +68,7 @@ const aggregatorFields: AggregatorFields = {
   token: N.TOKEN, exchTimeMs: N.EXCH_TIME_MS, price: N.PRICE, volumeDelta: N.VOLUME_DELTA, oi: N.OI,
 };
 const session = data.tokens.length > 0
-  ? new SessionStats({ tokens: data.tokens, maxGroups: Math.max(1, groups.length), fields: sessionFields })
+  ? new DayStats({ tokens: data.tokens, maxGroups: Math.max(1, groups.length), fields: sessionFields })
   : null;
 if (session) {
   const mine = new Set(data.tokens);
@@ -128,7 +128,7 @@ const aggregator = data.tokens.length > 0
 const dirtyFlag = new Uint8Array(aggregator ? aggregator.view().length : 1);
 const dirty = new Int32Array(Math.max(1, data.tokens.length * nTf));
 
-function onRecord(v: RecordViews, b: number): void {
+function onRecord(v: SlotViews, b: number): void {
   counters[SC.TICKS_IN]++;
   const token = v.u32[b + F.TOKEN];
   const row = table.row(token);

@@ -8,7 +8,7 @@
  * says why and what to do), 2 bad usage or configuration.
  */
 import { loadConfig } from '../config.ts';
-import { AppError, ConfigError } from '../errors.ts';
+import { AppError, ConfigError } from '../core/errors.ts';
 import { KeyStore, keysFilePath } from './keys.ts';
 
 const USAGE = `Usage:

@@ -30,7 +30,7 @@ import { watchFile, unwatchFile } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { API_KEY_NAME } from '../config.ts';
-import { AppError } from '../errors.ts';
+import { AppError } from '../core/errors.ts';
 import type { Logger } from '../log.ts';
 
 export const KEY_PREFIX = 'n50_';

@@ -4,15 +4,15 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { N, N_FIELDS, NType } from '../../workers/normalized.ts';
-import { BAR_FIELDS, barToObject } from '../../workers/stages/bar.ts';
+import { N, N_FIELDS, NType } from '../core/tick.ts';
+import { BAR_FIELDS, barToObject } from '../core/bar.ts';
 import type { QuoteCache } from './cache.ts';
 import { createCache } from './index.ts';
 import { silentLogger } from '../log.ts';
 import { MemoryCache } from './memory.ts';
 import { quoteFromTick } from './quote.ts';
 import { RedisCache } from './redis.ts';
-import { BarFlag, makeBar, makeTick } from './test-records.ts';
+import { BarFlag, makeBar, makeTick } from '../../test/support/canonical-fixtures.ts';
 
 const REDIS_URL = 'redis://127.0.0.1:6379/11';
 let admin: Redis;

@@ -13,11 +13,11 @@
  * Reads are async and allocate (edge code). Neither implementation throws from a put; reads throw
  * CacheError CACHE_UNAVAILABLE only when Redis must answer and cannot.
  */
-import { AppError } from '../errors.ts';
-import type { Bar } from '../../workers/stages/bar.ts';
+import { AppError } from '../core/errors.ts';
+import type { CanonicalBar } from '../core/bar.ts';
 import type { Quote } from './quote.ts';
 
-export type { Bar, Quote };
+export type { CanonicalBar, Quote };
 
 export interface CacheStats {
   /** Ticks and bars taken by putTick/putBar. */
@@ -40,12 +40,12 @@ export interface QuoteCache {
   /** 'redis' or 'memory', for /health and the start-up line. */
   readonly kind: 'redis' | 'memory';
   /**
-   * Take the canonical tick (workers/normalized.ts N layout) at f64 index `base`: latest per token
+   * Take the canonical tick (src/core/tick.ts N layout) at f64 index `base`: latest per token
    * wins. Synchronous, O(1), no allocation, never throws. QUARANTINE records are skipped.
    */
   putTick(f64: Float64Array, base: number): void;
   /**
-   * Take the bar record (workers/stages/bar.ts B layout) at f64 index `base`: latest per
+   * Take the bar record (src/core/bar.ts B layout) at f64 index `base`: latest per
    * token × timeframe wins, in progress or closed; a bar with an earlier START_MS than the one
    * held is skipped. Synchronous, O(1), no allocation, never throws.
    */
@@ -55,9 +55,9 @@ export interface QuoteCache {
   /** The latest quote of each token, null for tokens never seen. Same order as `tokens`. */
   getQuotes(tokens: readonly number[]): Promise<(Quote | null)[]>;
   /** The latest bar of `token` × `tfMs`, or null. */
-  getBar(token: number, tfMs: number): Promise<Bar | null>;
+  getBar(token: number, tfMs: number): Promise<CanonicalBar | null>;
   /** The latest bar of every timeframe of `token`, shortest timeframe first. */
-  getBars(token: number): Promise<Bar[]>;
+  getBars(token: number): Promise<CanonicalBar[]>;
   /** True when the backing store answers (memory: always). */
   ping(): Promise<boolean>;
   /** Flush, then release the connection. Puts after close are skipped. Idempotent. */

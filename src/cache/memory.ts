@@ -2,8 +2,8 @@
  * The in-process cache (REDIS_URL unset): the slots are the store, so a put is visible to the next
  * read at once and flush has nothing to do. Same interface and semantics as RedisCache.
  */
-import { N_FIELDS } from '../../workers/normalized.ts';
-import { BAR_FIELDS, barToObject, type Bar } from '../../workers/stages/bar.ts';
+import { N_FIELDS } from '../core/tick.ts';
+import { BAR_FIELDS, barToObject, type CanonicalBar } from '../core/bar.ts';
 import type { CacheStats, QuoteCache } from './cache.ts';
 import { quoteFromTick, type Quote } from './quote.ts';
 import { LatestSlots } from './slots.ts';
@@ -32,12 +32,12 @@ export class MemoryCache implements QuoteCache {
     });
   }
 
-  async getBar(token: number, tfMs: number): Promise<Bar | null> {
+  async getBar(token: number, tfMs: number): Promise<CanonicalBar | null> {
     const i = this.slots.barSlot(token, tfMs);
     return i < 0 ? null : barToObject(this.slots.bars.values, i * BAR_FIELDS);
   }
 
-  async getBars(token: number): Promise<Bar[]> {
+  async getBars(token: number): Promise<CanonicalBar[]> {
     return this.slots
       .barSlots(token)
       .map((i) => barToObject(this.slots.bars.values, i * BAR_FIELDS))

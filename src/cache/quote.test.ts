@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { N, N_FIELDS } from '../../workers/normalized.ts';
+import { N, N_FIELDS } from '../core/tick.ts';
 import { quoteFromTick } from './quote.ts';
-import { makeTick } from './test-records.ts';
+import { makeTick } from '../../test/support/canonical-fixtures.ts';
 
 describe('quoteFromTick', () => {
   it('maps every canonical field, reading at the given base', () => {

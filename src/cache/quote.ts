@@ -1,15 +1,15 @@
 /**
  * A quote: the latest canonical tick of one instrument as a plain object, for REST answers,
- * snapshots and tests. Built from the tick layout (workers/normalized.ts `N`) at the edge only:
+ * snapshots and tests. Built from the tick layout (src/core/tick.ts `N`) at the edge only:
  * `quoteFromTick` allocates some twenty objects, so nothing on the tick path calls it.
  */
-import { N } from '../../workers/normalized.ts';
+import { N } from '../core/tick.ts';
 
 /** Instrument kinds, indexed by the N.INSTR_TYPE code (instrument-table.ts InstrumentKind). */
 export const INSTRUMENT_TYPES = ['INDEX', 'EQ', 'FUT', 'CE', 'PE'] as const;
 export type InstrumentType = (typeof INSTRUMENT_TYPES)[number];
 
-/** Kite packet kinds (src/kite/record.ts Kind) → the mode that carries them. */
+/** Kite packet kinds (src/core/packet-slot.ts Kind) → the mode that carries them. */
 const MODES = ['ltp', 'ltp', 'quote', 'full', 'quote', 'full'] as const;
 
 export interface DepthLevel {

@@ -6,11 +6,11 @@ import net from 'node:net';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { N, N_FIELDS } from '../../workers/normalized.ts';
+import { N, N_FIELDS } from '../core/tick.ts';
 import { createLogger } from '../log.ts';
 import { CacheError } from './cache.ts';
 import { RedisCache, type RedisCacheOptions } from './redis.ts';
-import { makeBar, makeTick } from './test-records.ts';
+import { makeBar, makeTick } from '../../test/support/canonical-fixtures.ts';
 
 const DB_A = 'redis://127.0.0.1:6379/12';
 const DB_B = 'redis://127.0.0.1:6379/13';

@@ -6,15 +6,15 @@
  *
  * | key                | type   | value                                                             |
  * |--------------------|--------|-------------------------------------------------------------------|
- * | PREFIX q:<token>   | string | the canonical tick: 64 little-endian f64 (512 B), normalized.ts N |
- * | PREFIX b:<token>   | hash   | field = timeframe name ('1m', session.ts timeframeName), value =  |
+ * | PREFIX q:<token>   | string | the canonical tick: 64 little-endian f64 (512 B), tick.ts N |
+ * | PREFIX b:<token>   | hash   | field = timeframe name ('1m', ist.ts timeframeName), value =  |
  * |                    |        | the bar record: 14 little-endian f64 (112 B), bar.ts B            |
  *
  * Why raw f64 bytes and not msgpack: the slots already hold the records in that form, so encoding
  * is a memcpy (~35 ns a quote) and decoding another, exact for every value including NaN;
  * packing the same quote as a msgpack map measured ~4 µs and 664 B against 512 B (Node 20,
  * msgpackr 2.1). A flush of 2,000 changed quotes thus costs ~70 µs of CPU instead of ~8 ms.
- * Readers in other languages decode with the field table of normalized.ts (`struct.unpack('<64d')`);
+ * Readers in other languages decode with the field table of tick.ts (`struct.unpack('<64d')`);
  * a value of another length is from another layout version and reads as absent. One hash per
  * token keeps getBars to one HGETALL.
  *
@@ -34,9 +34,9 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Redis, type RedisOptions } from 'ioredis';
-import { N_FIELDS } from '../../workers/normalized.ts';
-import { B, BAR_FIELDS, barToObject, type Bar } from '../../workers/stages/bar.ts';
-import { timeframeName } from '../../workers/stages/session.ts';
+import { N_FIELDS } from '../core/tick.ts';
+import { B, BAR_FIELDS, barToObject, type CanonicalBar } from '../core/bar.ts';
+import { timeframeName } from '../core/ist.ts';
 import { redactUrl } from '../config.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { CacheError, type CacheStats, type QuoteCache } from './cache.ts';
@@ -178,7 +178,7 @@ export class RedisCache implements QuoteCache {
     return out;
   }
 
-  async getBar(token: number, tfMs: number): Promise<Bar | null> {
+  async getBar(token: number, tfMs: number): Promise<CanonicalBar | null> {
     const i = this.slots.barSlot(token, tfMs);
     if (i >= 0) return barToObject(this.slots.bars.values, i * BAR_FIELDS);
     const buf = await this.read(() => this.redis.hgetBuffer(`${this.prefix}b:${token}`, timeframeName(tfMs)));
@@ -187,8 +187,8 @@ export class RedisCache implements QuoteCache {
   }
 
   /** Redis's bars of the token overlaid with this process's; with Redis down, this process's alone. */
-  async getBars(token: number): Promise<Bar[]> {
-    const byTf = new Map<number, Bar>();
+  async getBars(token: number): Promise<CanonicalBar[]> {
+    const byTf = new Map<number, CanonicalBar>();
     const local = this.slots.barSlots(token);
     try {
       const all = await this.read(() => this.redis.hgetallBuffer(`${this.prefix}b:${token}`));

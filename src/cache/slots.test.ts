@@ -1,9 +1,9 @@
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
-import { N, N_FIELDS, NType } from '../../workers/normalized.ts';
-import { B, BAR_FIELDS } from '../../workers/stages/bar.ts';
+import { N, N_FIELDS, NType } from '../core/tick.ts';
+import { B, BAR_FIELDS } from '../core/bar.ts';
 import { LatestSlots, MAX_TIMEFRAMES } from './slots.ts';
-import { makeBar, makeTick } from './test-records.ts';
+import { makeBar, makeTick } from '../../test/support/canonical-fixtures.ts';
 
 describe('LatestSlots', () => {
   it('keeps one dirty entry per token however often it is put, holding the latest', () => {

@@ -13,8 +13,8 @@
  * is O(1) and a flush visits only what changed. A slot written many times between flushes stays
  * one entry: the latest value wins, which is all a cache of latest values needs.
  */
-import { N, N_FIELDS, NType } from '../../workers/normalized.ts';
-import { B, BAR_FIELDS } from '../../workers/stages/bar.ts';
+import { N, N_FIELDS, NType } from '../core/tick.ts';
+import { B, BAR_FIELDS } from '../core/bar.ts';
 
 /** Distinct bar timeframes a cache follows; config dedups BAR_TIMEFRAMES, five by default. */
 export const MAX_TIMEFRAMES = 32;

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Fanout, FRAME_HEAD, type FrameFormat } from './fanout.ts';
-import { RecordWriter } from './wire.ts';
+import { RecordWriter } from './msgpack-encoder.ts';
 
 /** Header: one byte, the item count; items are single bytes naming (row, encoding). */
 const COUNT: FrameFormat = {

@@ -10,7 +10,7 @@
  * With a set topic it gets one frame per drain, however many instruments ticked.
  *
  * Each tick is still encoded once per encoding (not per set, never per client): the caller writes
- * the record into one arena (wire.ts) and hands the span here; every set containing the pair gets
+ * the record into one arena (msgpack-encoder.ts) and hands the span here; every set containing the pair gets
  * the span appended to its chain, and a frame is the header plus its spans copied (within the
  * arena's buffer: no object per copy, and none per frame but a view per frame length). Spans that
  * follow each other in the arena are merged as they are appended, so a set that wants every tick of

@@ -4,7 +4,7 @@
  * Fan-out is uWebSockets.js topics. Ticks: one topic per subscription set (fanout.ts): clients
  * that follow the same instruments in the same modes share one; after each drain of the pipeline's
  * output rings every set that gathered ticks gets ONE frame with all of them, published once, and
- * uWS copies it to each subscriber. Each tick is encoded once per mode wanted (wire.ts, straight
+ * uWS copies it to each subscriber. Each tick is encoded once per mode wanted (msgpack-encoder.ts, straight
  * from the ring record), never per set or client. Writes per client are one frame per drain,
  * whatever the ticks and instruments. Bars: one topic per (instrument, timeframe), as they are few.
  *
@@ -17,16 +17,16 @@
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { Logger } from '../log.ts';
-import { N_FIELDS } from '../../workers/normalized.ts';
-import { B, BAR_FIELDS } from '../../workers/stages/bar.ts';
-import { parseTimeframe } from '../../workers/stages/session.ts';
+import { N_FIELDS } from '../core/tick.ts';
+import { B, BAR_FIELDS } from '../core/bar.ts';
+import { parseTimeframe } from '../core/ist.ts';
 import { Fanout, FRAME_HEAD, type SubscriptionSet } from './fanout.ts';
 import type { FeedHub, HubListener } from './hub.ts';
 import {
   barFor, createPackr, createUnpackr, FEED_MODES, PROTOCOL_VERSION, tickFor,
   type ControlMessage, type FeedBar, type FeedMode, type FeedTick,
 } from './messages.ts';
-import { encodeSymbol, PLAIN_FRAMES, RECORD_FRAMES, RecordWriter } from './wire.ts';
+import { encodeSymbol, PLAIN_FRAMES, RECORD_FRAMES, RecordWriter } from './msgpack-encoder.ts';
 
 export interface Authenticator {
   verify(secret: string): { name: string } | null;

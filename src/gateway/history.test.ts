@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Db } from '../storage/db.ts';
-import { DAY_MS, MINUTE_MS, timeframeName } from '../../workers/stages/session.ts';
+import type { Db } from '../core/db.ts';
+import { DAY_MS, MINUTE_MS, timeframeName } from '../core/ist.ts';
 import { history, istString, KITE_INTERVALS, kiteCandleTime, parseIstWallClock, rollup, sourceTimeframe, type StoredBar } from './history.ts';
 import { RateLimiter } from './http.ts';
 

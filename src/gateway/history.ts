@@ -4,7 +4,7 @@
  * not stored.
  *
  * Rolling up: a requested timeframe I is built from the longest stored timeframe t that divides it
- * (t | I). Both grids come from session.ts: anchored at the 09:15 IST open, cut at 15:30 and at IST
+ * (t | I). Both grids come from ist.ts: anchored at the 09:15 IST open, cut at 15:30 and at IST
  * midnight, re-anchored at 15:30. Because t divides I, every boundary of the I grid is a boundary
  * of the t grid, and both cut at the same places, so each stored bar lies inside exactly one I
  * bucket: `bucketStart(bar.start, I)`. That is how Kite aligns its candles too (60minute:
@@ -15,9 +15,9 @@
  * trades summed, VWAP volume-weighted, OI of its last bar.
  */
 import type { Logger } from '../log.ts';
-import type { Db } from '../storage/db.ts';
+import type { Db } from '../core/db.ts';
 import { HttpError } from './http.ts';
-import { bucketEnd, bucketStart, DAY_MS, IST_OFFSET_MS, MINUTE_MS, timeframeName } from '../../workers/stages/session.ts';
+import { bucketEnd, bucketStart, DAY_MS, IST_OFFSET_MS, MINUTE_MS, timeframeName } from '../core/ist.ts';
 
 /** One bar (stored or rolled up). Prices rupees, times epoch ms. */
 export interface Candle {

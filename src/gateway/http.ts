@@ -22,7 +22,7 @@
  * `res.cork`; a response that was aborted or already answered is never touched again.
  */
 import type { HttpRequest as UwsRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import { AppError } from '../errors.ts';
+import { AppError } from '../core/errors.ts';
 import type { Logger } from '../log.ts';
 import type { Authenticator } from './feed.ts';
 import { extractKey } from './feed.ts';

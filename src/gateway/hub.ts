@@ -8,12 +8,12 @@
  * It also keeps the latest tick per instrument and the latest bar per instrument and timeframe
  * (preallocated, copied in place), which is what a new subscriber's snapshot is made of.
  */
-import type { RecordViews } from '../kite/record.ts';
+import type { SlotViews } from '../core/packet-slot.ts';
 import type { Instrument } from '../kite/instruments.ts';
 import { OutputPump } from '../outputs.ts';
 import type { Pipeline } from '../pipeline.ts';
-import { N, N_FIELDS, NType, TickConsumer } from '../../workers/normalized.ts';
-import { B, BAR_FIELDS } from '../../workers/stages/bar.ts';
+import { N, N_FIELDS, NType, TickConsumer } from '../core/tick.ts';
+import { B, BAR_FIELDS } from '../core/bar.ts';
 
 export interface HubListener {
   /** A canonical tick at `o` in `f` for instrument row `row`. */
@@ -84,7 +84,7 @@ export class FeedHub {
     const qLs = ls.filter((l) => l.quarantine);
     const hub = this;
     this.pump = new OutputPump(pipeline.reader(TickConsumer.FEED), {
-      tick(v: RecordViews, b: number) {
+      tick(v: SlotViews, b: number) {
         const f = v.f64;
         const o = b >> 1;
         const row = f[o + N.INSTR];
@@ -100,7 +100,7 @@ export class FeedHub {
         hub.hasTick[row] = 1;
         for (let i = 0; i < tickLs.length; i++) tickLs[i].tick!(f, o, row);
       },
-      bar(v: RecordViews, b: number) {
+      bar(v: SlotViews, b: number) {
         const f = v.f64;
         const o = b >> 1;
         const row = hub.rowOfToken.get(f[o + B.TOKEN]);

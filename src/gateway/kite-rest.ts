@@ -27,7 +27,7 @@
  */
 import type { TemplatedApp } from 'uWebSockets.js';
 import { toCsv, type Instrument } from '../kite/instruments.ts';
-import { DAY_MS, istDayStart } from '../../workers/stages/session.ts';
+import { DAY_MS, istDayStart } from '../core/ist.ts';
 import { Directory } from './directory.ts';
 import { historyJson, istString, KITE_INTERVALS, parseIstWallClock, storageError } from './history.ts';
 import { errorBody, HttpError, RateLimiter, Router, type HttpReply, type HttpRequest, type RouteInfo } from './http.ts';

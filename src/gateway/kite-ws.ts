@@ -16,11 +16,11 @@
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
 import { emptyWireTick, HEARTBEAT, writeWirePacket, type WireTick } from '../kite/codec.ts';
-import { KIND_LENGTH, Kind, priceDivisor, type KindCode } from '../kite/record.ts';
+import { KIND_LENGTH, Kind, priceDivisor, type KindCode } from '../core/packet-slot.ts';
 import type { Logger } from '../log.ts';
-import { N, N_FIELDS } from '../../workers/normalized.ts';
+import { N, N_FIELDS } from '../core/tick.ts';
 import { Fanout, FRAME_HEAD, type FrameFormat, type SubscriptionSet } from './fanout.ts';
-import { RecordWriter } from './wire.ts';
+import { RecordWriter } from './msgpack-encoder.ts';
 import { endSessionsOf, type Authenticator } from './feed.ts';
 import type { FeedHub, HubListener } from './hub.ts';
 

@@ -41,9 +41,9 @@
  * `error`, `hb` (heartbeat, `{ type: 'hb', ts }`), `order` (the key's own order updates).
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { N } from '../../workers/normalized.ts';
-import { B, BarFlag } from '../../workers/stages/bar.ts';
-import { timeframeName } from '../../workers/stages/session.ts';
+import { N } from '../core/tick.ts';
+import { B, BarFlag } from '../core/bar.ts';
+import { timeframeName } from '../core/ist.ts';
 
 export type FeedMode = 'ltp' | 'quote' | 'full';
 export const FEED_MODES: readonly FeedMode[] = ['ltp', 'quote', 'full'];

@@ -4,7 +4,7 @@
  * field of `LiveQuote`), so the service passes the cache; `hubQuotes` serves the same from the feed
  * hub's latest ticks, for a gateway without a cache and for tests.
  */
-import { N_FIELDS } from '../../workers/normalized.ts';
+import { N_FIELDS } from '../core/tick.ts';
 import { quoteFromTick, type Quote } from '../cache/quote.ts';
 import type { FeedHub } from './hub.ts';
 

@@ -20,8 +20,8 @@ import { z } from 'zod';
 import type { Config } from '../config.ts';
 import type { Instrument } from '../kite/instruments.ts';
 import type { Logger } from '../log.ts';
-import type { Db } from '../storage/db.ts';
-import { parseTimeframe, timeframeName } from '../../workers/stages/session.ts';
+import type { Db } from '../core/db.ts';
+import { IST_OFFSET_MS, parseTimeframe, timeframeName } from '../core/ist.ts';
 import { Directory } from './directory.ts';
 import type { Authenticator } from './feed.ts';
 import { historyJson, parseIstWallClock, sourceTimeframe, storageError } from './history.ts';
@@ -218,7 +218,7 @@ function instrumentOut(i: Instrument, followed: boolean) {
 
 /** The day in India of an instant, 'YYYY-MM-DD'. */
 function istDate(ms: number): string {
-  return new Date(ms + 19_800_000).toISOString().slice(0, 10);
+  return new Date(ms + IST_OFFSET_MS).toISOString().slice(0, 10);
 }
 
 class JsonApi {

@@ -3,7 +3,7 @@
  * on the same app later.
  */
 import { uws } from '../uws.ts';
-import { AppError } from '../errors.ts';
+import { AppError } from '../core/errors.ts';
 
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 

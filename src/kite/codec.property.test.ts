@@ -18,7 +18,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CollectingSink, DecodeError, DecodeStats, decodeFrame, decodeToTicks, encodeFrame, wireTickOf, type WireTick } from './codec.ts';
-import { F, KIND_LENGTH, Kind, type KindCode, WORDS } from './record.ts';
+import { F, KIND_LENGTH, Kind, type KindCode, WORDS } from '../core/packet-slot.ts';
 import { ALL_KINDS, Rng, genTick } from '../../test/support/gen.ts';
 import { modelDecode } from '../../test/support/model.ts';
 import { BoundedSink } from '../../test/support/sinks.ts';

@@ -15,7 +15,7 @@ import {
   type WireTick,
   wireTickOf,
 } from './codec.ts';
-import { F, KIND_LENGTH, Kind, type KindCode, WORDS, modeOfKind, priceDivisor } from './record.ts';
+import { F, KIND_LENGTH, Kind, type KindCode, WORDS, modeOfKind, priceDivisor } from '../core/packet-slot.ts';
 import { ALL_KINDS, I32_MAX, I32_MIN, Rng, U32_MAX, distinctTick, genTick } from '../../test/support/gen.ts';
 import { BoundedSink, ScratchSink } from '../../test/support/sinks.ts';
 

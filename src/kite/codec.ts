@@ -29,12 +29,12 @@
  * turns them negative. Prices and times are read as Kite's client reads them (signed 32-bit), so a
  * corrupt negative price reaches validation visibly instead of as a huge positive number.
  *
- * The hot-path decoder writes each packet straight into a record slot claimed from a TickSink (a
+ * The hot-path decoder writes each packet straight into a record slot claimed from a SlotSink (a
  * ring or a scratch record): one DataView per frame, no allocation per packet. Malformed input is
  * counted by reason and skipped; the decoder never throws and never reads past the message.
  */
 
-import { DEPTH_ENTRY_WORDS, DEPTH_LEVELS, F, KIND_LENGTH, Kind, type KindCode, type RecordViews, viewsOf, WORDS } from './record.ts';
+import { DEPTH_ENTRY_WORDS, DEPTH_LEVELS, F, KIND_LENGTH, Kind, type KindCode, type SlotViews, type SlotSink, viewsOf, WORDS } from '../core/packet-slot.ts';
 
 export const PacketLength = { LTP: 8, INDEX_QUOTE: 28, INDEX_FULL: 32, QUOTE: 44, FULL: 184 } as const;
 
@@ -75,17 +75,6 @@ export class DecodeStats {
   }
 }
 
-/**
- * Where decoded packets go. `claim(token)` returns the word offset of a free record in `views`,
- * or -1 when there is no room; `commit()` completes the record last claimed. The token lets a
- * sharded sink pick the shard's ring; `views` is read after each claim, so it may change with it.
- */
-export interface TickSink {
-  readonly views: RecordViews;
-  claim(token: number): number;
-  commit(): void;
-}
-
 /** Stamp written into every record of a frame: when and on which connection it arrived. */
 export interface FrameStamp {
   recvTimeUs: number;
@@ -97,7 +86,7 @@ export interface FrameStamp {
  * Decode one binary WebSocket message into `sink`. Returns the number of records committed.
  * A 1-byte message is Kite's heartbeat.
  */
-export function decodeFrame(msg: Uint8Array, stamp: FrameStamp, sink: TickSink, stats: DecodeStats): number {
+export function decodeFrame(msg: Uint8Array, stamp: FrameStamp, sink: SlotSink, stats: DecodeStats): number {
   const len = msg.byteLength;
   stats.frames++;
   stats.bytes += len;
@@ -269,7 +258,7 @@ export function emptyWireTick(kind: KindCode, token: number): WireTick {
 }
 
 /** Read the record at word `b` back into a plain WireTick. */
-export function wireTickOf(v: RecordViews, b: number): WireTick {
+export function wireTickOf(v: SlotViews, b: number): WireTick {
   const kind = v.u32[b + F.KIND] as KindCode;
   const t = emptyWireTick(kind, v.u32[b + F.TOKEN]);
   t.lastPrice = v.i32[b + F.LAST_PRICE];
@@ -298,8 +287,8 @@ export function wireTickOf(v: RecordViews, b: number): WireTick {
 }
 
 /** A sink that keeps every record, growing as needed: for tests and tools. */
-export class CollectingSink implements TickSink {
-  views: RecordViews;
+export class CollectingSink implements SlotSink {
+  views: SlotViews;
   count = 0;
   constructor(initial = 64) {
     this.views = viewsOfWords(initial * WORDS);
@@ -332,7 +321,7 @@ export class CollectingSink implements TickSink {
   }
 }
 
-function viewsOfWords(words: number): RecordViews {
+function viewsOfWords(words: number): SlotViews {
   return viewsOf(new ArrayBuffer(words * 4));
 }
 

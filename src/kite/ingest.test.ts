@@ -2,9 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { CollectingSink, decodeFrame, DecodeStats } from './codec.ts';
 import { assignSlots, KiteIngest, MAX_TOKENS_PER_CONNECTION } from './ingest.ts';
-import { Kind } from './record.ts';
+import { Kind } from '../core/packet-slot.ts';
 import { startSimulator, type Simulator } from './sim/server.ts';
-import { KiteAuthError } from '../errors.ts';
+import { KiteAuthError } from '../core/errors.ts';
 
 async function until(cond: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   const t0 = Date.now();

@@ -14,8 +14,8 @@
  */
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
-import type { TickMode } from '../config.ts';
-import { KiteAuthError } from '../errors.ts';
+import type { TickMode } from '../core/instrument.ts';
+import { KiteAuthError } from '../core/errors.ts';
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
 

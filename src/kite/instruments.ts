@@ -19,7 +19,7 @@
  *
  * Control-plane code: runs at start-up, allocates freely.
  */
-import { AppError } from '../errors.ts';
+import { AppError } from '../core/errors.ts';
 import {
   NIFTY50,
   NIFTY50_SYMBOLS,
@@ -28,31 +28,12 @@ import {
   NIFTY_INDEX_SYMBOL,
   NIFTY_INDEX_TOKEN,
 } from './nifty50.ts';
-import { Segment } from './record.ts';
+import { Segment } from '../core/packet-slot.ts';
+import { DAY_MS, IST_OFFSET_MS } from '../core/ist.ts';
+import type { Instrument, InstrumentType } from '../core/instrument.ts';
 
-export type InstrumentType = 'EQ' | 'FUT' | 'CE' | 'PE';
-/** Segments this project writes; a real master has more (BSE, BFO-OPT, MCX-FUT, ...), kept as read. */
-export type InstrumentSegment = 'NSE' | 'NFO-FUT' | 'NFO-OPT' | 'INDICES' | (string & {});
-export type InstrumentExchange = 'NSE' | 'NFO' | (string & {});
+export type { Instrument, InstrumentExchange, InstrumentSegment, InstrumentType } from '../core/instrument.ts';
 
-export interface Instrument {
-  readonly instrumentToken: number;
-  readonly exchangeToken: number;
-  readonly tradingsymbol: string;
-  readonly name: string;
-  /** Rupees. Kite's own master mostly carries 0 here; ours carries a reference level for cash and index rows. */
-  readonly lastPrice: number;
-  /** 'YYYY-MM-DD', or '' for instruments that do not expire. */
-  readonly expiry: string;
-  readonly strike: number;
-  /** Rupees; 0 for indices. */
-  readonly tickSize: number;
-  /** Units per lot; 0 for indices. */
-  readonly lotSize: number;
-  readonly instrumentType: InstrumentType;
-  readonly segment: InstrumentSegment;
-  readonly exchange: InstrumentExchange;
-}
 
 export const CSV_COLUMNS = [
   'instrument_token',
@@ -300,9 +281,6 @@ function forEachRecord(text: string, onRecord: (fields: string[], line: number, 
 // ---------------------------------------------------------------------------------------------
 // NIFTY expiries and symbols
 
-const DAY_MS = 86_400_000;
-/** IST is UTC+05:30 all year (no daylight saving). */
-const IST_OFFSET_MS = 19_800_000;
 const TUESDAY = 2;
 const MONTHS = ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'] as const;
 /** Weekly contracts name the month with one character: 1-9, then O, N, D. */

@@ -14,7 +14,7 @@
 import { WebSocketServer, type WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CollectingSink, DecodeStats, HEARTBEAT, decodeFrame, emptyWireTick, encodeFrame, parseTextMessage, type WireTick } from './codec.ts';
-import { Kind, type KindCode, modeOfKind, priceDivisor } from './record.ts';
+import { Kind, type KindCode, modeOfKind, priceDivisor } from '../core/packet-slot.ts';
 import { ALL_KINDS, ALL_SEGMENTS, I32_MAX, I32_MIN, Rng, U32_MAX, genTick } from '../../test/support/gen.ts';
 import { type OfficialTick, officialTicker } from '../../test/support/kite-official.ts';
 

@@ -2,7 +2,7 @@
  * Reads what the service needs from Kite's REST side at start-up: the instrument master and the
  * current NIFTY level (which decides the at-the-money strike of the option universe).
  */
-import { AppError } from '../errors.ts';
+import { AppError } from '../core/errors.ts';
 import type { Logger } from '../log.ts';
 import { parseCsv, type Instrument } from './instruments.ts';
 import { NIFTY_INDEX_LEVEL, NIFTY_INDEX_SYMBOL, NIFTY_INDEX_TOKEN } from './nifty50.ts';

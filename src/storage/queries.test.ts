@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/support/pg.ts';
 import { freshPglite } from '../../test/support/pglite.ts';
-import { pgDb, pgliteDb, type Db } from './db.ts';
-import { migrate } from './migrate.ts';
+import { pgDb, pgliteDb, type Db } from '../core/db.ts';
+import { migrate } from '../core/migrate.ts';
 import { bars, instruments, QueryError, resolveToken, ticks } from './queries.ts';
 
 const IST = (s: string) => Date.parse(`${s}+05:30`);

@@ -8,13 +8,13 @@
  * between two stored bars of the same IST day is filled with a flat candle at the previous close,
  * volume 0, `filled: true`. Nothing is invented before a day's first stored bar, after its last,
  * or on a day with none (weekends and holidays are not trading days; this module has no exchange
- * calendar). The bucket grid is the aggregator's (workers/stages/session.ts), so filled buckets
+ * calendar). The bucket grid is the aggregator's (src/core/ist.ts), so filled buckets
  * line up with stored ones, including the cut 15:15-15:30 bucket of a 60m grid. Day bars are not
  * filled.
  */
-import { AppError } from '../errors.ts';
-import { bucketEnd, DAY_MS, istDayStart, parseTimeframe, timeframeName } from '../../workers/stages/session.ts';
-import type { Db } from './db.ts';
+import { AppError } from '../core/errors.ts';
+import { bucketEnd, DAY_MS, istDayStart, parseTimeframe, timeframeName } from '../core/ist.ts';
+import type { Db } from '../core/db.ts';
 
 /** At most this many bars per request (a year of 1m session bars is ~94k). */
 export const MAX_BARS = 100_000;
@@ -28,7 +28,7 @@ export class QueryError extends AppError {
   }
 }
 
-export interface Bar {
+export interface StoredBar {
   token: number;
   timeframe: string;
   /** Bucket start, epoch ms (inclusive). */
@@ -153,7 +153,7 @@ export async function bars(db: Db, q: {
   to: Time;
   fill?: boolean;
   limit?: number;
-}): Promise<Bar[]> {
+}): Promise<StoredBar[]> {
   let tfMs: number;
   try {
     tfMs = parseTimeframe(q.timeframe);
@@ -173,9 +173,9 @@ export async function bars(db: Db, q: {
     [token, timeframeName(tfMs), iso(from), iso(to), limit],
   );
   const tf = timeframeName(tfMs);
-  const out: Bar[] = [];
+  const out: StoredBar[] = [];
   for (const r of rows) {
-    const b: Bar = {
+    const b: StoredBar = {
       token: Number(r.token), timeframe: tf, start: Math.round(Number(r.st)), end: Math.round(Number(r.en)),
       open: Number(r.open), high: Number(r.high), low: Number(r.low), close: Number(r.close), volume: Number(r.volume),
       vwap: r.vwap === null ? null : Number(r.vwap), trades: Number(r.trades), oi: Number(r.oi), ticks: Number(r.ticks),

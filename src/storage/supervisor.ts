@@ -21,17 +21,17 @@ import { mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, closeSync
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { redactUrl } from '../config.ts';
-import { AppError } from '../errors.ts';
+import { AppError } from '../core/errors.ts';
 import type { Instrument } from '../kite/instruments.ts';
 import type { Logger } from '../log.ts';
-import { RingConsumer } from '../rings/ring.ts';
+import { RingConsumer } from '../core/ring.ts';
 import { startWorker } from '../threads.ts';
-import type { Db, Row } from './db.ts';
-import { TickConsumer } from '../../workers/normalized.ts';
+import type { Db, Row } from '../core/db.ts';
+import { TickConsumer } from '../core/tick.ts';
 import {
   latencyQuantile, WC, WRITER_COUNTERS, WRITER_STATE_NAMES, WriterExit,
   type InstrumentRow, type WriterControl, type WriterData, type WriterMessage,
-} from '../../workers/writer/protocol.ts';
+} from '../core/writer-protocol.ts';
 
 const WRITER_MODULE = new URL('../../workers/writer/main.ts', import.meta.url);
 const RESTART_MIN_MS = 100;

@@ -7,6 +7,7 @@
  */
 import { FeedClient, type FeedTick } from '../client/index.ts';
 import { loadTailConfig } from '../config.ts';
+import { IST_OFFSET_MS } from '../core/ist.ts';
 
 function usage(msg: string): never {
   process.stderr.write(`${msg}\nusage: FEED_KEY=<api key> npm run tail -- SYMBOL [SYMBOL…] [--mode ltp|quote|full] [--bars 1m,5m]\n`);
@@ -33,7 +34,7 @@ try {
 }
 
 /** Exchange time as IST wall clock, as traders read it. */
-const ist = (ms: number, len = 23) => new Date(ms + 19_800_000).toISOString().slice(11, len);
+const ist = (ms: number, len = 23) => new Date(ms + IST_OFFSET_MS).toISOString().slice(11, len);
 
 const fmt = (t: FeedTick) => {
   const time = ist(t.ts);

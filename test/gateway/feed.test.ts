@@ -5,7 +5,7 @@ import { encodeFrame } from '../../src/kite/codec.ts';
 import { Market } from '../../src/kite/sim/market.ts';
 import { createUnpackr } from '../../src/gateway/messages.ts';
 import type { HubListener } from '../../src/gateway/hub.ts';
-import { N } from '../../workers/normalized.ts';
+import { N } from '../../src/core/tick.ts';
 import { universe } from '../pipeline/harness.ts';
 import { startStack, type Stack } from './stack.ts';
 

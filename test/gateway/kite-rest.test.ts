@@ -9,14 +9,14 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KiteWs } from '../../src/gateway/kite-ws.ts';
 import { silentLogger } from '../../src/log.ts';
-import { pgDb, type Db } from '../../src/storage/db.ts';
-import { migrate } from '../../src/storage/migrate.ts';
+import { pgDb, type Db } from '../../src/core/db.ts';
+import { migrate } from '../../src/core/migrate.ts';
 import { createTestDatabase, type TestDatabase } from '../support/pg.ts';
 import {
   auth, bySymbol, ensurePartitions, followed, insertBars, KEY, master, minuteBars, reference, sessionOpen,
   startRestServer, tickSpecs, type RestServer, type SeedBar,
 } from './rest-fixture.ts';
-import { MINUTE_MS } from '../../workers/stages/session.ts';
+import { MINUTE_MS } from '../../src/core/ist.ts';
 
 const DATES = ['2025-12-01', '2025-12-02', '2025-12-03'];
 const INFY = bySymbol('NSE:INFY');

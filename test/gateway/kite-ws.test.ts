@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { decodeToTicks, encodeFrame } from '../../src/kite/codec.ts';
 import { Market } from '../../src/kite/sim/market.ts';
-import { N, N_FIELDS } from '../../workers/normalized.ts';
+import { N, N_FIELDS } from '../../src/core/tick.ts';
 import { officialTicker, type OfficialTick } from '../support/kite-official.ts';
 import { universe } from '../pipeline/harness.ts';
 import { startStack, type Stack } from './stack.ts';

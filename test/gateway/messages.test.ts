@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createPackr, createUnpackr, FEED_MODES, STRUCTURES, tickFor } from '../../src/gateway/messages.ts';
-import { N, N_FIELDS } from '../../workers/normalized.ts';
+import { N, N_FIELDS } from '../../src/core/tick.ts';
 
 describe('feed messages', () => {
   const f = new Float64Array(N_FIELDS).map((_, i) => i + 0.5);

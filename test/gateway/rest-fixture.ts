@@ -14,10 +14,10 @@ import { mountRest, type ReadyState, type RestDeps, type RestHandle } from '../.
 import { hubQuotes, type QuoteSource } from '../../src/gateway/quotes.ts';
 import { MemoryCache } from '../../src/cache/index.ts';
 import type { MetricsSources } from '../../src/gateway/metrics.ts';
-import type { Db } from '../../src/storage/db.ts';
+import type { Db } from '../../src/core/db.ts';
 import { silentLogger } from '../../src/log.ts';
-import { N, N_FIELDS, NType } from '../../workers/normalized.ts';
-import { IST_OFFSET_MS, MINUTE_MS, timeframeName } from '../../workers/stages/session.ts';
+import { N, N_FIELDS, NType } from '../../src/core/tick.ts';
+import { IST_OFFSET_MS, MINUTE_MS, timeframeName } from '../../src/core/ist.ts';
 
 export const KEY = 'rest-test-key-0123456789';
 export const OTHER_KEY = 'rest-other-key-0123456789';
@@ -155,7 +155,7 @@ export function minuteBars(token: number, dates: readonly string[], seed: number
 }
 
 /**
- * Aggregate bars into `tfMs` buckets, on the session grid written out by hand (not session.ts):
+ * Aggregate bars into `tfMs` buckets, on the session grid written out by hand (not ist.ts):
  * minutes since 09:15 divided by the interval; one bucket per day for a day.
  */
 export function reference(bars: readonly SeedBar[], tfMs: number): SeedBar[] {

@@ -4,14 +4,14 @@
  * /metrics.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pgDb, type Db } from '../../src/storage/db.ts';
-import { migrate } from '../../src/storage/migrate.ts';
+import { pgDb, type Db } from '../../src/core/db.ts';
+import { migrate } from '../../src/core/migrate.ts';
 import { createTestDatabase, type TestDatabase } from '../support/pg.ts';
 import {
   bySymbol, ensurePartitions, followed, insertBars, KEY, minuteBars, OTHER_KEY, reference, sessionOpen,
   startRestServer, tickSpecs, type RestServer, type SeedBar,
 } from './rest-fixture.ts';
-import { MINUTE_MS } from '../../workers/stages/session.ts';
+import { MINUTE_MS } from '../../src/core/ist.ts';
 
 const DATES = ['2025-12-02', '2025-12-03'];
 const INFY = bySymbol('NSE:INFY');
@@ -251,7 +251,7 @@ describe('rate limit', () => {
 describe('bars JSON built by the database', () => {
   it('equals the row path, on PostgreSQL and on the embedded PGlite, for every shape', async () => {
     const { PGlite } = await import('@electric-sql/pglite');
-    const { pgliteDb } = await import('../../src/storage/db.ts');
+    const { pgliteDb } = await import('../../src/core/db.ts');
     const { history, historyJson, kiteCandleTime } = await import('../../src/gateway/history.ts');
     const lite = new PGlite();
     const liteDb = pgliteDb(lite);

@@ -9,10 +9,10 @@ import { FeedHub, type HubListener } from '../../src/gateway/hub.ts';
 import { Feed, type FeedOptions } from '../../src/gateway/feed.ts';
 import { KiteWs } from '../../src/gateway/kite-ws.ts';
 import { OutputPump } from '../../src/outputs.ts';
-import { TickConsumer } from '../../workers/normalized.ts';
+import { TickConsumer } from '../../src/core/tick.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { Instrument } from '../../src/kite/instruments.ts';
-import { nowMicros } from '../../src/clock.ts';
+import { nowMicros } from '../../src/core/clock.ts';
 
 export const TEST_KEYS: Record<string, string> = { 'secret-key-one-0123456789': 'alice', 'secret-key-two-0123456789': 'bob' };
 export const auth = { verify: (s: string) => (TEST_KEYS[s] ? { name: TEST_KEYS[s] } : null) };

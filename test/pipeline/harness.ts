@@ -8,9 +8,9 @@ import { Market } from '../../src/kite/sim/market.ts';
 import { Front } from '../../src/front.ts';
 import { Pipeline } from '../../src/pipeline.ts';
 import { OutputPump } from '../../src/outputs.ts';
-import { N, N_FIELDS, TickConsumer } from '../../workers/normalized.ts';
-import { B, BAR_FIELDS, BarFlag } from '../../workers/stages/bar.ts';
-import { DEFAULT_TIMEFRAMES, parseTimeframe } from '../../workers/stages/session.ts';
+import { N, N_FIELDS, TickConsumer } from '../../src/core/tick.ts';
+import { B, BAR_FIELDS, BarFlag } from '../../src/core/bar.ts';
+import { DEFAULT_TIMEFRAMES, parseTimeframe } from '../../src/core/ist.ts';
 
 export const TODAY = new Date('2025-12-03T04:00:00Z'); // a Wednesday, 09:30 IST
 export const T0 = Date.parse('2025-12-03T03:45:00Z'); // 09:15 IST

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { encodeFrame, decodeToTicks } from '../../src/kite/codec.ts';
-import { N } from '../../workers/normalized.ts';
-import { B, BarFlag } from '../../workers/stages/bar.ts';
-import { QUARANTINE_REASON_NAMES, QuarantineReason } from '../../workers/stages/validate.ts';
+import { N } from '../../src/core/tick.ts';
+import { B, BarFlag } from '../../src/core/bar.ts';
+import { QUARANTINE_REASON_NAMES, QuarantineReason } from '../../src/core/tick.ts';
 import { run, stream, universe, type Collected } from './harness.ts';
 
 function packets(frames: { bytes: Uint8Array }[]): number {

@@ -4,8 +4,8 @@ import { Market } from '../../src/kite/sim/market.ts';
 import { Front } from '../../src/front.ts';
 import { Pipeline } from '../../src/pipeline.ts';
 import { OutputPump } from '../../src/outputs.ts';
-import { N, TickConsumer } from '../../workers/normalized.ts';
-import { B, BarFlag } from '../../workers/stages/bar.ts';
+import { N, TickConsumer } from '../../src/core/tick.ts';
+import { B, BarFlag } from '../../src/core/bar.ts';
 import { run, stream, T0, universe } from './harness.ts';
 
 describe('pipeline session stats', () => {

@@ -6,7 +6,7 @@
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { decodeToTicks, encodeFrame } from '../../src/kite/codec.ts';
-import { WC } from '../../workers/writer/protocol.ts';
+import { WC } from '../../src/core/writer-protocol.ts';
 import type { Storage } from '../../src/storage/supervisor.ts';
 import { instruments as instrumentsOf } from '../../src/storage/queries.ts';
 import { stream, universe, type Frame } from '../pipeline/harness.ts';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { describe, expect, it } from 'vitest';
-import { WC } from '../../workers/writer/protocol.ts';
+import { WC } from '../../src/core/writer-protocol.ts';
 import { stream, universe } from '../pipeline/harness.ts';
 import { freshPgliteDir } from '../support/pglite.ts';
 import { expectStoredExactlyOnce, storeRun } from '../support/store-run.ts';

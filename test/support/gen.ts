@@ -7,7 +7,7 @@
  */
 
 import { emptyWireTick, type WireTick } from '../../src/kite/codec.ts';
-import { Kind, type KindCode } from '../../src/kite/record.ts';
+import { Kind, type KindCode } from '../../src/core/packet-slot.ts';
 
 export const ALL_KINDS: readonly KindCode[] = [Kind.LTP, Kind.INDEX_QUOTE, Kind.INDEX_FULL, Kind.QUOTE, Kind.FULL];
 export const ALL_SEGMENTS: readonly number[] = [1, 2, 3, 4, 5, 6, 7, 8, 9];

@@ -5,7 +5,7 @@
  */
 
 import { DecodeError, DECODE_ERROR_NAMES, emptyWireTick, type WireTick } from '../../src/kite/codec.ts';
-import { Kind, type KindCode } from '../../src/kite/record.ts';
+import { Kind, type KindCode } from '../../src/core/packet-slot.ts';
 
 export interface ModelResult {
   ticks: WireTick[];

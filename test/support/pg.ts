@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
-import { pgOptions } from '../../src/storage/db.ts';
+import { pgOptions } from '../../src/core/db.ts';
 
 export const PG_ADMIN_URL = 'postgres://root@127.0.0.1:5432/test';
 

@@ -7,11 +7,11 @@
  * - BoundedSink: room for `capacity` records, then claim() returns -1 (SINK_FULL).
  */
 
-import type { TickSink } from '../../src/kite/codec.ts';
-import { type RecordViews, WORDS, scratchRecord, viewsOf } from '../../src/kite/record.ts';
+import type { SlotSink } from '../../src/core/packet-slot.ts';
+import { type SlotViews, WORDS, scratchSlot, viewsOf } from '../../src/core/packet-slot.ts';
 
-export class RingSink implements TickSink {
-  readonly views: RecordViews;
+export class RingSink implements SlotSink {
+  readonly views: SlotViews;
   private readonly mask: number;
   /** Records committed so far (only grows). */
   seq = 0;
@@ -28,8 +28,8 @@ export class RingSink implements TickSink {
   }
 }
 
-export class ScratchSink implements TickSink {
-  readonly views: RecordViews = scratchRecord();
+export class ScratchSink implements SlotSink {
+  readonly views: SlotViews = scratchSlot();
   commits = 0;
   claim(): number {
     return 0;
@@ -39,8 +39,8 @@ export class ScratchSink implements TickSink {
   }
 }
 
-export class BoundedSink implements TickSink {
-  readonly views: RecordViews;
+export class BoundedSink implements SlotSink {
+  readonly views: SlotViews;
   count = 0;
   claims = 0;
   constructor(readonly capacity: number) {

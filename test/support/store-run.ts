@@ -13,9 +13,9 @@ import { silentLogger, type Logger } from '../../src/log.ts';
 import { OutputPump } from '../../src/outputs.ts';
 import { Pipeline } from '../../src/pipeline.ts';
 import { Storage, type StorageOptions } from '../../src/storage/supervisor.ts';
-import { N, NType, TickConsumer } from '../../workers/normalized.ts';
-import { B, BarFlag } from '../../workers/stages/bar.ts';
-import { DEFAULT_TIMEFRAMES, parseTimeframe } from '../../workers/stages/session.ts';
+import { N, NType, TickConsumer } from '../../src/core/tick.ts';
+import { B, BarFlag } from '../../src/core/bar.ts';
+import { DEFAULT_TIMEFRAMES, parseTimeframe } from '../../src/core/ist.ts';
 import type { Frame } from '../pipeline/harness.ts';
 
 export interface StoreRunOptions {

@@ -1,12 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Aggregator } from './aggregate.ts';
-import { referenceAggregate, type RefEvent } from './aggregate.reference.ts';
-import { type Bar, BarFlag, barToObject } from './bar.ts';
-import { bucketEnd, bucketStart, DEFAULT_TIMEFRAMES, IST_OFFSET_MS, parseTimeframe } from './session.ts';
+import { referenceAggregate, type RefEvent } from '../../test/support/aggregate-reference.ts';
+import { type CanonicalBar, BarFlag, barToObject } from '../../src/core/bar.ts';
+import { bucketEnd, bucketStart, DEFAULT_TIMEFRAMES, IST_OFFSET_MS, parseTimeframe } from '../../src/core/ist.ts';
 
 /**
- * The aggregator against aggregate.reference.ts on random tick streams. Streams start near the
+ * The aggregator against test/support/aggregate-reference.ts on random tick streams. Streams start near the
  * places where bucketing is delicate (09:15, 15:15–15:30, IST midnight) and wander: mostly small
  * forward steps, sometimes a jump back of a few seconds (late ticks), sometimes a silent gap of
  * minutes to hours (silent buckets, day changes), with the local clock lagging the exchange time
@@ -104,8 +104,8 @@ function materialise(s: Stream): RefEvent[] {
   return out;
 }
 
-function runAggregator(events: readonly RefEvent[]): { bars: Bar[]; agg: Aggregator } {
-  const bars: Bar[] = [];
+function runAggregator(events: readonly RefEvent[]): { bars: CanonicalBar[]; agg: Aggregator } {
+  const bars: CanonicalBar[] = [];
   const agg = new Aggregator({
     tokens: TOKENS,
     timeframesMs: TIMEFRAMES,
@@ -122,10 +122,10 @@ function runAggregator(events: readonly RefEvent[]): { bars: Bar[]; agg: Aggrega
   return { bars, agg };
 }
 
-const byKey = (a: Bar, b: Bar) => a.token - b.token || a.tfMs - b.tfMs || a.startMs - b.startMs;
+const byKey = (a: CanonicalBar, b: CanonicalBar) => a.token - b.token || a.tfMs - b.tfMs || a.startMs - b.startMs;
 
-function sameBar(got: Bar, want: Bar): boolean {
-  for (const k of Object.keys(want) as (keyof Bar)[]) {
+function sameBar(got: CanonicalBar, want: CanonicalBar): boolean {
+  for (const k of Object.keys(want) as (keyof CanonicalBar)[]) {
     if (k === 'vwap') {
       const g = got.vwap;
       const w = want.vwap;
@@ -165,7 +165,7 @@ describe('Aggregator against the reference', () => {
         const events = materialise(stream);
         const { bars } = runAggregator(events);
         // Plain checks, expect() only on failure: thousands of bars per run.
-        const fail = (what: string, b: Bar) => expect.unreachable(`${what}: ${JSON.stringify(b)}`);
+        const fail = (what: string, b: CanonicalBar) => expect.unreachable(`${what}: ${JSON.stringify(b)}`);
         for (const token of TOKENS) {
           const ticks = events.filter((e) => e.kind === 'tick' && e.token === token) as Extract<RefEvent, { kind: 'tick' }>[];
           const volume = ticks.reduce((s, e) => s + e.volumeDelta, 0);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Aggregator } from './aggregate.ts';
-import { B, type Bar, BarFlag, barToObject } from './bar.ts';
-import { DAY_MS, IST_OFFSET_MS } from './session.ts';
+import { B, type CanonicalBar, BarFlag, barToObject } from '../../src/core/bar.ts';
+import { DAY_MS, IST_OFFSET_MS } from '../../src/core/ist.ts';
 
 function ist(y: number, mo: number, d: number, h: number, mi: number, s = 0, ms = 0): number {
   return Date.UTC(y, mo - 1, d, h, mi, s, ms) - IST_OFFSET_MS;
@@ -12,7 +12,7 @@ const H = 60 * M;
 const RELIANCE = 738561;
 const NIFTY = 256265;
 
-interface Emitted { bar: Bar; closed: boolean }
+interface Emitted { bar: CanonicalBar; closed: boolean }
 
 function setup(timeframesMs: number[], tokens = [RELIANCE], graceMs?: number) {
   const emitted: Emitted[] = [];
@@ -277,7 +277,7 @@ describe('Aggregator', () => {
   });
 
   it('applies the clock of the last setNow before each tick read from a record', () => {
-    const closed: Bar[] = [];
+    const closed: CanonicalBar[] = [];
     const agg = new Aggregator({
       tokens: [RELIANCE], timeframesMs: [M], graceMs: 500,
       onBar: (v, base, c) => {

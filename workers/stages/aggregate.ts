@@ -11,10 +11,10 @@
  * | BAR_FIELDS     | SUM_PV  | Σ price × volumeDelta of the bar, for VWAP                      |
  * | BAR_FIELDS + 1 | STATE   | 0 never had a bar, 1 bar open, 2 last bar closed                |
  *
- * Rules (aggregate.reference.ts restates them in the plainest code; the property test holds this
+ * Rules (test/support/aggregate-reference.ts restates them in the plainest code; the property test holds this
  * module to it):
  *
- * 1. Buckets come from the tick's exchange time (session.ts), never from the local clock.
+ * 1. Buckets come from the tick's exchange time (ist.ts), never from the local clock.
  * 2. No open bar and no closed one at or after the tick's bucket: open a bar, O=H=L=C=price.
  * 3. Tick in the open bar's bucket: H/L/C move, VOLUME += delta, TRADES += (delta > 0), TICKS += 1,
  *    OI = the tick's OI, VWAP = Σ(p·v)/VOLUME.
@@ -54,9 +54,9 @@
  * timeframe, closed bars are emitted in increasing START_MS and never twice for one bucket.
  */
 
-import { B, BAR_FIELDS, BarFlag } from './bar.ts';
-import { recordFields, recordWords } from './record-fields.ts';
-import { bucketEnd, bucketStart, checkTimeframeMs } from './session.ts';
+import { B, BAR_FIELDS, BarFlag } from '../../src/core/bar.ts';
+import { stageFields, stageWords } from './stage-fields.ts';
+import { bucketEnd, bucketStart, checkTimeframeMs } from '../../src/core/ist.ts';
 
 const SUM_PV = BAR_FIELDS;
 const STATE = BAR_FIELDS + 1;
@@ -89,7 +89,7 @@ export type OnBar = (bars: Float64Array, base: number, closed: boolean) => void;
 export interface AggregatorOptions {
   /** The instrument tokens this shard owns; state is preallocated for each. */
   tokens: readonly number[];
-  /** Bar lengths in ms (session.ts parseTimeframe); each below one day, or exactly one day. */
+  /** Bar lengths in ms (ist.ts parseTimeframe); each below one day, or exactly one day. */
   timeframesMs: readonly number[];
   /** How long past its END a bar waits for stragglers before the clock closes it. Default 500. */
   graceMs?: number;
@@ -149,7 +149,7 @@ export class Aggregator {
   constructor(opts: AggregatorOptions) {
     if (opts === null || typeof opts !== 'object') throw new TypeError('Aggregator: options object is required');
     const { tokens, timeframesMs, graceMs = DEFAULT_GRACE_MS, onBar } = opts;
-    const fields = recordFields('Aggregator', opts.fields, DEFAULT_TICK_FIELDS);
+    const fields = stageFields('Aggregator', opts.fields, DEFAULT_TICK_FIELDS);
     if (!Array.isArray(tokens) || tokens.length === 0) {
       throw new RangeError('Aggregator: tokens must be a non-empty array of instrument tokens');
     }
@@ -177,7 +177,7 @@ export class Aggregator {
     this.fPrice = fields.price;
     this.fVolume = fields.volumeDelta;
     this.fOi = fields.oi;
-    this.scratch = new Float64Array(recordWords(fields));
+    this.scratch = new Float64Array(stageWords(fields));
     this.cur[C_NOW] = -Infinity;
     this.cur[C_CLOCK] = -Infinity;
     this.cur[C_NEXT_DUE] = Infinity;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CollectingSink, decodeFrame, DecodeStats, emptyWireTick, encodeFrame, type WireTick } from '../../src/kite/codec.ts';
-import { Kind, WORDS } from '../../src/kite/record.ts';
+import { Kind, WORDS } from '../../src/core/packet-slot.ts';
 import { FieldGroup, Filter } from './filter.ts';
 
 function records(ticks: WireTick[], recvUs = 1) {

@@ -19,7 +19,7 @@
  * that silently thins the feed is not one). Changed-only compares a hash of the selected field
  * groups with the last one that filter passed for the token.
  */
-import { F, type RecordViews } from '../../src/kite/record.ts';
+import { F, type SlotViews } from '../../src/core/packet-slot.ts';
 
 /** Payload words compared for identity: everything before RECV_TIME_US (words 0..47). */
 export const PAYLOAD_WORDS = 48;
@@ -82,7 +82,7 @@ export class Filter {
   }
 
   /** True when the record at `b` repeats the token's immediately previous packet, word for word. */
-  isDuplicate(v: RecordViews, b: number, row: number): boolean {
+  isDuplicate(v: SlotViews, b: number, row: number): boolean {
     if (row < 0) return false;
     const u32 = v.u32;
     const last = this.last;
@@ -128,7 +128,7 @@ export class Filter {
   }
 
   /** Bit k set for every filter that wants the record at `b` (a valid, non-duplicate tick). */
-  consumers(v: RecordViews, b: number, row: number): number {
+  consumers(v: SlotViews, b: number, row: number): number {
     let mask = 0;
     const n = this.filters.length;
     for (let k = 0; k < n; k++) {

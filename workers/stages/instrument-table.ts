@@ -3,8 +3,8 @@
  * row index means the same instrument in every shard, the writer and the gateway. Lookups on the
  * hot path are one Map.get(token) → row; everything else is an array read.
  */
-import type { Instrument } from '../../src/kite/instruments.ts';
-import { IST_OFFSET_MS } from './session.ts';
+import type { Instrument } from '../../src/core/instrument.ts';
+import { IST_OFFSET_MS } from '../../src/core/ist.ts';
 
 export const InstrumentKind = { INDEX: 0, EQ: 1, FUT: 2, CE: 3, PE: 4 } as const;
 export type InstrumentKindCode = (typeof InstrumentKind)[keyof typeof InstrumentKind];

@@ -1,10 +1,10 @@
 /**
- * Normalize: one decoded Kite record (integers, wire units) into the canonical tick (normalized.ts):
+ * Normalize: one decoded Kite record (integers, wire units) into the canonical tick (tick.ts):
  * prices in rupees by the token's segment divisor, times in epoch ms, volume delta from the
  * validator, instrument attributes joined from the master. Writes in place into an output slot.
  */
-import { DEPTH_ENTRY_WORDS, F, Kind, priceDivisor, type RecordViews } from '../../src/kite/record.ts';
-import { N, NType } from '../normalized.ts';
+import { DEPTH_ENTRY_WORDS, F, Kind, priceDivisor, type SlotViews } from '../../src/core/packet-slot.ts';
+import { N, NType } from '../../src/core/tick.ts';
 import type { InstrumentTable } from './instrument-table.ts';
 
 /**
@@ -12,7 +12,7 @@ import type { InstrumentTable } from './instrument-table.ts';
  * `exchTimeMs` and `volumeDelta` come from the validator.
  */
 export function normalize(
-  v: RecordViews, b: number, row: number, table: InstrumentTable,
+  v: SlotViews, b: number, row: number, table: InstrumentTable,
   exchTimeMs: number, volumeDelta: number, type: number, reason: number,
   out: Float64Array, o: number,
 ): void {

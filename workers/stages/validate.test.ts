@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { emptyWireTick, encodeFrame, CollectingSink, decodeFrame, DecodeStats, type WireTick } from '../../src/kite/codec.ts';
-import { Kind } from '../../src/kite/record.ts';
+import { Kind } from '../../src/core/packet-slot.ts';
 import type { Instrument } from '../../src/kite/instruments.ts';
 import { InstrumentTable } from './instrument-table.ts';
-import { QuarantineReason, Validator } from './validate.ts';
+import { QuarantineReason } from '../../src/core/tick.ts';
+import { Validator } from './validate.ts';
 
 const NOW_S = Date.parse('2025-12-03T05:00:00Z') / 1000;
 const EQ: Instrument = { instrumentToken: 408065, exchangeToken: 1594, tradingsymbol: 'INFY', name: 'INFOSYS', lastPrice: 0, expiry: '', strike: 0, tickSize: 0.05, lotSize: 1, instrumentType: 'EQ', segment: 'NSE', exchange: 'NSE' };

@@ -22,26 +22,11 @@
  * State (previous price, volume, OI high/low, day) advances only on ticks that pass.
  * No allocation: state lives in typed arrays indexed by instrument-table row.
  */
-import type { TickMode } from '../../src/config.ts';
-import { F, Kind, priceDivisor, type RecordViews } from '../../src/kite/record.ts';
+import type { TickMode } from '../../src/core/instrument.ts';
+import { QUARANTINE_REASON_NAMES, QuarantineReason } from '../../src/core/tick.ts';
+import { F, Kind, priceDivisor, type SlotViews } from '../../src/core/packet-slot.ts';
 import { InstrumentKind, type InstrumentTable } from './instrument-table.ts';
-import { DAY_MS, IST_OFFSET_MS } from './session.ts';
-
-export const QuarantineReason = {
-  UNKNOWN_TOKEN: 1,
-  KIND_MISMATCH: 2,
-  BAD_PRICE: 3,
-  PRICE_JUMP: 4,
-  OUT_OF_DAY_BAND: 5,
-  TIME_FUTURE: 6,
-  TIME_PAST: 7,
-  VOLUME_DECREASED: 8,
-  OI_RANGE: 9,
-} as const;
-export const QUARANTINE_REASON_NAMES = [
-  'none', 'unknown_token', 'kind_mismatch', 'bad_price', 'price_jump', 'out_of_day_band',
-  'time_future', 'time_past', 'volume_decreased', 'oi_range',
-] as const;
+import { DAY_MS, IST_OFFSET_MS } from '../../src/core/ist.ts';
 
 export interface ValidateOptions {
   /** Mode the ingest set for every token. */
@@ -96,14 +81,14 @@ export class Validator {
   }
 
   /** 0 when the record at `b` passes (state advanced), else its QuarantineReason (counted). */
-  check(v: RecordViews, b: number, row: number): number {
+  check(v: SlotViews, b: number, row: number): number {
     const reason = this.reason(v, b, row);
     if (reason !== 0) this.rejected[reason]++;
     else this.passed++;
     return reason;
   }
 
-  private reason(v: RecordViews, b: number, row: number): number {
+  private reason(v: SlotViews, b: number, row: number): number {
     if (row < 0) return QuarantineReason.UNKNOWN_TOKEN;
     const u32 = v.u32;
     const i32 = v.i32;

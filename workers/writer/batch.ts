@@ -17,8 +17,8 @@
  * `first`, `off[i]` = byte offset of row i's tuple. Both only grow (in row order), so the rows at
  * or past a position are found by binary search.
  */
-import { N, NType } from '../normalized.ts';
-import { B, BarFlag } from '../stages/bar.ts';
+import { N, NType } from '../../src/core/tick.ts';
+import { B, BarFlag } from '../../src/core/bar.ts';
 import { CopyBuffer, TimeframeNames, writeBarRow, writeMarketRow, writeQuarantineRow } from './copy.ts';
 
 export const Section = { MARKET: 0, QUARANTINE: 1, BARS: 2 } as const;

@@ -22,7 +22,7 @@
  * allocation per field per tick, and the server then parses the decimals back; binary is a store
  * of the f64 we already hold. bench/storage.bench.ts times both against the same rows.
  *
- * ## market_data row (MARKET_COLUMNS; from the canonical tick, workers/normalized.ts N)
+ * ## market_data row (MARKET_COLUMNS; from the canonical tick, src/core/tick.ts N)
  *
  * | # | column          | type          | bytes | from                                              |
  * |---|-----------------|---------------|-------|---------------------------------------------------|
@@ -71,7 +71,7 @@
  * | 9 | conn      | int2        | 2     | N.CONN                                                |
  * | 10| seq       | int8        | 8     | N.SEQ                                                 |
  *
- * ## bars row (BAR_COLUMNS; from the bar record, workers/stages/bar.ts B; closed bars only)
+ * ## bars row (BAR_COLUMNS; from the bar record, src/core/bar.ts B; closed bars only)
  *
  * | # | column       | type        | bytes  | from                                              |
  * |---|--------------|-------------|--------|---------------------------------------------------|
@@ -91,10 +91,10 @@
  * | 14| partial      | bool        | 1      | B.FLAGS & BarFlag.PARTIAL                         |
  * | 15| flags        | int2        | 2      | B.FLAGS                                           |
  */
-import { N } from '../normalized.ts';
-import { B, BarFlag } from '../stages/bar.ts';
-import { timeframeName } from '../stages/session.ts';
-import { QUARANTINE_REASON_NAMES } from '../stages/validate.ts';
+import { N } from '../../src/core/tick.ts';
+import { B, BarFlag } from '../../src/core/bar.ts';
+import { timeframeName } from '../../src/core/ist.ts';
+import { QUARANTINE_REASON_NAMES } from '../../src/core/tick.ts';
 
 export const MARKET_COLUMNS = [
   'token', 'time', 'recv_time', 'kind', 'price', 'last_qty', 'avg_price', 'volume', 'volume_delta', 'buy_qty', 'sell_qty',

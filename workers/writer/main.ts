@@ -9,7 +9,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Sink } from './sink.ts';
 import { Writer, errInfo, type WriterLog } from './writer.ts';
-import type { WriterControl, WriterData, WriterMessage } from './protocol.ts';
+import type { WriterControl, WriterData, WriterMessage } from '../../src/core/writer-protocol.ts';
 
 const d = (workerData as { data: WriterData }).data;
 const port = parentPort!;

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/support/pg.ts';
-import { pgDb } from '../../src/storage/db.ts';
-import { migrate } from '../../src/storage/migrate.ts';
-import { DAY_MS, IST_OFFSET_MS } from '../stages/session.ts';
+import { pgDb } from '../../src/core/db.ts';
+import { migrate } from '../../src/core/migrate.ts';
+import { DAY_MS, IST_OFFSET_MS } from '../../src/core/ist.ts';
 import { PARTITIONS_AHEAD_DAYS, PgSink } from './sink-pg.ts';
-import { B, BAR_FIELDS, BarFlag } from '../stages/bar.ts';
+import { B, BAR_FIELDS, BarFlag } from '../../src/core/bar.ts';
 import { BatchBuilder, barStream } from './batch.ts';
 
 const istDayName = (ms: number) => new Date(Math.floor((ms + IST_OFFSET_MS) / DAY_MS) * DAY_MS).toISOString().slice(0, 10).replace(/-/g, '');

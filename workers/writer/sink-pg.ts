@@ -27,12 +27,12 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import postgres from 'postgres';
-import { pgOptions } from '../../src/storage/db.ts';
-import { migrate, timescalePolicySql, type SchemaPath } from '../../src/storage/migrate.ts';
-import { pgDb } from '../../src/storage/db.ts';
-import { DAY_MS, IST_OFFSET_MS } from '../stages/session.ts';
+import { pgOptions } from '../../src/core/db.ts';
+import { migrate, timescalePolicySql, type SchemaPath } from '../../src/core/migrate.ts';
+import { pgDb } from '../../src/core/db.ts';
+import { DAY_MS, IST_OFFSET_MS } from '../../src/core/ist.ts';
 import type { BatchData } from './batch.ts';
-import type { InstrumentRow } from './protocol.ts';
+import type { InstrumentRow } from '../../src/core/writer-protocol.ts';
 import { commitBatch, INSTRUMENT_CHUNK, UPSERT_INSTRUMENTS_SQL, type CommitResult, type Sink, type SinkTx, type Via } from './sink.ts';
 
 /** Bytes per CopyData message. */

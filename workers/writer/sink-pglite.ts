@@ -12,10 +12,10 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
-import { migrate } from '../../src/storage/migrate.ts';
-import { pgliteDb } from '../../src/storage/db.ts';
+import { migrate } from '../../src/core/migrate.ts';
+import { pgliteDb } from '../../src/core/db.ts';
 import type { BatchData } from './batch.ts';
-import type { InstrumentRow } from './protocol.ts';
+import type { InstrumentRow } from '../../src/core/writer-protocol.ts';
 import { upsertInstruments } from './sink-pg.ts';
 import { commitBatch, type CommitResult, type Sink, type SinkTx, type Via } from './sink.ts';
 

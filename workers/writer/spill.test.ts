@@ -2,7 +2,7 @@ import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { N, N_FIELDS, NType } from '../normalized.ts';
+import { N, N_FIELDS, NType } from '../../src/core/tick.ts';
 import { BatchBuilder, batchRows, tickStream, type BatchData } from './batch.ts';
 import { decodeRecord, encodeRecord, recordBytes, Spill } from './spill.ts';
 

@@ -40,11 +40,11 @@
  * Hot path: records are encoded from the ring slot straight into the stream's reusable COPY
  * buffer (copy.ts); nothing is allocated per tick. Allocation happens per batch (promises, views).
  */
-import { RingConsumer } from '../../src/rings/ring.ts';
-import { DOORBELL_STRIDE } from '../protocol.ts';
+import { RingConsumer } from '../../src/core/ring.ts';
+import { DOORBELL_STRIDE } from '../../src/core/shard-protocol.ts';
 import { BatchBuilder, barStream, batchRows, isBarStream, Section, tickStream, type BatchData } from './batch.ts';
 import { MARKET_RECV_AT, PG_EPOCH_US } from './copy.ts';
-import { latencyBucket, WC, WriterExit, WriterState, type WriterData } from './protocol.ts';
+import { latencyBucket, WC, WriterExit, WriterState, type WriterData } from '../../src/core/writer-protocol.ts';
 import { isDataError, type CommitResult, type Sink } from './sink.ts';
 import { Spill } from './spill.ts';
 

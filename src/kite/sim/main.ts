@@ -5,7 +5,7 @@
  */
 import pino from 'pino';
 import { loadConfig } from '../../config.ts';
-import { AppError } from '../../errors.ts';
+import { AppError } from '../../core/errors.ts';
 import { startSimulator } from './server.ts';
 
 async function main(): Promise<void> {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeToTicks, encodeFrame, type WireTick } from '../codec.ts';
 import { buildNifty50Universe, type Instrument } from '../instruments.ts';
 import { NIFTY_INDEX_TOKEN } from '../nifty50.ts';
-import { Kind } from '../record.ts';
+import { Kind } from '../../core/packet-slot.ts';
 import { black76, Market, ModeCode } from './market.ts';
 import { Rng } from './rng.ts';
 

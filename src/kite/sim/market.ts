@@ -26,8 +26,9 @@
 import { emptyWireTick, type WireTick } from '../codec.ts';
 import type { Instrument } from '../instruments.ts';
 import { NIFTY50, NIFTY_DERIVATIVE_NAME, NIFTY_INDEX_LEVEL, NIFTY_INDEX_SYMBOL, NIFTY_INDEX_TOKEN } from '../nifty50.ts';
-import { Kind, type KindCode } from '../record.ts';
+import { Kind, type KindCode } from '../../core/packet-slot.ts';
 import { Rng } from './rng.ts';
+import { DAY_MS } from '../../core/ist.ts';
 
 export type Mode = 'ltp' | 'quote' | 'full';
 /** Mode codes as the server keeps them per connection and token; 0 = not subscribed. */
@@ -47,7 +48,7 @@ const TRADABLE_KINDS: readonly KindCode[] = [0 as KindCode, Kind.LTP, Kind.QUOTE
 const Class = { INDEX: 0, CASH: 1, FUT: 2, CE: 3, PE: 4 } as const;
 
 const U32_MAX = 0xffffffff;
-const YEAR_MS = 365 * 86_400_000;
+const YEAR_MS = 365 * DAY_MS;
 const MIN_T_YEARS = 1 / (365 * 24 * 60);
 /** 15:30 IST is 10:00 UTC: contracts expire at the close. */
 const EXPIRY_UTC_TIME = 'T10:00:00Z';
@@ -178,10 +179,10 @@ export class Market {
         else if (t.strike > 0) this.underScale[i] = (t.strike * 100) / this.indexRef;
       }
       this.strike[i] = t.strike * 100;
-      this.expiryMs[i] = t.expiry === '' ? now + 30 * 86_400_000 : Date.parse(t.expiry + EXPIRY_UTC_TIME);
+      this.expiryMs[i] = t.expiry === '' ? now + 30 * DAY_MS : Date.parse(t.expiry + EXPIRY_UTC_TIME);
       // One volatility per expiry, not per contract: a vol that jumped between neighbouring strikes
       // would let a higher-strike put print below a lower-strike one.
-      const expiryDay = Math.floor(this.expiryMs[i] / 86_400_000);
+      const expiryDay = Math.floor(this.expiryMs[i] / DAY_MS);
       this.vol[i] = 0.12 + 0.03 * ((Math.imul(expiryDay, 2654435761) >>> 0) / 4294967296);
     }
 

@@ -34,11 +34,11 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { us_listen_socket, WebSocket } from 'uWebSockets.js';
-import { AppError } from '../../errors.ts';
+import { AppError } from '../../core/errors.ts';
 import { uws } from '../../uws.ts';
 import { encodeFrameInto, HEARTBEAT, type WireTick } from '../codec.ts';
 import { buildNifty50Universe, type Instrument, toCsv } from '../instruments.ts';
-import { KIND_LENGTH } from '../record.ts';
+import { KIND_LENGTH } from '../../core/packet-slot.ts';
 import { Market, ModeCode, modeCode } from './market.ts';
 
 export interface SimulatorOptions {

@@ -31,8 +31,8 @@
  * call: a call V8 does not inline boxes each one in a fresh HeapNumber.
  */
 
-import { recordFields, recordWords } from './record-fields.ts';
-import { DAY_MS, istDayStart } from './session.ts';
+import { stageFields, stageWords } from './stage-fields.ts';
+import { DAY_MS, istDayStart } from '../../src/core/ist.ts';
 
 const DAY_START = 0;
 const DAY_VOLUME = 1;
@@ -51,7 +51,7 @@ export const OptionSide = { CE: 1, PE: 2 } as const;
 export const Carries = { OI: 1, AVG_PRICE: 2 } as const;
 
 /** f64 offsets, from a record's start, of the fields onTickAt reads, and of the one it writes. */
-export interface SessionFields {
+export interface DayStatsFields {
   token: number;
   exchTimeMs: number;
   /** rupees */
@@ -68,11 +68,11 @@ export interface SessionFields {
 }
 
 /** The record layout onTick's scratch uses when no `fields` are given. */
-export const DEFAULT_SESSION_FIELDS: Readonly<SessionFields> = Object.freeze({
+export const DEFAULT_SESSION_FIELDS: Readonly<DayStatsFields> = Object.freeze({
   token: 0, exchTimeMs: 1, price: 2, prevClose: 3, volumeDelta: 4, oi: 5, avgPrice: 6, dayVwap: 7,
 });
 
-export class SessionStats {
+export class DayStats {
   /** Ticks from an IST day before the one held for their token: ignored. */
   staleTicks = 0;
   /** Ticks for tokens not given to the constructor: ignored. */
@@ -95,20 +95,20 @@ export class SessionStats {
   /** onTick's arguments, as a record in the `fields` layout; dayVwap() answers through it too. */
   private readonly scratch: Float64Array;
 
-  constructor(opts: { tokens: readonly number[]; maxGroups?: number; fields?: SessionFields }) {
+  constructor(opts: { tokens: readonly number[]; maxGroups?: number; fields?: DayStatsFields }) {
     const { tokens, maxGroups = 16 } = opts ?? ({} as { tokens: readonly number[] });
-    const fields = recordFields('SessionStats', opts?.fields, DEFAULT_SESSION_FIELDS);
+    const fields = stageFields('DayStats', opts?.fields, DEFAULT_SESSION_FIELDS);
     if (!Array.isArray(tokens) || tokens.length === 0) {
-      throw new RangeError('SessionStats: tokens must be a non-empty array of instrument tokens');
+      throw new RangeError('DayStats: tokens must be a non-empty array of instrument tokens');
     }
     if (!Number.isInteger(maxGroups) || maxGroups < 1) {
-      throw new RangeError(`SessionStats: maxGroups must be a positive integer, got ${String(maxGroups)}`);
+      throw new RangeError(`DayStats: maxGroups must be a positive integer, got ${String(maxGroups)}`);
     }
     tokens.forEach((tok, i) => {
       if (!Number.isInteger(tok) || tok < 0 || tok > 0xffff_ffff) {
-        throw new RangeError(`SessionStats: tokens[${i}] = ${String(tok)} is not a u32 instrument token`);
+        throw new RangeError(`DayStats: tokens[${i}] = ${String(tok)} is not a u32 instrument token`);
       }
-      if (this.index.has(tok)) throw new RangeError(`SessionStats: token ${tok} is listed twice`);
+      if (this.index.has(tok)) throw new RangeError(`DayStats: token ${tok} is listed twice`);
       this.index.set(tok, i);
     });
     this.t = new Float64Array(tokens.length * T_FIELDS);
@@ -131,7 +131,7 @@ export class SessionStats {
     this.fOi = fields.oi;
     this.fAvgPrice = fields.avgPrice;
     this.fDayVwap = fields.dayVwap;
-    this.scratch = new Float64Array(recordWords(fields));
+    this.scratch = new Float64Array(stageWords(fields));
   }
 
   /**
@@ -140,10 +140,10 @@ export class SessionStats {
    */
   registerOption(token: number, group: number, side: 'CE' | 'PE'): void {
     const i = this.index.get(token);
-    if (i === undefined) throw new RangeError(`SessionStats.registerOption: token ${token} was not given to the constructor`);
-    if (side !== 'CE' && side !== 'PE') throw new RangeError(`SessionStats.registerOption: side must be 'CE' or 'PE', got ${String(side)}`);
+    if (i === undefined) throw new RangeError(`DayStats.registerOption: token ${token} was not given to the constructor`);
+    if (side !== 'CE' && side !== 'PE') throw new RangeError(`DayStats.registerOption: side must be 'CE' or 'PE', got ${String(side)}`);
     const b = i * T_FIELDS;
-    if (this.t[b + GROUP] >= 0) throw new RangeError(`SessionStats.registerOption: token ${token} is already registered`);
+    if (this.t[b + GROUP] >= 0) throw new RangeError(`DayStats.registerOption: token ${token} is already registered`);
     let g = this.groupIndex.get(group);
     if (g === undefined) {
       g = this.groupIndex.size;

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { Unpackr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { N, N_FIELDS } from '../../workers/normalized.ts';
+import { N, N_FIELDS } from '../core/tick.ts';
 import { createPackr, createUnpackr, FEED_MODES, tickFor } from './messages.ts';
-import { encodeSymbol, PLAIN_FRAMES, RECORD_FRAMES, RecordWriter } from './wire.ts';
+import { encodeSymbol, PLAIN_FRAMES, RECORD_FRAMES, RecordWriter } from './msgpack-encoder.ts';
 
 /** Values where msgpackr switches encodings, and the kinds a tick field can hold. */
 const EDGES = [

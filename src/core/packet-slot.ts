@@ -117,17 +117,28 @@ export function priceDivisor(token: number): number {
  * Three views over one memory region. Word offsets address all three; the f64 view is indexed by
  * word/2, so records must start at even word offsets (WORDS is even).
  */
-export interface RecordViews {
+export interface SlotViews {
   readonly i32: Int32Array;
   readonly u32: Uint32Array;
   readonly f64: Float64Array;
 }
 
-export function viewsOf(buffer: ArrayBufferLike): RecordViews {
+export function viewsOf(buffer: ArrayBufferLike): SlotViews {
   return { i32: new Int32Array(buffer), u32: new Uint32Array(buffer), f64: new Float64Array(buffer) };
 }
 
 /** A standalone record (one slot), for tests, tools and single-tick scratch. */
-export function scratchRecord(): RecordViews {
+export function scratchSlot(): SlotViews {
   return viewsOf(new ArrayBuffer(BYTES));
+}
+
+/**
+ * Where decoded packets go. `claim(token)` returns the word offset of a free record in `views`,
+ * or -1 when there is no room; `commit()` completes the record last claimed. The token lets a
+ * sharded sink pick the shard's ring; `views` is read after each claim, so it may change with it.
+ */
+export interface SlotSink {
+  readonly views: SlotViews;
+  claim(token: number): number;
+  commit(): void;
 }

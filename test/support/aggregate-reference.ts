@@ -3,13 +3,13 @@
  * with plain objects, one loop over the events and no shared helpers, so that a bug in the fast
  * module is unlikely to be repeated here.
  *
- * Buckets are found differently from session.ts: for each IST day the list of every bucket
+ * Buckets are found differently from ist.ts: for each IST day the list of every bucket
  * boundary is written out (grid points stepped one timeframe at a time from 09:15 backwards to
  * midnight and forwards to 15:30, then from 15:30 forwards to midnight, plus 00:00, 15:30 and
  * 24:00), and the bucket of t is the pair of neighbouring boundaries around it.
  */
 
-import type { Bar } from './bar.ts';
+import type { CanonicalBar } from '../../src/core/bar.ts';
 
 export type RefEvent =
   | { kind: 'tick'; token: number; exchTimeMs: number; price: number; volumeDelta: number; oi: number; nowMs: number }
@@ -70,8 +70,8 @@ export function refBucket(t: number, tf: number): [number, number] {
 }
 
 interface RefSlot {
-  open: (Bar & { sumPV: number }) | null;
-  lastClosed: Bar | null;
+  open: (CanonicalBar & { sumPV: number }) | null;
+  lastClosed: CanonicalBar | null;
 }
 
 /**
@@ -82,9 +82,9 @@ export function referenceAggregate(
   events: readonly RefEvent[],
   timeframesMs: readonly number[],
   graceMs: number,
-): { bars: Bar[]; late: number } {
+): { bars: CanonicalBar[]; late: number } {
   const slots = new Map<string, RefSlot>();
-  const out: Bar[] = [];
+  const out: CanonicalBar[] = [];
   let late = 0;
   let clock = -Infinity;
 

@@ -1,6 +1,6 @@
 /** Canonical ticks and bar records for the cache tests, with every field set to something distinct. */
-import { N, N_FIELDS, NType } from '../../workers/normalized.ts';
-import { B, BAR_FIELDS, BarFlag } from '../../workers/stages/bar.ts';
+import { N, N_FIELDS, NType } from '../../src/core/tick.ts';
+import { B, BAR_FIELDS, BarFlag } from '../../src/core/bar.ts';
 
 /** A full-mode option tick of `token` at `price`, with depth; `seq` varies the other fields. */
 export function makeTick(token: number, price: number, seq = 1, over: Partial<Record<keyof typeof N, number>> = {}): Float64Array {

@@ -39,8 +39,8 @@
  * waits with `waitForSpace` before draining its input), so DROPS counts only what that policy
  * failed to prevent.
  */
-import { WORDS, type RecordViews } from '../kite/record.ts';
-import type { TickSink } from '../kite/codec.ts';
+import { WORDS, type SlotViews } from './packet-slot.ts';
+import type { SlotSink } from './packet-slot.ts';
 
 export const HEADER_WORDS = 128;
 export const MAX_CONSUMERS = 4;
@@ -83,7 +83,7 @@ export function createRingBuffer(capacity: number, slotWords = WORDS, consumers 
 
 abstract class RingEnd {
   readonly header: Int32Array;
-  readonly views: RecordViews;
+  readonly views: SlotViews;
   readonly capacity: number;
   readonly slotWords: number;
   readonly consumers: number;
@@ -133,7 +133,7 @@ abstract class RingEnd {
   }
 }
 
-export class RingProducer extends RingEnd implements TickSink {
+export class RingProducer extends RingEnd implements SlotSink {
   /** Next sequence to claim (claimed records are published by `publish()`). */
   private write: number;
   private cachedRead: number;
@@ -162,7 +162,7 @@ export class RingProducer extends RingEnd implements TickSink {
     return ((this.write - this.cachedRead) | 0) < this.capacity;
   }
 
-  /** TickSink: word offset of the next free slot, or -1 (counted as a drop) when full. */
+  /** SlotSink: word offset of the next free slot, or -1 (counted as a drop) when full. */
   claim(): number {
     if (((this.write - this.cachedRead) | 0) >= this.capacity) {
       this.cachedRead = this.minRead();
@@ -176,7 +176,7 @@ export class RingProducer extends RingEnd implements TickSink {
     return this.slotBase(this.write);
   }
 
-  /** TickSink: the claimed record is complete (visible to consumers after `publish()`). */
+  /** SlotSink: the claimed record is complete (visible to consumers after `publish()`). */
   commit(): void {
     if (this.claimed) this.write = (this.write + 1) | 0;
     this.claimed = false;
@@ -273,7 +273,7 @@ export class RingConsumer extends RingEnd {
    * Hand every available record (at most `max`) to `fn(views, base)` in order, then release
    * their slots. Returns how many were consumed. (Not to be mixed with `peek` on one consumer.)
    */
-  drain(fn: (views: RecordViews, base: number) => void, max = this.capacity): number {
+  drain(fn: (views: SlotViews, base: number) => void, max = this.capacity): number {
     let n = (Atomics.load(this.header, H.WRITE) - this.read) | 0;
     if (n > max) n = max;
     const views = this.views;
@@ -293,7 +293,7 @@ export class RingConsumer extends RingEnd {
    * it is safe elsewhere (the batch writer: committed or spilled). If this consumer's thread
    * dies, a new RingConsumer on the same buffer starts again at the last release.
    */
-  peek(fn: (views: RecordViews, base: number) => void, max = this.capacity): number {
+  peek(fn: (views: SlotViews, base: number) => void, max = this.capacity): number {
     let n = (Atomics.load(this.header, H.WRITE) - this.peeked) | 0;
     if (n > max) n = max;
     let seq = this.peeked;

@@ -9,7 +9,7 @@
  * |-----|----------|-----------------------------------------------------------------------------|
  * | 0   | TOKEN    | instrument token                                                            |
  * | 1   | TF_MS    | timeframe length, ms (86_400_000 = day bar)                                 |
- * | 2   | START_MS | bucket start, epoch ms, inclusive (see session.ts for the grid)             |
+ * | 2   | START_MS | bucket start, epoch ms, inclusive (see ist.ts for the grid)             |
  * | 3   | END_MS   | bucket end, epoch ms, exclusive; cut at 15:30 and at IST midnight           |
  * | 4   | OPEN     | rupees: first price of the bucket                                           |
  * | 5   | HIGH     | rupees                                                                      |
@@ -63,7 +63,7 @@ export const BarFlag = {
 } as const;
 
 /** A bar as a plain object: for tests, logs and edges, never the hot path. */
-export interface Bar {
+export interface CanonicalBar {
   token: number;
   tfMs: number;
   startMs: number;
@@ -82,7 +82,7 @@ export interface Bar {
 }
 
 /** Copy the bar at `base` out of `view` into a plain object. Allocates: edges and tests only. */
-export function barToObject(view: Float64Array, base: number): Bar {
+export function barToObject(view: Float64Array, base: number): CanonicalBar {
   const vwap = view[base + B.VWAP];
   return {
     token: view[base + B.TOKEN],

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   bucketEnd, bucketStart, DAY_MS, DEFAULT_TIMEFRAMES, IST_OFFSET_MS, istDayStart, parseTimeframe, SESSION_CLOSE_MIN,
   SESSION_OPEN_MIN, TimeframeError, timeframeName,
-} from './session.ts';
+} from './ist.ts';
 
 /** Epoch ms of an IST wall-clock time (tests may use Date; the module may not). */
 function ist(y: number, mo: number, d: number, h: number, mi: number, s = 0): number {

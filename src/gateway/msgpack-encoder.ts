@@ -1,12 +1,12 @@
 /**
  * The tick record encoder: writes a tick record straight from the canonical Float64Array
- * (workers/normalized.ts) into a byte buffer, in the bytes `createPackr(true).pack(tickFor(...))`
+ * (src/core/tick.ts) into a byte buffer, in the bytes `createPackr(true).pack(tickFor(...))`
  * would produce for the same tick. No per-tick object, no generic walk: what it saves is most of the
  * gateway's main-thread cost per tick (bench/feed.bench.ts; about 2-4 µs a full tick through
  * tickFor + msgpackr, against ~0.2 µs here).
  *
  * Byte-identical to msgpackr, which is what makes it safe: any msgpackr Unpackr holding the shared
- * STRUCTURES decodes it, and src/gateway/wire.test.ts compares the two on random and edge values.
+ * STRUCTURES decodes it, and src/gateway/msgpack-encoder.test.ts compares the two on random and edge values.
  * Fields go in the record structure's key order (the field table in messages.ts). Records from one
  * tick are self-contained (shared structures never change at run time), so records encoded once can
  * be concatenated into any frame: that is how one encoding serves every subscription set (fanout.ts).
@@ -25,7 +25,7 @@
  * | anything else (fractions, ≥ 2^32, NaN)  | 0xcb f64                              |
  */
 import { Packr } from 'msgpackr';
-import { N } from '../../workers/normalized.ts';
+import { N } from '../core/tick.ts';
 import type { FrameFormat } from './fanout.ts';
 import { STRUCTURES } from './messages.ts';
 

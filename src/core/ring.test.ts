@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { F, WORDS } from '../kite/record.ts';
+import { F, WORDS } from './packet-slot.ts';
 import { createRingBuffer, RingConsumer, RingProducer } from './ring.ts';
 
 function push(p: RingProducer, token: number): boolean {

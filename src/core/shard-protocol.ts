@@ -18,15 +18,15 @@
  * | 9          | OUT_WAITS    | times the shard waited for room in an output ring        |
  * | 16 + r     | REASON0 + r  | quarantined ticks by QuarantineReason r                  |
  */
-import type { TickMode } from '../src/config.ts';
-import type { Instrument } from '../src/kite/instruments.ts';
-import { BAR_FIELDS } from './stages/bar.ts';
+import type { TickMode } from './instrument.ts';
+import type { Instrument } from './instrument.ts';
+import { BAR_FIELDS } from './bar.ts';
 
 export interface ShardData {
   shard: number;
   /** Input ring of decoded Kite records (one consumer: this shard). */
   ring: SharedArrayBuffer;
-  /** Output ring of canonical ticks (normalized.ts), N_SLOT_WORDS per slot. */
+  /** Output ring of canonical ticks (tick.ts), N_SLOT_WORDS per slot. */
   ticksOut: SharedArrayBuffer;
   /** Output ring of bars (bar.ts), BAR_SLOT_WORDS per slot. */
   barsOut: SharedArrayBuffer;

@@ -11,7 +11,7 @@
  * |-----|-----------------|---------------------------------------------------------------------|
  * | 0   | TYPE            | NType: TICK or QUARANTINE                                           |
  * | 1   | TOKEN           | instrument token                                                    |
- * | 2   | KIND            | Kite packet kind (record.ts Kind)                                   |
+ * | 2   | KIND            | Kite packet kind (packet-slot.ts Kind)                                   |
  * | 3   | CONSUMERS       | bit k set: consumer filter k wants this tick (TICK only)            |
  * | 4   | REASON          | QuarantineReason (QUARANTINE only), else 0                          |
  * | 5   | EXCH_TIME_MS    | exchange time; the receive time when the packet has none            |
@@ -92,3 +92,20 @@ export const NType = { TICK: 1, QUARANTINE: 2 } as const;
 /** Output-ring consumers of the tick ring, by index (ring consumer k). */
 export const TickConsumer = { STORE: 0, FEED: 1 } as const;
 export const TICK_CONSUMERS = 2;
+
+/** Why a tick was quarantined (N.REASON); the checks are described in workers/stages/validate.ts. */
+export const QuarantineReason = {
+  UNKNOWN_TOKEN: 1,
+  KIND_MISMATCH: 2,
+  BAD_PRICE: 3,
+  PRICE_JUMP: 4,
+  OUT_OF_DAY_BAND: 5,
+  TIME_FUTURE: 6,
+  TIME_PAST: 7,
+  VOLUME_DECREASED: 8,
+  OI_RANGE: 9,
+} as const;
+export const QUARANTINE_REASON_NAMES = [
+  'none', 'unknown_token', 'kind_mismatch', 'bad_price', 'price_jump', 'out_of_day_band',
+  'time_future', 'time_past', 'volume_decreased', 'oi_range',
+] as const;

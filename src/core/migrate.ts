@@ -21,7 +21,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { AppError } from '../errors.ts';
+import { AppError } from './errors.ts';
 import type { Db } from './db.ts';
 
 export type SchemaPath = 'timescale' | 'partitioned' | 'plain';

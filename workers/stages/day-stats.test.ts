@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DAY_MS, IST_OFFSET_MS, istDayStart } from './session.ts';
-import { Carries, SessionStats } from './session-stats.ts';
+import { DAY_MS, IST_OFFSET_MS, istDayStart } from '../../src/core/ist.ts';
+import { Carries, DayStats } from './day-stats.ts';
 
 function ist(y: number, mo: number, d: number, h: number, mi: number): number {
   return Date.UTC(y, mo - 1, d, h, mi) - IST_OFFSET_MS;
@@ -13,9 +13,9 @@ const CE2 = 2001;
 const PE2 = 2002;
 const T = ist(2024, 5, 2, 10, 0);
 
-describe('SessionStats', () => {
+describe('DayStats', () => {
   it('computes the day VWAP from volume deltas', () => {
-    const s = new SessionStats({ tokens: [RELIANCE] });
+    const s = new DayStats({ tokens: [RELIANCE] });
     expect(s.dayVwap(RELIANCE)).toBeNaN();
     s.onTick(RELIANCE, T, 100, 95, 10, 0);
     s.onTick(RELIANCE, T + 1000, 110, 95, 30, 0);
@@ -24,13 +24,13 @@ describe('SessionStats', () => {
   });
 
   it('prefers Kite\'s average traded price for the day VWAP when the tick carries it', () => {
-    const s = new SessionStats({ tokens: [RELIANCE] });
+    const s = new DayStats({ tokens: [RELIANCE] });
     s.onTick(RELIANCE, T, 100, 95, 10, 0, 101.25);
     expect(s.dayVwap(RELIANCE)).toBe(101.25);
   });
 
   it('gives the change % against the previous close', () => {
-    const s = new SessionStats({ tokens: [RELIANCE] });
+    const s = new DayStats({ tokens: [RELIANCE] });
     s.onTick(RELIANCE, T, 102, 100, 0, 0);
     expect(s.changePct(RELIANCE)).toBeCloseTo(2, 12);
     s.onTick(RELIANCE, T + 1, 99, 0, 0, 0); // a packet without the close keeps the known one
@@ -38,7 +38,7 @@ describe('SessionStats', () => {
   });
 
   it('resets the day stats at IST midnight, not UTC midnight', () => {
-    const s = new SessionStats({ tokens: [RELIANCE] });
+    const s = new DayStats({ tokens: [RELIANCE] });
     s.onTick(RELIANCE, Date.UTC(2024, 4, 2, 18, 29), 100, 95, 10, 0, 100); // 23:59 IST
     s.onTick(RELIANCE, Date.UTC(2024, 4, 2, 18, 31), 200, 100, 5, 0); // 00:01 IST next day
     expect(s.dayVolume(RELIANCE)).toBe(5);
@@ -46,7 +46,7 @@ describe('SessionStats', () => {
   });
 
   it('ignores a straggler from the previous IST day', () => {
-    const s = new SessionStats({ tokens: [RELIANCE] });
+    const s = new DayStats({ tokens: [RELIANCE] });
     s.onTick(RELIANCE, ist(2024, 5, 3, 0, 1), 200, 100, 5, 0);
     s.onTick(RELIANCE, ist(2024, 5, 2, 23, 59), 100, 95, 10, 0);
     expect(s.dayVolume(RELIANCE)).toBe(5);
@@ -54,7 +54,7 @@ describe('SessionStats', () => {
   });
 
   it('keeps the put-call ratio by OI per group, replacing each token\'s previous OI', () => {
-    const s = new SessionStats({ tokens: [CE1, PE1, CE2, PE2], maxGroups: 1 });
+    const s = new DayStats({ tokens: [CE1, PE1, CE2, PE2], maxGroups: 1 });
     s.registerOption(CE1, 0, 'CE');
     s.registerOption(PE1, 0, 'PE');
     s.registerOption(CE2, 1, 'CE');
@@ -76,7 +76,7 @@ describe('SessionStats', () => {
 
   it('reads ticks from records through the field offsets given at construction and writes the day VWAP back', () => {
     const fields = { token: 10, exchTimeMs: 2, price: 4, prevClose: 0, volumeDelta: 7, oi: 1, avgPrice: 5, dayVwap: 12 };
-    const s = new SessionStats({ tokens: [RELIANCE, CE1], fields });
+    const s = new DayStats({ tokens: [RELIANCE, CE1], fields });
     s.registerOption(CE1, 0, 'CE');
     const rec = new Float64Array(2 * 16).fill(-3);
     const put = (o: number, token: number, t: number, price: number, prev: number, qty: number, oi: number, avg: number) => {
@@ -104,7 +104,7 @@ describe('SessionStats', () => {
   });
 
   it('takes OI and the average price from a record only when the packet carries them', () => {
-    const s = new SessionStats({ tokens: [CE1, PE1] });
+    const s = new DayStats({ tokens: [CE1, PE1] });
     s.registerOption(CE1, 0, 'CE');
     s.registerOption(PE1, 0, 'PE');
     // Default layout: token, exchTimeMs, price, prevClose, volumeDelta, oi, avgPrice, dayVwap.
@@ -126,7 +126,7 @@ describe('SessionStats', () => {
   it('rolls the day over exactly where istDayStart does, fractional times next to IST midnight included', () => {
     const midnight = istDayStart(T) + DAY_MS;
     for (const before of [1.5, 1, 0.75, 0.5, 1e-3, 1.5e-4, 1e-4, 2 ** -20]) {
-      const s = new SessionStats({ tokens: [RELIANCE] });
+      const s = new DayStats({ tokens: [RELIANCE] });
       s.onTick(RELIANCE, midnight - DAY_MS + 1, 100, 95, 10, 0);
       const t = midnight - before;
       s.onTick(RELIANCE, t, 100, 95, 5, 0);
@@ -137,16 +137,16 @@ describe('SessionStats', () => {
 
   it('rejects bad field offsets naming them', () => {
     const fields = { token: 0, exchTimeMs: 1, price: 2, prevClose: 3, volumeDelta: 4, oi: 5, avgPrice: 6, dayVwap: 7 };
-    expect(() => new SessionStats({ tokens: [1], fields: { ...fields, dayVwap: 0 } }))
+    expect(() => new DayStats({ tokens: [1], fields: { ...fields, dayVwap: 0 } }))
       .toThrow(/fields\.dayVwap and fields\.token are both at offset 0/);
-    expect(() => new SessionStats({ tokens: [1], fields: { ...fields, oi: NaN } })).toThrow(/fields\.oi/);
+    expect(() => new DayStats({ tokens: [1], fields: { ...fields, oi: NaN } })).toThrow(/fields\.oi/);
   });
 
   it('rejects bad registrations naming the token', () => {
-    const s = new SessionStats({ tokens: [CE1] });
+    const s = new DayStats({ tokens: [CE1] });
     expect(() => s.registerOption(999, 0, 'CE')).toThrow(/token 999/);
     s.registerOption(CE1, 0, 'CE');
     expect(() => s.registerOption(CE1, 0, 'PE')).toThrow(/already registered/);
-    expect(() => new SessionStats({ tokens: [] })).toThrow(RangeError);
+    expect(() => new DayStats({ tokens: [] })).toThrow(RangeError);
   });
 });

@@ -1,14 +1,14 @@
 /**
  * Where a stage finds a tick's fields in the records it is handed: f64 offsets from the record's
  * start, given once at construction. A stage reads `rec[o + offset]` on the hot path, so it needs
- * no import of the caller's layout (the shard passes normalized.ts offsets; tests use a default).
+ * no import of the caller's layout (the shard passes tick.ts offsets; tests use a default).
  *
  * Why records and not arguments: a double passed to a call that V8 does not inline is boxed in a
  * fresh HeapNumber, every call. A Float64Array and an integer offset cross any call for free.
  */
 
 /** Check `given` (or take `defaults`) and return the offsets as a frozen object of the same keys. */
-export function recordFields<K extends string>(
+export function stageFields<K extends string>(
   owner: string, given: Readonly<Record<K, number>> | undefined, defaults: Readonly<Record<K, number>>,
 ): Readonly<Record<K, number>> {
   if (given === undefined) return defaults;
@@ -31,6 +31,6 @@ export function recordFields<K extends string>(
 }
 
 /** Words a record needs to hold every field: the largest offset + 1. */
-export function recordWords(fields: Readonly<Record<string, number>>): number {
+export function stageWords(fields: Readonly<Record<string, number>>): number {
   return Math.max(...Object.values(fields)) + 1;
 }
