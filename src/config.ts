@@ -13,6 +13,8 @@ import type { TickMode } from './core/instrument.ts';
 
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+/** JSON lines for machines; `pretty` for a person; `auto` is pretty when stdout is a terminal. */
+export type LogFormat = 'auto' | 'json' | 'pretty';
 
 export interface Config {
   readonly port: number;
@@ -54,8 +56,9 @@ export interface Config {
   /** Bar timeframes, ms, in the order given. */
   readonly timeframesMs: readonly number[];
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
   readonly dataDir: string;
-  /** The batch writer (issue #4; workers/writer/). */
+  /** The batch writer (workers/writer/). */
   readonly storage: {
     /** Rows that make a batch due at once. */
     readonly batchRows: number;
@@ -84,6 +87,7 @@ export interface Config {
 type Env = Record<string, string | undefined>;
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const LOG_FORMATS: readonly LogFormat[] = ['auto', 'json', 'pretty'];
 const MODES: readonly TickMode[] = ['ltp', 'quote', 'full'];
 
 export const KITE_WS_URL_DEFAULT = 'wss://ws.kite.trade/';
@@ -241,6 +245,7 @@ export function loadConfig(env: Env = process.env): Config {
     apiBarsLimit: int(env, 'API_BARS_LIMIT', 10_000, 1, 1_000_000, '10000'),
     timeframesMs: timeframes(env, 'BAR_TIMEFRAMES'),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
+    logFormat: oneOf(env, 'LOG_FORMAT', LOG_FORMATS, 'auto'),
     dataDir: path.resolve(str(env, 'DATA_DIR') ?? 'data'),
     storage: {
       batchRows: int(env, 'WRITER_BATCH_ROWS', 5000, 1, 1_000_000, '5000'),

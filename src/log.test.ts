@@ -1,6 +1,11 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from './log.ts';
+import { createLogger, createProcessLogger } from './log.ts';
+
+function sink() {
+  const lines: string[] = [];
+  return { lines, stream: new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } }) };
+}
 
 function capture() {
   const lines: string[] = [];
@@ -24,5 +29,26 @@ describe('log redaction', () => {
     expect(out).toContain('"name":"bob"');
     const first = JSON.parse(lines[0]);
     expect(first).toMatchObject({ secret: '[redacted]', apiKey: '[redacted]', accessToken: '[redacted]' });
+  });
+});
+
+describe('process logger format', () => {
+  it('prints readable lines, still redacted, when a person reads the terminal', () => {
+    const { lines, stream } = sink();
+    const log = createProcessLogger('info', 'auto', true, stream);
+    log.info({ apiKey: 'S-visible-nowhere', instruments: 671 }, 'service up');
+    const out = lines.join('').replace(/\x1b\[[0-9;]*m/g, '');
+    expect(out).toMatch(/INFO.*service up/);
+    expect(out).toContain('instruments: 671');
+    expect(out).not.toContain('S-visible-nowhere');
+    expect(() => JSON.parse(out)).toThrow();
+  });
+
+  it('keeps JSON lines for machines: when stdout is not a terminal, or when LOG_FORMAT=json', () => {
+    for (const [format, terminal] of [['auto', false], ['json', true]] as const) {
+      const { lines, stream } = sink();
+      createProcessLogger('info', format, terminal, stream).info({ n: 1 }, 'line');
+      expect(JSON.parse(lines[0])).toMatchObject({ msg: 'line', n: 1, level: 30 });
+    }
   });
 });

@@ -3,7 +3,7 @@
  */
 import { loadConfig, redactUrl, type Config } from './config.ts';
 import { AppError, ConfigError } from './core/errors.ts';
-import { createLogger } from './log.ts';
+import { createProcessLogger } from './log.ts';
 
 let config: Config;
 try {
@@ -16,7 +16,7 @@ try {
   throw e;
 }
 
-const log = createLogger(config.logLevel);
+const log = createProcessLogger(config.logLevel, config.logFormat);
 
 try {
   // Loaded after the config is known good, so a config error answers at once.
