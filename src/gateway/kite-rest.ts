@@ -33,12 +33,29 @@ import { historyJson, istString, KITE_INTERVALS, parseIstWallClock, storageError
 import { errorBody, HttpError, RateLimiter, Router, type HttpReply, type HttpRequest, type RouteInfo } from './http.ts';
 import type { RestMetrics } from './metrics.ts';
 import type { DepthLevel, LiveQuote } from './quotes.ts';
-import type { RestDeps } from './rest.ts';
+import type { Config } from '../config.ts';
+import type { Db } from '../core/db.ts';
+import type { Logger } from '../log.ts';
+import type { Authenticator } from './feed.ts';
+import type { FeedHub } from './hub.ts';
+import type { QuoteSource } from './quotes.ts';
 
-export type KiteRestDeps = Pick<RestDeps, 'config' | 'auth' | 'hub' | 'quotes' | 'db' | 'master' | 'log'> & {
+/** What the /kite routes need; the JSON API's RestDeps (rest.ts) extends it. */
+export interface KiteRestDeps {
+  config: Pick<Config, 'apiRatePerSec' | 'apiRateBurst' | 'apiMaxBodyBytes' | 'apiBarsLimit' | 'timeframesMs'>;
+  auth: Authenticator;
+  /** Followed instruments, symbol resolution. */
+  hub: FeedHub;
+  /** Latest quotes: the QuoteCache as it is, or `hubQuotes(hub)`. */
+  quotes: QuoteSource;
+  /** Bars. null: /api/bars and Kite history answer 503. */
+  db: Db | null;
+  /** Kite's instrument master as fetched at start-up. Default: the followed instruments. */
+  master?: () => readonly Instrument[];
+  log: Logger;
   /** Shared with the JSON routes when mounted by mountRest. */
   directory?: Directory;
-};
+}
 
 /** Kite's per-call instrument limits: 500 for /quote, 1000 for /quote/ohlc and /quote/ltp. */
 export const KITE_QUOTE_LIMIT = 500;

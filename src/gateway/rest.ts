@@ -17,19 +17,15 @@
  */
 import type { TemplatedApp } from 'uWebSockets.js';
 import { z } from 'zod';
-import type { Config } from '../config.ts';
 import type { Instrument } from '../kite/instruments.ts';
-import type { Logger } from '../log.ts';
 import type { Db } from '../core/db.ts';
 import { IST_OFFSET_MS, parseTimeframe, timeframeName } from '../core/ist.ts';
 import { Directory } from './directory.ts';
-import type { Authenticator } from './feed.ts';
 import { historyJson, parseIstWallClock, sourceTimeframe, storageError } from './history.ts';
 import { HttpError, queryObject, RateLimiter, Router, validate, type HttpReply, type HttpRequest, type RouteInfo } from './http.ts';
-import type { FeedHub } from './hub.ts';
-import { mountKiteRest } from './kite-rest.ts';
+import { mountKiteRest, type KiteRestDeps } from './kite-rest.ts';
 import { RestMetrics, type MetricsSources } from './metrics.ts';
-import type { LiveQuote, QuoteSource } from './quotes.ts';
+import type { LiveQuote } from './quotes.ts';
 
 export interface ReadyState {
   feedConnected: boolean;
@@ -38,23 +34,12 @@ export interface ReadyState {
   ringsOk: boolean;
 }
 
-export interface RestDeps {
-  config: Pick<Config, 'apiRatePerSec' | 'apiRateBurst' | 'apiMaxBodyBytes' | 'apiBarsLimit' | 'timeframesMs'>;
-  auth: Authenticator;
-  /** Followed instruments, symbol resolution. */
-  hub: FeedHub;
-  /** Latest quotes: the QuoteCache as it is, or `hubQuotes(hub)`. */
-  quotes: QuoteSource;
-  /** Bars. null: /api/bars and Kite history answer 503. */
-  db: Db | null;
-  /** Kite's instrument master as fetched at start-up. Default: the followed instruments. */
-  master?: () => readonly Instrument[];
+export interface RestDeps extends Omit<KiteRestDeps, 'directory'> {
   /** Put-call ratio by OI summed across shards (`pipeline.pcr`). Default: summed from the quotes. */
   pcr?: (name: string, expiry: string) => { pcr: number; callOi: number; putOi: number };
   /** Readiness; may be slow, is given READY_TIMEOUT_MS. */
   ready: () => ReadyState | Promise<ReadyState>;
   metrics: MetricsSources;
-  log: Logger;
   /** Wall clock, for the option chain's default expiry. */
   now?: () => number;
 }
