@@ -12,7 +12,7 @@
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from './threads.ts';
 import type { TickMode } from './core/instrument.ts';
-import type { Instrument } from './kite/instruments.ts';
+import type { Instrument } from './core/instrument.ts';
 import { createRingBuffer, RingConsumer } from './core/ring.ts';
 import { shardOf } from './front.ts';
 import { N_SLOT_WORDS, TICK_CONSUMERS } from './core/tick.ts';
@@ -20,7 +20,7 @@ import { BAR_SLOT_WORDS, chainStatsBytes, DOORBELL_STRIDE, optionGroups, SC, SHA
 import { QUARANTINE_REASON_NAMES } from './core/tick.ts';
 import type { SlotViews } from './core/packet-slot.ts';
 
-const SHARD_MODULE = new URL('../workers/shard.ts', import.meta.url);
+const SHARD_MODULE = new URL('../workers/shard-main.ts', import.meta.url);
 
 export interface PipelineOptions {
   rings: readonly SharedArrayBuffer[];
