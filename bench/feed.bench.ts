@@ -55,7 +55,7 @@ import { FRAME_HEAD } from '../src/gateway/fanout.ts';
 import { encodeSymbol, RecordWriter } from '../src/gateway/msgpack-encoder.ts';
 import { startGateway } from '../src/gateway/server.ts';
 import { decodeToTicks, encodeFrame } from '../src/kite/codec.ts';
-import type { Instrument } from '../src/kite/instruments.ts';
+import type { Instrument } from '../src/core/instrument.ts';
 import { KIND_LENGTH, Kind } from '../src/core/packet-slot.ts';
 import { Market } from '../src/kite/sim/market.ts';
 import { silentLogger } from '../src/log.ts';

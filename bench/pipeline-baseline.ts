@@ -14,7 +14,7 @@
  * same ticks and bars (the bench checks the counts). What differs is the representation: objects,
  * strings and Dates per tick, where ours writes numbers into preallocated rings.
  */
-import type { Instrument } from '../src/kite/instruments.ts';
+import type { Instrument } from '../src/core/instrument.ts';
 import type { OfficialTick, OfficialTicker } from '../test/support/kite-official.ts';
 import { bucketEnd, bucketStart, DAY_MS, IST_OFFSET_MS } from '../src/core/ist.ts';
 

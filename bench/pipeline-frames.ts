@@ -11,7 +11,9 @@
  * offsets; the bench prints what it costs next to the pipeline's own figures.
  */
 import { encodeFrame, PacketLength } from '../src/kite/codec.ts';
-import { buildNifty50Universe, selectUniverse, type Instrument } from '../src/kite/instruments.ts';
+import type { Instrument } from '../src/core/instrument.ts';
+import { selectUniverse } from '../src/kite/selection.ts';
+import { buildNifty50Universe } from '../src/kite/sim/universe.ts';
 import { Market } from '../src/kite/sim/market.ts';
 
 /** Byte offsets inside a full (184) packet and an index full (32) packet; see codec.ts. */

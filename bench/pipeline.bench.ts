@@ -39,7 +39,7 @@ import { performance } from 'node:perf_hooks';
 import { cpus } from 'node:os';
 import { nowMicros } from '../src/core/clock.ts';
 import { Front } from '../src/front.ts';
-import type { Instrument } from '../src/kite/instruments.ts';
+import type { Instrument } from '../src/core/instrument.ts';
 import type { SlotViews } from '../src/core/packet-slot.ts';
 import { Pipeline, type OutputReader } from '../src/pipeline.ts';
 import { N, NType, TickConsumer } from '../src/core/tick.ts';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildNifty50Universe, selectUniverse } from './kite/instruments.ts';
+import { selectUniverse } from './kite/selection.ts';
+import { buildNifty50Universe } from './kite/sim/universe.ts';
 import { shardOf } from './front.ts';
 
 describe('shardOf', () => {

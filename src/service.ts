@@ -9,7 +9,7 @@ import { Front } from './front.ts';
 import { startGateway, type Gateway } from './gateway/server.ts';
 import { KiteIngest } from './kite/ingest.ts';
 import { fetchIndexLevel, fetchInstruments, type KiteRest } from './kite/master.ts';
-import { selectUniverse } from './kite/instruments.ts';
+import { selectUniverse } from './kite/selection.ts';
 import { startSimulator, type Simulator } from './kite/sim/server.ts';
 import { DECODE_ERROR_NAMES, parseTextMessage } from './kite/codec.ts';
 import type { Logger } from './log.ts';

@@ -111,3 +111,16 @@ export function timeframeName(tfMs: number): string {
   if (tfMs % MINUTE_MS === 0) return `${tfMs / MINUTE_MS}m`;
   return `${tfMs / 1000}s`;
 }
+
+/** The calendar day in India of an instant, as days since 1970-01-01. */
+export function istDay(at: Date): number {
+  return Math.floor((at.getTime() + IST_OFFSET_MS) / DAY_MS);
+}
+
+export function isoOfDay(day: number): string {
+  return new Date(day * DAY_MS).toISOString().slice(0, 10);
+}
+
+export function dayOfIso(iso: string): number {
+  return Math.floor(Date.parse(`${iso}T00:00:00Z`) / DAY_MS);
+}

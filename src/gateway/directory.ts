@@ -6,7 +6,7 @@
  * The master is read through a getter and re-indexed only when it returns a different array, so a
  * service that refreshes its master at the daily rollover is seen without a restart.
  */
-import type { Instrument } from '../kite/instruments.ts';
+import type { Instrument } from '../core/instrument.ts';
 import type { FeedHub } from './hub.ts';
 
 export class Directory {

@@ -9,7 +9,7 @@
  * (preallocated, copied in place), which is what a new subscriber's snapshot is made of.
  */
 import type { SlotViews } from '../core/packet-slot.ts';
-import type { Instrument } from '../kite/instruments.ts';
+import type { Instrument } from '../core/instrument.ts';
 import { OutputPump } from '../outputs.ts';
 import type { Pipeline } from '../pipeline.ts';
 import { N, N_FIELDS, NType, TickConsumer } from '../core/tick.ts';

@@ -26,7 +26,8 @@
  * follows but has no tick for yet is left out of /quote like an unknown one.
  */
 import type { TemplatedApp } from 'uWebSockets.js';
-import { toCsv, type Instrument } from '../kite/instruments.ts';
+import type { Instrument } from '../core/instrument.ts';
+import { toCsv } from '../kite/instrument-csv.ts';
 import { DAY_MS, istDayStart } from '../core/ist.ts';
 import { Directory } from './directory.ts';
 import { historyJson, istString, KITE_INTERVALS, parseIstWallClock, storageError } from './history.ts';

@@ -17,7 +17,7 @@
  */
 import type { TemplatedApp } from 'uWebSockets.js';
 import { z } from 'zod';
-import type { Instrument } from '../kite/instruments.ts';
+import type { Instrument } from '../core/instrument.ts';
 import type { Db } from '../core/db.ts';
 import { IST_OFFSET_MS, parseTimeframe, timeframeName } from '../core/ist.ts';
 import { Directory } from './directory.ts';

@@ -4,7 +4,8 @@
  */
 import { AppError } from '../core/errors.ts';
 import type { Logger } from '../log.ts';
-import { parseCsv, type Instrument } from './instruments.ts';
+import type { Instrument } from '../core/instrument.ts';
+import { parseCsv } from './instrument-csv.ts';
 import { NIFTY_INDEX_LEVEL, NIFTY_INDEX_SYMBOL, NIFTY_INDEX_TOKEN } from './nifty50.ts';
 
 export interface KiteRest {

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { redactUrl } from '../config.ts';
 import { AppError } from '../core/errors.ts';
-import type { Instrument } from '../kite/instruments.ts';
+import type { Instrument } from '../core/instrument.ts';
 import type { Logger } from '../log.ts';
 import { RingConsumer } from '../core/ring.ts';
 import { startWorker } from '../threads.ts';

@@ -7,7 +7,9 @@
  * the 15-minute bars aggregated from them, as the aggregate stage would store them; tests compute
  * their own reference candles from the 1-minute bars.
  */
-import { buildNifty50Universe, selectUniverse, type Instrument } from '../../src/kite/instruments.ts';
+import type { Instrument } from '../../src/core/instrument.ts';
+import { selectUniverse } from '../../src/kite/selection.ts';
+import { buildNifty50Universe } from '../../src/kite/sim/universe.ts';
 import { FeedHub } from '../../src/gateway/hub.ts';
 import { startGateway, type Gateway } from '../../src/gateway/server.ts';
 import { mountRest, type ReadyState, type RestDeps, type RestHandle } from '../../src/gateway/rest.ts';

@@ -11,7 +11,7 @@ import { KiteWs } from '../../src/gateway/kite-ws.ts';
 import { OutputPump } from '../../src/outputs.ts';
 import { TickConsumer } from '../../src/core/tick.ts';
 import { silentLogger } from '../../src/log.ts';
-import type { Instrument } from '../../src/kite/instruments.ts';
+import type { Instrument } from '../../src/core/instrument.ts';
 import { nowMicros } from '../../src/core/clock.ts';
 
 export const TEST_KEYS: Record<string, string> = { 'secret-key-one-0123456789': 'alice', 'secret-key-two-0123456789': 'bob' };

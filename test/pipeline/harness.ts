@@ -3,7 +3,9 @@
  * rings → readers) and collects everything that comes out, per consumer.
  */
 import { encodeFrame, type WireTick } from '../../src/kite/codec.ts';
-import { buildNifty50Universe, selectUniverse, type Instrument } from '../../src/kite/instruments.ts';
+import type { Instrument } from '../../src/core/instrument.ts';
+import { selectUniverse } from '../../src/kite/selection.ts';
+import { buildNifty50Universe } from '../../src/kite/sim/universe.ts';
 import { Market } from '../../src/kite/sim/market.ts';
 import { Front } from '../../src/front.ts';
 import { Pipeline } from '../../src/pipeline.ts';

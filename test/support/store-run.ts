@@ -8,7 +8,7 @@ import { expect } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Front } from '../../src/front.ts';
-import type { Instrument } from '../../src/kite/instruments.ts';
+import type { Instrument } from '../../src/core/instrument.ts';
 import { silentLogger, type Logger } from '../../src/log.ts';
 import { OutputPump } from '../../src/outputs.ts';
 import { Pipeline } from '../../src/pipeline.ts';

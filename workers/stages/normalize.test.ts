@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CollectingSink, decodeFrame, DecodeStats, emptyWireTick, encodeFrame } from '../../src/kite/codec.ts';
 import { Kind } from '../../src/core/packet-slot.ts';
-import type { Instrument } from '../../src/kite/instruments.ts';
+import type { Instrument } from '../../src/core/instrument.ts';
 import { N, N_FIELDS, NType } from '../../src/core/tick.ts';
 import { InstrumentKind, InstrumentTable } from './instrument-table.ts';
 import { normalize } from './normalize.ts';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { emptyWireTick, encodeFrame, CollectingSink, decodeFrame, DecodeStats, type WireTick } from '../../src/kite/codec.ts';
 import { Kind } from '../../src/core/packet-slot.ts';
-import type { Instrument } from '../../src/kite/instruments.ts';
+import type { Instrument } from '../../src/core/instrument.ts';
 import { InstrumentTable } from './instrument-table.ts';
 import { QuarantineReason } from '../../src/core/tick.ts';
 import { Validator } from './validate.ts';

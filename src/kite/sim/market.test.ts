@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeToTicks, encodeFrame, type WireTick } from '../codec.ts';
-import { buildNifty50Universe, type Instrument } from '../instruments.ts';
+import type { Instrument } from '../../core/instrument.ts';
+import { buildNifty50Universe } from './universe.ts';
 import { NIFTY_INDEX_TOKEN } from '../nifty50.ts';
 import { Kind } from '../../core/packet-slot.ts';
 import { black76, Market, ModeCode } from './market.ts';

@@ -24,7 +24,7 @@
  * Hot path (`advance`): numbers in typed arrays, no allocation.
  */
 import { emptyWireTick, type WireTick } from '../codec.ts';
-import type { Instrument } from '../instruments.ts';
+import type { Instrument } from '../../core/instrument.ts';
 import { NIFTY50, NIFTY_DERIVATIVE_NAME, NIFTY_INDEX_LEVEL, NIFTY_INDEX_SYMBOL, NIFTY_INDEX_TOKEN } from '../nifty50.ts';
 import { Kind, type KindCode } from '../../core/packet-slot.ts';
 import { Rng } from './rng.ts';

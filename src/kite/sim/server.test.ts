@@ -6,7 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { decodeToTicks, DecodeStats, type WireTick } from '../codec.ts';
-import { buildNifty50Universe, parseCsv } from '../instruments.ts';
+import { parseCsv } from '../instrument-csv.ts';
+import { buildNifty50Universe } from './universe.ts';
 import { NIFTY_INDEX_TOKEN } from '../nifty50.ts';
 import { FRAME_CAP_BYTES, startSimulator, type Simulator, type SimulatorOptions } from './server.ts';
 

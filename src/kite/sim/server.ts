@@ -37,7 +37,9 @@ import type { us_listen_socket, WebSocket } from 'uWebSockets.js';
 import { AppError } from '../../core/errors.ts';
 import { uws } from '../../uws.ts';
 import { encodeFrameInto, HEARTBEAT, type WireTick } from '../codec.ts';
-import { buildNifty50Universe, type Instrument, toCsv } from '../instruments.ts';
+import type { Instrument } from '../../core/instrument.ts';
+import { toCsv } from '../instrument-csv.ts';
+import { buildNifty50Universe } from './universe.ts';
 import { KIND_LENGTH } from '../../core/packet-slot.ts';
 import { Market, ModeCode, modeCode } from './market.ts';
 
