@@ -1,5 +1,5 @@
 /**
- * Live feed fan-out (issue #5): the real stack (front → shard workers → hub → msgpack feed on
+ * Live feed fan-out: the real stack (front → shard workers → hub → msgpack feed on
  * uWebSockets.js) in this process, WebSocket clients in another (bench/feed-clients.ts, forked
  * with `node --import tsx`), on loopback. Against it, in the same run, the baseline: a `ws`
  * WebSocketServer in this process that parses each Kite frame with the official

@@ -1,5 +1,5 @@
 /**
- * The tick pipeline end to end (issue #3): encoded Kite frames → Front.onBinary (decode into one
+ * The tick pipeline end to end: encoded Kite frames → Front.onBinary (decode into one
  * ring per shard) → shard workers (dedupe, validate, normalize, filter, aggregate) → output rings
  * → both consumer slots (STORE and FEED) drained with OutputReader, as OutputPump does. Against
  * it, in the same run: the official KiteTicker.parseBinary into plain objects with the same stages

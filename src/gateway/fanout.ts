@@ -6,7 +6,7 @@
  *
  * Why sets and not one topic per instrument: with a topic per instrument a client following 376
  * instruments got up to 376 frames per drain, ~3 ticks each, and paid a WebSocket message (parse,
- * event, decode setup) per frame; the clients, not the server, were the bound (issue #5, case 1).
+ * event, decode setup) per frame; the clients, not the server, were the bound (bench/feed.bench.ts, case 1).
  * With a set topic it gets one frame per drain, however many instruments ticked.
  *
  * Each tick is still encoded once per encoding (not per set, never per client): the caller writes

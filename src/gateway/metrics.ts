@@ -4,7 +4,7 @@
  * the module's counter into it when Prometheus scrapes, so the hot path keeps its plain numbers.
  * The one series fed per request is the REST latency histogram.
  *
- * Every source is optional: a module that is not there (the writer before issue #4 lands, the
+ * Every source is optional: a module that is not there (a service started without the writer, the
  * cache without Redis...) exports no series rather than zeros that look like data.
  *
  * | series                                   | type      | labels              | from              |
