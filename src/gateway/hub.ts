@@ -10,8 +10,7 @@
  */
 import type { SlotViews } from '../core/packet-slot.ts';
 import type { Instrument } from '../core/instrument.ts';
-import { OutputPump } from '../outputs.ts';
-import type { Pipeline } from '../pipeline.ts';
+import { OutputPump, type Pipeline } from '../pipeline.ts';
 import { N, N_FIELDS, NType, TickConsumer } from '../core/tick.ts';
 import { B, BAR_FIELDS } from '../core/bar.ts';
 

@@ -3,12 +3,11 @@
  * uWebSockets.js app on loopback. Tests push encoded Kite frames into the front.
  */
 import { Front } from '../../src/front.ts';
-import { Pipeline } from '../../src/pipeline.ts';
+import { OutputPump, Pipeline } from '../../src/pipeline.ts';
 import { startGateway, type Gateway } from '../../src/gateway/server.ts';
 import { FeedHub, type HubListener } from '../../src/gateway/hub.ts';
 import { Feed, type FeedOptions } from '../../src/gateway/feed.ts';
 import { KiteWs } from '../../src/gateway/kite-ws.ts';
-import { OutputPump } from '../../src/outputs.ts';
 import { TickConsumer } from '../../src/core/tick.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { Instrument } from '../../src/core/instrument.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { SlotViews } from './core/packet-slot.ts';
-import { OutputPump, type PumpReader } from './outputs.ts';
+import { OutputPump, type PumpReader } from './pipeline.ts';
 
 /** A reader holding `backlog` records that are all there at once, as after a consumer stalled. */
 function backlogReader(backlog: number): PumpReader {
