@@ -1,0 +1,65 @@
+/**
+ * The decoder's promise that nothing is allocated per packet (one DataView per frame is all), held
+ * over millions of packets by counting the bytes V8 allocates (test/support/alloc.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { DecodeStats, decodeFrame, encodeFrame, type FrameStamp } from './codec.ts';
+import { ALL_KINDS, Rng, genTick } from '../../test/support/gen.ts';
+import { RingSink } from '../../test/support/sinks.ts';
+import type { SlotSink } from '../core/packet-slot.ts';
+import { BOXED_DOUBLE_BYTES, boxOne, describeAllocation, measureAllocation, NOTHING_PER_TICK } from '../../test/support/alloc.ts';
+
+const PACKETS = 3_000_000;
+
+/** Busy Kite frames, as the decode bench uses: 50-200 packets each, every packet kind mixed. */
+function frames(count: number, seed: number): Uint8Array[] {
+  const r = new Rng(seed);
+  const out: Uint8Array[] = [];
+  for (let f = 0; f < count; f++) {
+    const ticks = [];
+    const n = r.int(50, 200);
+    for (let i = 0; i < n; i++) ticks.push(genTick(r, r.pick(ALL_KINDS), r.int(1, 9)));
+    out.push(encodeFrame(ticks));
+  }
+  return out;
+}
+
+/** The ring sink plus one boxed double per packet: the accident the test must catch. */
+class BoxingSink implements SlotSink {
+  constructor(private readonly inner: RingSink) {}
+  get views() {
+    return this.inner.views;
+  }
+  claim(): number {
+    return this.inner.claim();
+  }
+  commit(): void {
+    this.inner.commit();
+    boxOne(this.inner.seq);
+  }
+}
+
+describe('decodeFrame allocation', () => {
+  it('decodes 3M packets into a reused ring without allocating per packet', () => {
+    const set = frames(64, 0xa110c);
+    const stamp: FrameStamp = { recvTimeUs: 1_764_662_400_123_456, seq: 0, conn: 1 };
+    const stats = new DecodeStats();
+    const ring = new RingSink(1024);
+    const boxing = new BoxingSink(new RingSink(1024));
+    const decodeInto = (sink: SlotSink) => (packets: number): void => {
+      let n = 0;
+      for (let f = 0; n < packets; f = f + 1 === set.length ? 0 : f + 1) {
+        stamp.seq++;
+        n += decodeFrame(set[f], stamp, sink, stats);
+      }
+    };
+
+    const clean = measureAllocation(decodeInto(ring), PACKETS);
+    const boxed = measureAllocation(decodeInto(boxing), PACKETS / 3);
+
+    expect(stats.totalErrors()).toBe(0);
+    expect(clean.bytesPerTick, describeAllocation('decodeFrame', clean)).toBeLessThan(NOTHING_PER_TICK);
+    // The bound would have caught a single boxed double per packet.
+    expect(boxed.bytesPerTick, describeAllocation('decodeFrame + one boxed double a packet', boxed)).toBeGreaterThanOrEqual(BOXED_DOUBLE_BYTES);
+  });
+});
