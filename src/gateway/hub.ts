@@ -11,6 +11,7 @@
 import type { SlotViews } from '../core/packet-slot.ts';
 import type { Instrument } from '../core/instrument.ts';
 import { OutputPump, type Pipeline } from '../pipeline.ts';
+import { InstrumentIndex } from './directory.ts';
 import { N, N_FIELDS, NType, TickConsumer } from '../core/tick.ts';
 import { B, BAR_FIELDS } from '../core/bar.ts';
 
@@ -40,8 +41,8 @@ export class FeedHub {
   readonly hasBar: Uint8Array;
   readonly timeframesMs: readonly number[];
   readonly symbols: readonly string[];
-  readonly rowOfToken = new Map<number, number>();
-  private readonly rowOfSymbol = new Map<string, number>();
+  readonly rowOfToken: ReadonlyMap<number, number>;
+  private readonly index: InstrumentIndex;
   private readonly listeners: HubListener[] = [];
   private pump: OutputPump | null = null;
   ticks = 0;
@@ -55,19 +56,13 @@ export class FeedHub {
     this.latestBars = new Float64Array(this.rows * timeframesMs.length * BAR_FIELDS);
     this.hasBar = new Uint8Array(this.rows * timeframesMs.length);
     this.symbols = instruments.map((i) => i.tradingsymbol);
-    instruments.forEach((i, row) => {
-      this.rowOfToken.set(i.instrumentToken, row);
-      this.rowOfSymbol.set(`${i.exchange}:${i.tradingsymbol}`.toUpperCase(), row);
-      const bare = i.tradingsymbol.toUpperCase();
-      // NSE wins a bare-symbol tie, as on Kite.
-      if (!this.rowOfSymbol.has(bare) || i.exchange === 'NSE') this.rowOfSymbol.set(bare, row);
-    });
+    this.index = new InstrumentIndex(instruments);
+    this.rowOfToken = this.index.rowOfToken;
   }
 
   /** Row of a token (number or digits) or symbol ('NFO:NIFTY25DEC26000CE', 'INFY'); -1 if not followed. */
   resolve(instrument: number | string): number {
-    if (typeof instrument === 'number' || /^\d+$/.test(instrument)) return this.rowOfToken.get(Number(instrument)) ?? -1;
-    return this.rowOfSymbol.get(instrument.trim().toUpperCase()) ?? -1;
+    return this.index.find(instrument);
   }
 
   add(listener: HubListener): void {
