@@ -9,6 +9,7 @@ import { Market } from '../../src/kite/sim/market.ts';
 import { N, N_FIELDS } from '../../src/core/tick.ts';
 import { officialTicker, type OfficialTick } from '../support/kite-official.ts';
 import { universe } from '../pipeline/harness.ts';
+import { until } from '../support/until.ts';
 import { startStack, type Stack } from './stack.ts';
 
 const KEY = 'secret-key-two-0123456789';
@@ -16,13 +17,8 @@ const instruments = universe(2, 1);
 const tokens = instruments.map((i) => i.instrumentToken);
 const INDEX = 256265;
 
-async function until(cond: () => boolean, what: string, ms = 10_000) {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Packet lengths of each mode: equity and index (ltp is one length for both). */
+const MODE_LENGTHS: Record<string, number[]> = { ltp: [8], quote: [28, 44], full: [32, 184] };
 
 describe('Kite-compatible /kite endpoint', () => {
   let stack: Stack;
@@ -31,7 +27,7 @@ describe('Kite-compatible /kite endpoint', () => {
     stack = await startStack(instruments);
     const market = new Market({ instruments, seed: 8 });
     pump = setInterval(() => stack.push(encodeFrame(market.nextTicks(30, tokens, 'full'))), 10);
-    await until(() => stack.hub.ticks > 100, 'ticks through the pipeline');
+    await until('ticks through the pipeline', () => stack.hub.ticks > 100);
   });
   afterAll(async () => {
     clearInterval(pump);
@@ -49,7 +45,7 @@ describe('Kite-compatible /kite endpoint', () => {
     await connected;
     const eq = instruments.find((i) => i.instrumentType === 'EQ' && i.segment === 'NSE')!.instrumentToken;
     (ticker as any).subscribe([eq, INDEX]);
-    await until(() => got.some((t) => t.instrument_token === eq) && got.some((t) => t.instrument_token === INDEX), 'quote ticks');
+    await until('quote ticks', () => got.some((t) => t.instrument_token === eq) && got.some((t) => t.instrument_token === INDEX));
     const q = got.find((t) => t.instrument_token === eq)!;
     expect(q.mode).toBe('quote');
     expect(q.last_price).toBeGreaterThan(0);
@@ -58,20 +54,31 @@ describe('Kite-compatible /kite endpoint', () => {
 
     (ticker as any).setMode('full', [eq, INDEX]);
     got.length = 0;
-    await until(() => got.some((t) => t.instrument_token === eq && t.mode === 'full'), 'full ticks');
+    await until('full ticks', () => got.some((t) => t.instrument_token === eq && t.mode === 'full'));
     const f = got.filter((t) => t.instrument_token === eq && t.mode === 'full').pop()!;
     expect(f.depth!.buy).toHaveLength(5);
     expect(f.depth!.buy[0].price).toBeLessThan(f.depth!.sell[0].price);
     expect(f.exchange_timestamp).toBeInstanceOf(Date);
     // What it decoded matches our latest canonical tick for the token to the paisa.
     const row = stack.hub.rowOfToken.get(eq)!;
-    await until(() => got.some((t) => t.instrument_token === eq && Math.abs(t.last_price - stack.hub.latestTicks[row * N_FIELDS + N.PRICE]) < 1e-9 && t.volume_traded === stack.hub.latestTicks[row * N_FIELDS + N.VOLUME]), 'a tick equal to the latest state');
+    await until('a tick equal to the latest state', () => got.some((t) => t.instrument_token === eq && Math.abs(t.last_price - stack.hub.latestTicks[row * N_FIELDS + N.PRICE]) < 1e-9 && t.volume_traded === stack.hub.latestTicks[row * N_FIELDS + N.VOLUME]));
 
     (ticker as any).unsubscribe([eq, INDEX]);
-    await new Promise((r) => setTimeout(r, 200));
-    got.length = 0;
-    await new Promise((r) => setTimeout(r, 300));
-    expect(got).toHaveLength(0);
+    // The server handles a socket's messages in order and answers a subscribe with a snapshot of
+    // the new token: that snapshot, and every tick after it, left after the unsubscribe.
+    const marker = tokens.find((t) => t !== eq && t !== INDEX)!;
+    const after: OfficialTick[] = [];
+    ticker.on('ticks', (ticks) => { if (after.length > 0 || ticks.some((t) => t.instrument_token === marker)) after.push(...ticks); });
+    (ticker as any).subscribe([marker]);
+    await until('the new token\'s snapshot', () => after.length > 0);
+    // eq and INDEX tick again: were they still followed, the drain would publish them to this ticker.
+    const recvOf = (token: number) => stack.hub.latestTicks[stack.hub.rowOfToken.get(token)! * N_FIELDS + N.RECV_TIME_US];
+    const was = [eq, INDEX].map(recvOf);
+    await until('eq and INDEX to tick again in the pipeline', () => [eq, INDEX].every((t, i) => recvOf(t) !== was[i]));
+    // A mode change is answered with a snapshot in the new mode, sent after every frame published before it.
+    (ticker as any).setMode('ltp', [marker]);
+    await until('the ltp snapshot', () => after.some((t) => t.mode === 'ltp'));
+    expect(after.filter((t) => t.instrument_token !== marker)).toEqual([]);
     expect(messages).toBeGreaterThan(0);
     ticker.disconnect();
   });
@@ -80,12 +87,19 @@ describe('Kite-compatible /kite endpoint', () => {
     const open = (mode: string) => new Promise<{ ws: WebSocket; lens: Set<number>; hb: number }>((resolve) => {
       const ws = new WebSocket(`ws://127.0.0.1:${stack.port}/kite?api_key=${KEY}&access_token=x`);
       const s = { ws, lens: new Set<number>(), hb: 0 };
+      // Newly subscribed tokens start in quote mode (their snapshot is a quote packet). The mode
+      // change's snapshot is the first packet in the new mode's length, and every frame after it
+      // left after the change: count from that frame on.
+      let counting = mode === 'quote';
       ws.on('message', (d: Buffer, bin: boolean) => {
         if (!bin) return;
         if (d.length === 1) { s.hb++; return; }
         const dv = new DataView(d.buffer, d.byteOffset, d.length);
+        const lens: number[] = [];
         let p = 2;
-        for (let i = 0; i < dv.getUint16(0); i++) { const l = dv.getUint16(p); s.lens.add(l); p += 2 + l; }
+        for (let i = 0; i < dv.getUint16(0); i++) { const l = dv.getUint16(p); lens.push(l); p += 2 + l; }
+        counting ||= lens.some((l) => MODE_LENGTHS[mode].includes(l));
+        if (counting) for (const l of lens) s.lens.add(l);
       });
       ws.on('open', () => {
         ws.send(JSON.stringify({ a: 'subscribe', v: [INDEX, tokens[1]] }));
@@ -94,11 +108,7 @@ describe('Kite-compatible /kite endpoint', () => {
       });
     });
     const [ltp, quote, full] = await Promise.all([open('ltp'), open('quote'), open('full')]);
-    // Newly subscribed tokens start in quote mode (their snapshot is a quote packet); count from
-    // after the mode change.
-    await new Promise((r) => setTimeout(r, 200));
-    for (const s of [ltp, quote, full]) s.lens.clear();
-    await until(() => full.hb > 0 && full.lens.size >= 2 && ltp.lens.size >= 1 && quote.lens.size >= 2, 'frames and a heartbeat', 5000);
+    await until('frames and a heartbeat', () => full.hb > 0 && full.lens.size >= 2 && ltp.lens.size >= 1 && quote.lens.size >= 2);
     expect([...ltp.lens]).toEqual([8]);
     expect([...quote.lens].sort()).toEqual([28, 44]);
     expect([...full.lens].sort()).toEqual([184, 32]);
@@ -127,7 +137,7 @@ describe('Kite-compatible /kite endpoint', () => {
     await new Promise((r) => ws.on('open', r));
     ws.send(JSON.stringify({ a: 'subscribe', v: tokens }));
     ws.send(JSON.stringify({ a: 'mode', v: ['full', tokens] }));
-    await until(() => frames.length > 20, 'frames');
+    await until('frames', () => frames.length > 20);
     ws.close();
     // As from Kite: one frame carries every followed token that ticked, not one token per frame
     // (beyond the two snapshots, on subscribe and on the mode change).
