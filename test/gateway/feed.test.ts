@@ -7,6 +7,7 @@ import { createUnpackr } from '../../src/gateway/messages.ts';
 import type { HubListener } from '../../src/gateway/hub.ts';
 import { N } from '../../src/core/tick.ts';
 import { universe } from '../pipeline/harness.ts';
+import { until } from '../support/until.ts';
 import { startStack, type Stack } from './stack.ts';
 
 const KEY = 'secret-key-one-0123456789';
@@ -42,6 +43,12 @@ function connect(port: number, query = `key=${KEY}`, headers: Record<string, str
   });
 }
 
+/** A ping's pong follows, on its socket, every frame the server published before it read the ping. */
+async function pingPong(c: Conn, id: string): Promise<void> {
+  c.ws.send(JSON.stringify({ op: 'ping', id }));
+  await c.next((m) => m.type === 'pong' && m.id === id, `pong ${id}`);
+}
+
 describe('msgpack feed /ws', () => {
   let stack: Stack;
   let market: Market;
@@ -75,8 +82,7 @@ describe('msgpack feed /ws', () => {
     const opt = instruments.find((i) => i.instrumentType === 'CE')!;
     // Ticks for both first, so the snapshot is not blank.
     const rows = [eq, opt].map((i) => stack.hub.rowOfToken.get(i.instrumentToken)!);
-    const t0 = Date.now();
-    while (!rows.every((r) => stack.hub.hasTick[r] === 1) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+    await until('ticks for both', () => rows.every((r) => stack.hub.hasTick[r] === 1));
     c.ws.send(JSON.stringify({ op: 'subscribe', id: 1, instruments: [`NSE:${eq.tradingsymbol}`, opt.instrumentToken, 'NOPE'], mode: 'full', bars: ['1m'] }));
     const ack = await c.next((m) => m.type === 'ack', 'ack');
     expect(ack.id).toBe(1);
@@ -138,14 +144,17 @@ describe('slow feed clients', () => {
       const closed = new Promise<number>((r) => slow.ws.on('close', (code) => r(code)));
       let fastTicks = 0;
       fast.ws.on('message', () => { fastTicks++; });
-      const t0 = Date.now();
-      // Until the server has closed it: a paused client sees no close event. Bounded, generous
-      // for a loaded CI core (the kernel's socket buffers must fill before uWS's queue grows).
-      while ((stack.feed.stats.slowCloses === 0 || fastTicks <= 100) && Date.now() - t0 < 90_000) {
-        // About 40k ticks/s offered: enough to fill a paused client's buffers in a second or two,
-        // little enough that the reading client keeps up on a loaded CI core.
+      // About 40k ticks/s offered: enough to fill a paused client's buffers in a second or two,
+      // little enough that the reading client keeps up on a loaded CI core.
+      const pump = setInterval(() => {
         for (let i = 0; i < 2; i++) stack.push(encodeFrame(market.nextTicks(100, tokens, 'full')));
-        await new Promise((r) => setTimeout(r, 5));
+      }, 5);
+      try {
+        // Until the server has closed it: a paused client sees no close event. Bounded, generous
+        // for a loaded CI core (the kernel's socket buffers must fill before uWS's queue grows).
+        await until('the server to close the paused client', () => stack.feed.stats.slowCloses > 0 && fastTicks > 100, 90_000);
+      } finally {
+        clearInterval(pump);
       }
       (slow.ws as any)._socket.resume();
       expect(stack.feed.stats.conflations).toBeGreaterThanOrEqual(1);
@@ -194,15 +203,15 @@ describe('fan-out by subscription set', () => {
         await new Promise((r) => setTimeout(r, 2));
       }
       const expected = (list: number[]) => list.reduce((n, t) => n + emitted.get(t)!.length, 0);
-      const ticksOf = (c: Conn) => c.msgs.filter((m) => m.type === 'ticks').flatMap((m) => m.d);
-      const t0 = Date.now();
-      const settled = () => {
+      const ticksOf = (c: Conn, from = 0) => c.msgs.slice(from).filter((m) => m.type === 'ticks').flatMap((m) => m.d);
+      // Every tick pushed has come out of the pipeline and through the hub, which publishes the
+      // frames before its drain returns: they are sent by the time the test sees this.
+      const settled = (pushed: number) => {
         const k = stack.pipeline.counters();
-        return k.ticksIn === 30 * 60 && k.ticksOut + k.quarantined + k.duplicates === k.ticksIn && stack.hub.ticks >= k.ticksOut;
+        return k.ticksIn === pushed && k.ticksOut + k.quarantined + k.duplicates === k.ticksIn && stack.hub.ticks >= k.ticksOut;
       };
-      while (Date.now() - t0 < 20_000 && (!settled() || subs.some(([c, list]) => ticksOf(c).length < expected(list)))) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await until('the pipeline to hand out every tick', () => settled(30 * 60));
+      for (const [c] of subs) await pingPong(c, 'settled');
       expect(stack.pipeline.counters().ticksOut).toBeGreaterThan(1000);
       for (const [c, list, mode] of subs) {
         const got = ticksOf(c);
@@ -220,17 +229,16 @@ describe('fan-out by subscription set', () => {
 
       // Moving to another set: b now follows one instrument, and gets only it.
       b.ws.send(JSON.stringify({ op: 'unsubscribe', id: 2, instruments: mine.slice(1) }));
-      await b.next((m) => m.type === 'ack' && m.id === 2, 'unsubscribe ack');
+      const ack = await b.next((m) => m.type === 'ack' && m.id === 2, 'unsubscribe ack');
       expect(stack.feed.stats.subscriptionSets).toBe(4);
-      b.msgs.length = 0;
+      // The ack left after the unsubscribe took effect; what follows it on the socket came later.
+      const afterAck = b.msgs.indexOf(ack) + 1;
       stack.push(encodeFrame(market.nextTicks(60, tokens, 'full')));
-      await b.next((m) => m.type === 'ticks', 'ticks after unsubscribe');
-      await new Promise((r) => setTimeout(r, 100));
-      expect(ticksOf(b).every((x) => x.t === mine[0])).toBe(true);
+      await until('the pipeline to hand out the next frame', () => settled(31 * 60));
+      await pingPong(b, 'after the next frame');
+      expect(new Set(ticksOf(b, afterAck).map((x) => x.t))).toEqual(new Set([mine[0]]));
       for (const [c] of subs) c.ws.close();
-      const t1 = Date.now();
-      while (stack.feed.stats.subscriptionSets > 0 && Date.now() - t1 < 5000) await new Promise((r) => setTimeout(r, 20));
-      expect(stack.feed.stats.subscriptionSets).toBe(0);
+      await until('every subscription set to be gone', () => stack.feed.stats.subscriptionSets === 0);
     } finally {
       await stack.close();
     }
