@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { CollectingSink, decodeFrame, DecodeStats } from './codec.ts';
@@ -5,14 +6,8 @@ import { assignSlots, KiteIngest, MAX_TOKENS_PER_CONNECTION } from './ingest.ts'
 import { Kind } from '../core/packet-slot.ts';
 import { startSimulator, type Simulator } from './sim/server.ts';
 import { KiteAuthError } from '../core/errors.ts';
-
-async function until(cond: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { createLogger } from '../log.ts';
+import { until } from '../../test/support/until.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -66,35 +61,41 @@ describe('KiteIngest against the simulator', () => {
     });
     cleanups.push(() => ingest.stop());
     ingest.start();
-    await until(() => ingest.connected() && seen.size === tokens.length, 'every token to tick in full mode');
+    await until('every token to tick in full mode', () => ingest.connected() && seen.size === tokens.length);
     expect(ingest.assignment()).toHaveLength(2);
 
     for (let round = 1; round <= 2; round++) {
       s.dropAllConnections();
-      await until(() => ingest.stats().every((st) => st.disconnects === round), `disconnect ${round} to be noticed`);
+      await until(`disconnect ${round} to be noticed`, () => ingest.stats().every((st) => st.disconnects === round));
       seen.clear();
-      await until(() => ingest.connected() && seen.size === tokens.length, `resubscription after drop ${round}`);
+      await until(`resubscription after drop ${round}`, () => ingest.connected() && seen.size === tokens.length);
       expect(ingest.stats().every((st) => st.connects === round + 1)).toBe(true);
     }
     expect([...seen].sort((a, b) => a - b)).toEqual([...tokens].sort((a, b) => a - b));
     expect(s.connections()).toBe(2);
-    await until(() => ingest.stats().every((st) => st.gaps === 2), 'gaps to be counted');
+    await until('gaps to be counted', () => ingest.stats().every((st) => st.gaps === 2));
     expect(stats.totalErrors()).toBe(0);
   });
 
   it('treats refused credentials as fatal and does not retry', async () => {
     const s = await sim();
+    const lines: string[] = [];
     const ingest = new KiteIngest({
       wsUrl: s.wsUrl, apiKey: 'k', accessToken: 'wrong', tokens: [256265], mode: 'full',
-      backoffInitialMs: 10, onBinary: () => {},
+      backoffInitialMs: 10, onBinary: () => {}, log: createLogger('warn', 'ingest', { write: (line: string) => { lines.push(line); } }),
     });
     cleanups.push(() => ingest.stop());
-    const fatal = new Promise<Error>((resolve) => ingest.on('fatal', resolve));
+    const fatal = once(ingest, 'fatal') as Promise<[Error]>;
+    const gone = once(ingest, 'disconnect');
     ingest.start();
-    const err = await fatal;
+    const [err] = await fatal;
     expect(err).toBeInstanceOf(KiteAuthError);
     expect(err.message).toMatch(/access token/);
-    await new Promise((r) => setTimeout(r, 300));
+    // The refused socket's close is where a retry is decided: the ingest announces the disconnect,
+    // then in the same call schedules the next attempt and logs it. Once the event is handled, a
+    // retry would be on the log.
+    await gone;
+    expect(lines.map((l) => JSON.parse(l)).filter((l) => 'retryInMs' in l)).toEqual([]);
     expect(ingest.stats()[0].connects).toBe(0);
   });
 });
@@ -113,7 +114,7 @@ describe('KiteIngest silence watchdog', () => {
     });
     cleanups.push(() => ingest.stop());
     ingest.start();
-    await until(() => accepted >= 3, 'two reconnects after silence');
+    await until('two reconnects after silence', () => accepted >= 3);
     expect(ingest.stats()[0].silences).toBeGreaterThanOrEqual(2);
   });
 });
