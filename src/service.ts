@@ -165,7 +165,8 @@ export async function startService(config: Config, log: Logger): Promise<Service
     cleanup.push(() => ing.stop());
 
     const rings = () => front.producers.map((p, i) => ({ shard: i, depth: p.depth(), highWater: p.highWater(), drops: p.drops(), capacity: p.capacity }));
-    // Bars and ticks for REST history, read through the writer thread (src/storage/supervisor.ts).
+    // Bars and ticks for REST history and /ready: the reader thread's pool on PostgreSQL, the writer
+    // thread on the embedded database (src/storage/supervisor.ts db()).
     const historyDb: Db | null = storage.db();
     const health = (): Record<string, unknown> => ({
       uptimeS: Math.round((Date.now() - started) / 1000),

@@ -1,6 +1,8 @@
 /**
  * Storage as the service sees it: starts the writer thread (workers/writer/) on the pipeline's
  * output rings, restarts it with back-off whenever it dies, and serves reads and /health figures.
+ * Reads go to a reader thread of their own on a PostgreSQL server (reads.ts), and through the
+ * writer thread on the embedded PGlite (db() says why).
  *
  * "Unacknowledged batches are kept by the side that restarts it": the rings the writer reads, the
  * `progress` record of how far it released each of them, and its counters are SharedArrayBuffers
@@ -27,6 +29,7 @@ import type { Logger } from '../log.ts';
 import { RingConsumer } from '../core/ring.ts';
 import { startWorker } from '../threads.ts';
 import type { Db, Row } from '../core/db.ts';
+import { Reads } from './reads.ts';
 import { TickConsumer } from '../core/tick.ts';
 import {
   latencyQuantile, WC, WRITER_COUNTERS, WRITER_STATE_NAMES, WriterExit,
@@ -39,6 +42,8 @@ const RESTART_MAX_MS = 5000;
 /** A thread that ran this long before dying resets the back-off. */
 const HEALTHY_AFTER_MS = 30_000;
 const SPILL_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** Connections of the read pool when StorageOptions.readConnections is not given. */
+const READ_CONNECTIONS_DEFAULT = 2;
 
 export interface StorageOptions {
   /** null: the embedded PGlite under `${dataDir}/pglite`. */
@@ -47,6 +52,8 @@ export interface StorageOptions {
   batchRows: number;
   batchMs: number;
   connections: number;
+  /** Connections of the reader thread's pool (PostgreSQL only); 2 when not given. */
+  readConnections?: number;
   stallMs: number;
   spillMaxBytes: number;
   marketDataRetentionDays: number;
@@ -88,6 +95,8 @@ export class Storage {
   lastExit: { code: number | null; error?: string; at: string } | null = null;
   private readonly data: WriterData;
   private worker: Worker | null = null;
+  /** The reader thread (PostgreSQL only). */
+  private readonly reads: Reads | null;
   private stopping = false;
   /** The writer said it drained the rings and stopped ('stopped'). */
   private drained = false;
@@ -136,6 +145,17 @@ export class Storage {
     this.sampler = setInterval(() => this.sample(), 1000);
     this.sampler.unref();
     this.spawn();
+    this.reads = opts.databaseUrl === null ? null : new Reads({
+      databaseUrl: opts.databaseUrl,
+      connections: opts.readConnections ?? READ_CONNECTIONS_DEFAULT,
+      stallMs: opts.stallMs,
+      log: opts.log,
+    });
+  }
+
+  /** Reader thread restarts, for tests and /health (0 on the embedded database). */
+  get readerRestarts(): number {
+    return this.reads?.restarts ?? 0;
   }
 
   private spawn(): void {
@@ -229,15 +249,24 @@ export class Storage {
       gaps: c[WC.GAPS],
       restarts: this.restarts,
       lastExit: this.lastExit,
+      // null: the embedded database, read through the writer thread (db()).
+      reader: this.reads?.stats() ?? null,
     };
   }
 
   /**
-   * The database for reads (src/storage/queries.ts), answered by the writer thread on a
-   * connection of its own: the main thread never loads the `postgres` driver, so the driver's
-   * uncaught exception can never take the service down.
+   * The database for reads (src/storage/queries.ts). Answered off the main thread either way: the
+   * main thread never loads the `postgres` driver, so the driver's uncaught exception can never
+   * take the service down.
+   *
+   * - PostgreSQL: by the reader thread's pool (reads.ts), so reads go on while a commit stalls or
+   *   the writer thread restarts.
+   * - Embedded PGlite: by the writer thread, between its batches. PGlite is one connection in the
+   *   thread that opened it, and its files may be opened by one instance only, so no other thread
+   *   can read them; reads fail with STORAGE_RESTARTING while that thread restarts.
    */
   db(): Db {
+    if (this.reads !== null) return this.reads.db();
     const query = <T extends object = Row>(text: string, params: readonly unknown[] = []): Promise<T[]> => {
       const w = this.worker;
       if (w === null) return Promise.reject(new AppError('STORAGE_RESTARTING', 'the writer thread is restarting; retry the read in a moment'));
@@ -263,6 +292,8 @@ export class Storage {
   async close(deadlineMs = 10_000): Promise<void> {
     this.stopping = true;
     clearInterval(this.sampler);
+    // Nothing reads from a service that is stopping: the reader goes now, beside the drain.
+    const readsClosed = this.reads?.close();
     if (this.restartTimer !== null) {
       clearTimeout(this.restartTimer);
       this.restartTimer = null;
@@ -278,6 +309,7 @@ export class Storage {
       await this.exited;
       clearTimeout(timer);
     }
+    await readsClosed;
     releaseLock(this.lockFile);
   }
 }

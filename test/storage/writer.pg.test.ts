@@ -56,7 +56,7 @@ describe('batch writer on PostgreSQL', () => {
     let read: unknown;
     const r = await storeRun({
       frames, instruments, databaseUrl: t.url,
-      // Reads for REST go through the writer thread (the main thread never loads the driver).
+      // Reads for REST go to the reader thread beside the writer (the main thread never loads the driver).
       during: async (s) => {
         await until('first commit', () => s.counters[WC.BATCHES] > 0);
         read = await instrumentsOf(s.db(), { type: 'FUT' });

@@ -1,7 +1,8 @@
 /**
  * The writer thread's entry (started by src/storage/supervisor.ts through startWorker): picks the
  * sink (a PostgreSQL server when DATABASE_URL is set, else the embedded PGlite), runs the writer,
- * answers reads for the query module, and drains on 'stop'.
+ * answers reads for the query module on the embedded PGlite (on a server they go to the reader
+ * thread, workers/reader/), and drains on 'stop'.
  *
  * No 'uncaughtException' handler on purpose: an error thrown where no catch reaches (the
  * `postgres` driver's, sink-pg.ts) ends this thread only, and the supervisor starts another.
