@@ -10,6 +10,7 @@ import { parseCsv } from '../instrument-csv.ts';
 import { buildNifty50Universe } from './universe.ts';
 import { NIFTY_INDEX_TOKEN } from '../nifty50.ts';
 import { FRAME_CAP_BYTES, startSimulator, type Simulator, type SimulatorOptions } from './server.ts';
+import { until } from '../../../test/support/until.ts';
 
 const INFY = 408065;
 const RELIANCE = 738561;
@@ -84,14 +85,6 @@ function refused(url: string): Promise<{ status: number; body: string }> {
   });
 }
 
-async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Packet lengths straight from a frame's bytes, as the wire has them. */
@@ -137,7 +130,7 @@ describe('Kite simulator: connections', () => {
     expect(JSON.parse(r.body).message).toContain('3');
     await connect(s, 'k2'); // another key has its own three
     a.ws.close();
-    await until(() => s.connections() === 3, 'the close to register');
+    await until('the close to register', () => s.connections() === 3);
     await connect(s, 'k');
     expect(s.stats.refusedLimit).toBe(1);
   });
@@ -147,12 +140,12 @@ describe('Kite simulator: connections', () => {
     const a = await connect(s);
     const b = await connect(s, 'k2');
     s.dropAllConnections();
-    await until(() => a.closeCode !== -1 && b.closeCode !== -1, 'both clients to see the close');
+    await until('both clients to see the close', () => a.closeCode !== -1 && b.closeCode !== -1);
     expect(a.closeCode).toBe(1006); // forcible: no close frame
     expect(s.connections()).toBe(0);
     const c = await connect(s);
     c.send({ a: 'subscribe', v: [INFY] });
-    await until(() => c.ticks().length > 0, 'ticks after reconnecting');
+    await until('ticks after reconnecting', () => c.ticks().length > 0);
   });
 
   it('sends a 1-byte heartbeat when idle', async () => {
@@ -175,7 +168,7 @@ describe('Kite simulator: subscriptions and modes', () => {
     a.send({ a: 'mode', v: ['ltp', [option]] });
     b.send({ a: 'subscribe', v: [NIFTY_INDEX_TOKEN, INFY] });
     b.send({ a: 'mode', v: ['full', [NIFTY_INDEX_TOKEN]] });
-    await until(() => a.ticks().length >= 3 && b.ticks().length >= 2, 'snapshots');
+    await until('snapshots', () => a.ticks().length >= 3 && b.ticks().length >= 2);
     const lengthsOf = (c: Client) => {
       const m = new Map<number, Set<number>>();
       for (const f of c.frames) {
@@ -202,7 +195,7 @@ describe('Kite simulator: subscriptions and modes', () => {
     const s = await sim({ rate: 0 });
     const c = await connect(s);
     c.send({ a: 'subscribe', v: [INFY, String(RELIANCE)] }); // tokens may come as digit strings
-    await until(() => c.ticks().length === 2, 'two snapshots');
+    await until('two snapshots', () => c.ticks().length === 2);
     await sleep(100);
     expect(c.ticks().map((t) => t.token).sort()).toEqual([INFY, RELIANCE].sort());
   });
@@ -211,7 +204,7 @@ describe('Kite simulator: subscriptions and modes', () => {
     const s = await sim({ rate: 20_000 });
     const c = await connect(s);
     c.send({ a: 'subscribe', v: [INFY, RELIANCE] });
-    await until(() => c.ticks().filter((t) => t.token === INFY).length > 5, 'INFY ticks');
+    await until('INFY ticks', () => c.ticks().filter((t) => t.token === INFY).length > 5);
     c.send({ a: 'unsubscribe', v: [INFY] });
     await sleep(100); // frames already in flight
     c.clear();
@@ -225,7 +218,7 @@ describe('Kite simulator: subscriptions and modes', () => {
     const s = await sim({ rate: 0 });
     const c = await connect(s);
     c.send({ a: 'subscribe', v: [1, 2, 99999999, INFY] });
-    await until(() => c.ticks().length === 1, 'the INFY snapshot');
+    await until('the INFY snapshot', () => c.ticks().length === 1);
     await sleep(100);
     expect(c.ticks().map((t) => t.token)).toEqual([INFY]);
     expect(c.texts).toEqual([]);
@@ -237,7 +230,7 @@ describe('Kite simulator: subscriptions and modes', () => {
     const s = await sim({ rate: 0, instruments: big });
     const c = await connect(s);
     c.send({ a: 'subscribe', v: big.slice(0, 3100).map((t) => t.instrumentToken) });
-    await until(() => c.texts.length === 1 && c.ticks().length === 3000, 'the error and 3000 snapshots');
+    await until('the error and 3000 snapshots', () => c.texts.length === 1 && c.ticks().length === 3000);
     const msg = JSON.parse(c.texts[0]);
     expect(msg.type).toBe('error');
     expect(msg.data).toContain('3000');
@@ -252,10 +245,10 @@ describe('Kite simulator: subscriptions and modes', () => {
     const bad = ['not json', '[]', 'null', '{"a":"dance"}', '{"a":"subscribe","v":5}', '{"a":"mode","v":["loud",[408065]]}', '{"a":"mode","v":"full"}'];
     for (const b of bad) c.send(b);
     c.ws.send(Buffer.from([1, 2, 3])); // binary
-    await until(() => c.texts.length === bad.length + 1, 'an error per bad message');
+    await until('an error per bad message', () => c.texts.length === bad.length + 1);
     for (const t of c.texts) expect(JSON.parse(t).type).toBe('error');
     c.send({ a: 'subscribe', v: [INFY] });
-    await until(() => c.ticks().length === 1, 'a snapshot after the bad messages');
+    await until('a snapshot after the bad messages', () => c.ticks().length === 1);
     expect(s.stats.badMessages).toBe(bad.length + 1);
   });
 });
@@ -267,7 +260,7 @@ describe('Kite simulator: ticks', () => {
     const tokens = s.instruments.map((t) => t.instrumentToken);
     c.send({ a: 'subscribe', v: tokens });
     c.send({ a: 'mode', v: ['full', tokens] });
-    await until(() => c.frames.length > 20, 'frames');
+    await until('frames', () => c.frames.length > 20);
     const lastVolume = new Map<number, number>();
     let n = 0;
     for (const f of c.frames) {
@@ -289,11 +282,11 @@ describe('Kite simulator: ticks', () => {
     const s = await sim({ rate: 0, heartbeatMs: 100_000 });
     const c = await connect(s);
     c.send({ a: 'subscribe', v: [INFY, RELIANCE] });
-    await until(() => c.ticks().length === 2, 'snapshots');
+    await until('snapshots', () => c.ticks().length === 2);
     await sleep(200);
     expect(c.ticks()).toHaveLength(2);
     s.setRate(2000);
-    await until(() => c.ticks().length > 50, 'ticks at the new rate');
+    await until('ticks at the new rate', () => c.ticks().length > 50);
     expect(() => s.setRate(-1)).toThrow(RangeError);
   });
 
@@ -303,14 +296,14 @@ describe('Kite simulator: ticks', () => {
     const tokens = s.instruments.map((t) => t.instrumentToken);
     c.send({ a: 'subscribe', v: tokens });
     c.send({ a: 'mode', v: ['full', tokens] });
-    await until(() => c.frames.length > 0, 'first frames');
+    await until('first frames', () => c.frames.length > 0);
     c.ws.pause();
-    await until(() => s.stats.skippedFrames > 0, 'a skipped frame');
+    await until('a skipped frame', () => s.stats.skippedFrames > 0);
     expect(s.stats.coalescedPackets).toBeGreaterThan(0);
     expect(s.stats.droppedByUws).toBe(0);
     c.ws.resume();
     c.clear();
-    await until(() => c.frames.length > 5, 'frames after resuming');
+    await until('frames after resuming', () => c.frames.length > 5);
     expect(c.stats.totalErrors()).toBe(0);
   });
 
@@ -320,7 +313,7 @@ describe('Kite simulator: ticks', () => {
     const b = await connect(s, 'k2');
     const order = { order_id: '151220000000000', status: 'COMPLETE', tradingsymbol: 'INFY', filled_quantity: 1 };
     expect(s.sendOrderPostback(order, 'k')).toBe(1);
-    await until(() => a.texts.length === 1, 'the postback');
+    await until('the postback', () => a.texts.length === 1);
     expect(JSON.parse(a.texts[0])).toEqual({ type: 'order', data: order });
     await sleep(50);
     expect(b.texts).toEqual([]);
