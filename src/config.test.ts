@@ -117,17 +117,17 @@ describe('config: API keys and cache', () => {
   });
 });
 
-describe('config: storage writer', () => {
-  it('has measured defaults and reads every WRITER_/SPILL_/RETENTION setting', () => {
+describe('config: storage writer and reader', () => {
+  it('has measured defaults and reads every WRITER_/READER_/SPILL_/RETENTION setting', () => {
     expect(loadConfig({}).storage).toEqual({
-      batchRows: 5000, batchMs: 100, connections: 4, stallMs: 30_000, spillMaxBytes: 1024 ** 3, marketDataRetentionDays: 30, barsRetentionDays: 365,
+      batchRows: 5000, batchMs: 100, connections: 4, readConnections: 2, stallMs: 30_000, spillMaxBytes: 1024 ** 3, marketDataRetentionDays: 30, barsRetentionDays: 365,
     });
     const c = loadConfig({
-      WRITER_BATCH_ROWS: '2000', WRITER_BATCH_MS: '50', WRITER_CONNECTIONS: '2', WRITER_STALL_MS: '5000',
+      WRITER_BATCH_ROWS: '2000', WRITER_BATCH_MS: '50', WRITER_CONNECTIONS: '2', READER_CONNECTIONS: '3', WRITER_STALL_MS: '5000',
       SPILL_MAX_BYTES: '104857600', MARKET_DATA_RETENTION_DAYS: '0', BARS_RETENTION_DAYS: '730',
     });
     expect(c.storage).toEqual({
-      batchRows: 2000, batchMs: 50, connections: 2, stallMs: 5000, spillMaxBytes: 104_857_600, marketDataRetentionDays: 0, barsRetentionDays: 730,
+      batchRows: 2000, batchMs: 50, connections: 2, readConnections: 3, stallMs: 5000, spillMaxBytes: 104_857_600, marketDataRetentionDays: 0, barsRetentionDays: 730,
     });
     expect(Object.isFrozen(c.storage)).toBe(true);
   });
@@ -136,6 +136,8 @@ describe('config: storage writer', () => {
     fails({ WRITER_BATCH_ROWS: '0' }, 'WRITER_BATCH_ROWS');
     fails({ WRITER_BATCH_MS: 'soon' }, 'WRITER_BATCH_MS');
     fails({ WRITER_CONNECTIONS: '100' }, 'WRITER_CONNECTIONS');
+    fails({ READER_CONNECTIONS: '0' }, 'READER_CONNECTIONS');
+    fails({ READER_CONNECTIONS: 'few' }, 'READER_CONNECTIONS');
     fails({ WRITER_STALL_MS: '10' }, 'WRITER_STALL_MS');
     fails({ SPILL_MAX_BYTES: '1k' }, 'SPILL_MAX_BYTES');
     fails({ MARKET_DATA_RETENTION_DAYS: '-1' }, 'MARKET_DATA_RETENTION_DAYS');

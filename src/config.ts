@@ -58,7 +58,7 @@ export interface Config {
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
   readonly dataDir: string;
-  /** The batch writer (workers/writer/). */
+  /** The batch writer (workers/writer/) and, on PostgreSQL, the reader (workers/reader/). */
   readonly storage: {
     /** Rows that make a batch due at once. */
     readonly batchRows: number;
@@ -66,7 +66,9 @@ export interface Config {
     readonly batchMs: number;
     /** Connections, each with one batch in flight (PostgreSQL; the embedded database has one). */
     readonly connections: number;
-    /** A commit taking longer than this restarts the writer thread, ms. */
+    /** Connections of the read pool (REST history, /ready), apart from the writer's; PostgreSQL only. */
+    readonly readConnections: number;
+    /** A commit (or, on PostgreSQL, a read) taking longer than this restarts the writer (reader) thread, ms. */
     readonly stallMs: number;
     /** Bound of the on-disk spill; when full the feed is paused, nothing dropped. */
     readonly spillMaxBytes: number;
@@ -251,6 +253,7 @@ export function loadConfig(env: Env = process.env): Config {
       batchRows: int(env, 'WRITER_BATCH_ROWS', 5000, 1, 1_000_000, '5000'),
       batchMs: int(env, 'WRITER_BATCH_MS', 100, 1, 60_000, '100'),
       connections: int(env, 'WRITER_CONNECTIONS', 4, 1, 32, '4'),
+      readConnections: int(env, 'READER_CONNECTIONS', 2, 1, 32, '2'),
       stallMs: int(env, 'WRITER_STALL_MS', 30_000, 1000, 3_600_000, '30000'),
       spillMaxBytes: int(env, 'SPILL_MAX_BYTES', 1024 ** 3, 1024 * 1024, 2 ** 50, String(1024 ** 3)),
       marketDataRetentionDays: int(env, 'MARKET_DATA_RETENTION_DAYS', 30, 0, 36_500, '30'),
