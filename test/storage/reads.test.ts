@@ -17,17 +17,10 @@ import { stream, universe } from '../pipeline/harness.ts';
 import { createTestDatabase, type TestDatabase } from '../support/pg.ts';
 import { freshPgliteDir } from '../support/pglite.ts';
 import { expectStoredExactlyOnce, storeRun } from '../support/store-run.ts';
+import { until } from '../support/until.ts';
 
 const instruments = universe();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, f: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(await f())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** A read that answers: true; one that fails (the reader restarting, a cut connection): false. */
 const answers = (read: () => Promise<unknown[]>) => read().then((rows) => rows.length > 0, () => false);
