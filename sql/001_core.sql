@@ -23,8 +23,10 @@ CREATE TABLE instruments (
 CREATE INDEX instruments_exchange_symbol ON instruments (exchange, symbol);
 CREATE INDEX instruments_symbol ON instruments (symbol);
 
--- Ticks that failed validation, with the reason (workers/stages/validate.ts QUARANTINE_REASON_NAMES).
--- Not partitioned: a healthy feed quarantines almost nothing; the retention job deletes old rows.
+-- Ticks that failed validation, with the reason (src/core/tick.ts QUARANTINE_REASON_NAMES, checked by
+-- workers/stages/validate.ts).
+-- Not partitioned: a healthy feed quarantines almost nothing; on a server the retention job
+-- (maintenance in workers/writer/sink-pg.ts) deletes old rows.
 CREATE TABLE quarantined_ticks (
   token      bigint NOT NULL,
   time       timestamptz NOT NULL,                -- exchange time, or the receive time when the packet had none
@@ -40,7 +42,8 @@ CREATE TABLE quarantined_ticks (
 CREATE INDEX quarantined_ticks_time ON quarantined_ticks (time);
 CREATE INDEX quarantined_ticks_token_time ON quarantined_ticks (token, time);
 
--- Orders as placed through the gateway (issue #6 fills these).
+-- Orders as placed through the gateway. Nothing writes orders, order_events or positions yet: the
+-- orders service to come fills them (REST order -> validation -> rate limit -> broker, Kite or paper).
 CREATE TABLE orders (
   order_id         text PRIMARY KEY,              -- the broker's id (Kite's order_id, or the paper broker's)
   client_order_id  text UNIQUE,                   -- the caller's idempotency key, if it sent one
@@ -92,7 +95,7 @@ CREATE TABLE positions (
   PRIMARY KEY (account, token, product)
 );
 
--- The batch writer's exactly-once bookkeeping (see workers/writer/writer.ts).
+-- The batch writer's exactly-once bookkeeping (the batch transaction in workers/writer/sink.ts).
 -- A stream is one output ring: shard × {ticks, bars}. Positions count the ring's records from 0 at
 -- each service start (the epoch). high_water = the ring position up to which every record of the
 -- stream is committed; a batch whose range lies below it is skipped, never inserted twice.

@@ -1,50 +1,21 @@
--- 002 time series, TimescaleDB: hypertables with compression and retention, 1-minute continuous aggregate.
---
--- market_data holds every tick that passed validation exactly once; bars holds closed bars, one per
--- (token, timeframe, bucket start). The columns are the same on every path (a test compares them),
--- so the same queries run on all three: see 002_timeseries.plain.sql and 002_timeseries.partitioned.sql.
+-- 002 time series, TimescaleDB: what this path adds to 002_timeseries.sql, which defines
+-- market_data and bars for every path. Hypertables with compression and retention, and a 1-minute
+-- continuous aggregate.
 --
 -- Written for the official TimescaleDB 2.x image (timescale/timescaledb:latest-pg15 and later),
 -- where the extension is preloaded. Only parsed in this project's tests (TimescaleDB is not
--- installed on the machines here); the migrator picks this file only when pg_available_extensions
+-- installed on the machines here); the migrator picks this path only when pg_available_extensions
 -- lists timescaledb and it is in shared_preload_libraries or already created.
--- Chunks are one day, like the partitioned path's partitions. Compression and retention are
--- TimescaleDB background jobs; the writer re-sets the retention windows from its config at
--- start-up (src/core/migrate.ts timescalePolicySql).
+-- create_hypertable converts the tables the shared file just created (empty, so no data moves;
+-- bars' primary key holds bucket_start, as a hypertable's unique keys must hold its time column),
+-- so this path fills no storage slot. Chunks are one day, like the partitioned path's partitions.
+-- Compression and retention are TimescaleDB background jobs; the writer re-sets the retention
+-- windows from its config at start-up (src/core/migrate.ts timescalePolicySql, run by
+-- workers/writer/sink-pg.ts).
 
 CREATE EXTENSION IF NOT EXISTS timescaledb;
 
-CREATE TABLE market_data (
-  token            bigint NOT NULL,
-  time             timestamptz NOT NULL,          -- exchange time; the receive time when the packet had none
-  recv_time        timestamptz NOT NULL,          -- when the front process received the frame
-  kind             smallint NOT NULL,             -- Kite packet kind (src/core/packet-slot.ts Kind): 1 ltp ... 5 full
-  price            double precision NOT NULL,     -- last traded price, rupees
-  last_qty         bigint NOT NULL,
-  avg_price        double precision NOT NULL,     -- Kite's day VWAP
-  volume           bigint NOT NULL,               -- cumulative day volume
-  volume_delta     bigint NOT NULL,               -- since the token's previous stored tick (0 on the first of a session)
-  buy_qty          bigint NOT NULL,
-  sell_qty         bigint NOT NULL,
-  open             double precision NOT NULL,     -- day open
-  high             double precision NOT NULL,
-  low              double precision NOT NULL,
-  close            double precision NOT NULL,     -- previous day's close
-  change_pct       double precision NOT NULL,
-  oi               bigint NOT NULL,
-  oi_high          bigint NOT NULL,
-  oi_low           bigint NOT NULL,
-  last_trade_time  timestamptz,                   -- NULL when the packet had none
-  bid_price        double precision,              -- best bid/ask: NULL when the tick carried no depth
-  bid_qty          bigint,
-  ask_price        double precision,
-  ask_qty          bigint,
-  depth            double precision[],            -- [10][3]: rows 1-5 bids, 6-10 asks; columns qty, price, orders. NULL without depth
-  conn             smallint NOT NULL,             -- upstream connection slot
-  seq              bigint NOT NULL                -- upstream frame sequence on that connection
-);
 SELECT create_hypertable('market_data', 'time', chunk_time_interval => INTERVAL '1 day');
-CREATE INDEX market_data_token_time ON market_data (token, time);
 ALTER TABLE market_data SET (
   timescaledb.compress,
   timescaledb.compress_segmentby = 'token',
@@ -53,24 +24,6 @@ ALTER TABLE market_data SET (
 SELECT add_compression_policy('market_data', INTERVAL '2 days');
 SELECT add_retention_policy('market_data', INTERVAL '30 days');
 
-CREATE TABLE bars (
-  token         bigint NOT NULL,
-  timeframe     text NOT NULL,                    -- '1s', '1m', '5m', '15m', '1d' (ist.ts timeframeName)
-  bucket_start  timestamptz NOT NULL,             -- inclusive; IST session grid (src/core/ist.ts)
-  bucket_end    timestamptz NOT NULL,             -- exclusive
-  open          double precision NOT NULL,
-  high          double precision NOT NULL,
-  low           double precision NOT NULL,
-  close         double precision NOT NULL,
-  volume        bigint NOT NULL,
-  vwap          double precision,                 -- NULL when the bar has no volume (indices)
-  trades        integer NOT NULL,
-  oi            bigint NOT NULL,
-  ticks         integer NOT NULL,
-  partial       boolean NOT NULL,                 -- covers only part of its bucket (cut by a shutdown, or merged across a restart)
-  flags         smallint NOT NULL,                -- src/core/bar.ts BarFlag bits
-  PRIMARY KEY (token, timeframe, bucket_start)
-);
 SELECT create_hypertable('bars', 'bucket_start', chunk_time_interval => INTERVAL '1 day');
 ALTER TABLE bars SET (
   timescaledb.compress,

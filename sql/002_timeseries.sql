@@ -1,8 +1,19 @@
--- 002 time series, embedded path (PGlite): plain tables, no partitioning, no retention job.
+-- 002 time series: market_data and bars, defined once for every schema path.
 --
 -- market_data holds every tick that passed validation exactly once; bars holds closed bars, one per
--- (token, timeframe, bucket start). The columns are the same on every path (a test compares them),
--- so the same queries run on all three: 002_timeseries.partitioned.sql and 002_timeseries.timescale.sql are the server variants.
+-- (token, timeframe, bucket start). Their columns, types, keys and indexes are written here only,
+-- so the same queries and the same binary COPY rows (workers/writer/copy.ts) serve every path.
+-- src/core/migrate.ts runs this file and then the path's own file as one migration:
+--
+--   partitioned  002_timeseries.partitioned.sql: fills the storage slots below with PARTITION BY
+--                RANGE, one partition per IST day, and the functions that create and retire them
+--   timescale    002_timeseries.timescale.sql: turns both tables into hypertables, with
+--                compression, retention and a 1-minute continuous aggregate
+--   plain        (the embedded PGlite) nothing: the slots stay empty and the tables plain
+--
+-- The comment after each column list is that table's storage slot: a path's file may fill it
+-- with a clause (a line "-- @storage <table>: <clause>"), but never declares or alters a column
+-- (src/core/migrate.test.ts holds every path to the same columns).
 
 CREATE TABLE market_data (
   token            bigint NOT NULL,
@@ -32,12 +43,12 @@ CREATE TABLE market_data (
   depth            double precision[],            -- [10][3]: rows 1-5 bids, 6-10 asks; columns qty, price, orders. NULL without depth
   conn             smallint NOT NULL,             -- upstream connection slot
   seq              bigint NOT NULL                -- upstream frame sequence on that connection
-);
+) /* @storage market_data */;
 CREATE INDEX market_data_token_time ON market_data (token, time);
 
 CREATE TABLE bars (
   token         bigint NOT NULL,
-  timeframe     text NOT NULL,                    -- '1s', '1m', '5m', '15m', '1d' (ist.ts timeframeName)
+  timeframe     text NOT NULL,                    -- '1s', '1m', '5m', '15m', '1d' (src/core/ist.ts timeframeName)
   bucket_start  timestamptz NOT NULL,             -- inclusive; IST session grid (src/core/ist.ts)
   bucket_end    timestamptz NOT NULL,             -- exclusive
   open          double precision NOT NULL,
@@ -52,4 +63,4 @@ CREATE TABLE bars (
   partial       boolean NOT NULL,                 -- covers only part of its bucket (cut by a shutdown, or merged across a restart)
   flags         smallint NOT NULL,                -- src/core/bar.ts BarFlag bits
   PRIMARY KEY (token, timeframe, bucket_start)
-);
+) /* @storage bars */;
