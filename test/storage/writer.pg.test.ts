@@ -12,6 +12,7 @@ import { instruments as instrumentsOf } from '../../src/storage/queries.ts';
 import { stream, universe, type Frame } from '../pipeline/harness.ts';
 import { createTestDatabase, type TestDatabase } from '../support/pg.ts';
 import { expectStoredExactlyOnce, storeRun, type StoreRunResult } from '../support/store-run.ts';
+import { until } from '../support/until.ts';
 
 const instruments = universe();
 
@@ -24,14 +25,6 @@ function withBadTicks(frames: Frame[]): Frame[] {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, f: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(await f())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 async function expectExactlyOnce(t: TestDatabase, r: StoreRunResult): Promise<void> {
   await expectStoredExactlyOnce((text) => t.sql.unsafe(text), r);
