@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { decodeToTicks, encodeFrame, type WireTick } from '../codec.ts';
+import { CollectingSink, decodeFrame, DecodeStats, decodeToTicks, encodeFrame, type WireTick } from '../codec.ts';
 import type { Instrument } from '../../core/instrument.ts';
 import { buildNifty50Universe } from './universe.ts';
 import { NIFTY_INDEX_TOKEN } from '../nifty50.ts';
 import { Kind } from '../../core/packet-slot.ts';
-import { black76, Market, ModeCode } from './market.ts';
+import { black76, Market, ModeCode, modeCode, type Mode } from './market.ts';
 import { Rng } from './rng.ts';
+import { InstrumentTable } from '../../../workers/stages/instrument-table.ts';
+import { Validator } from '../../../workers/stages/validate.ts';
+import { QUARANTINE_REASON_NAMES } from '../../core/tick.ts';
 
 const T0 = Date.parse('2025-12-01T05:00:00Z'); // Monday 10:30 IST
 const UNIVERSE = buildNifty50Universe({ today: new Date(T0), indexLevel: 26000 });
@@ -62,12 +65,18 @@ describe('Market', () => {
     const updated = new Int32Array(n);
     const prevVolume = new Float64Array(n);
     const prevOi = new Float64Array(n);
+    const prevLast = new Float64Array(n);
+    const prevQty = new Float64Array(n);
+    const prevTradeTime = new Float64Array(n);
     const close = new Float64Array(n);
     const open = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       const t = m.tickOf(i, ModeCode.FULL);
       prevVolume[i] = t.volume;
       prevOi[i] = t.oi;
+      prevLast[i] = t.lastPrice;
+      prevQty[i] = t.lastQty;
+      prevTradeTime[i] = t.lastTradeTime;
       close[i] = t.close;
       open[i] = t.open;
     }
@@ -77,6 +86,7 @@ describe('Market', () => {
       if (!ok && failures.length < 20) failures.push(`${what}: ${UNIVERSE[i].tradingsymbol} ${JSON.stringify({ ...t, depth: undefined })}`);
     };
     let checked = 0;
+    let bookChanges = 0;
     for (let round = 0; round < 150; round++) {
       now += 137;
       // Alternate full rounds and partial ones (a random subset, as at low rates).
@@ -102,9 +112,15 @@ describe('Market', () => {
         check(t.kind === Kind.FULL, 'tradable kind', i, t);
         check(t.lastPrice % tick === 0 && t.lastPrice >= tick, 'last on the tick grid, at least one tick', i, t);
         check(t.lastQty > 0 && t.lastQty % ins.lotSize === 0, 'quantity in lots', i, t);
-        check(t.volume >= prevVolume[i] + t.lastQty && t.volume <= 0xffffffff, 'volume grows by the traded quantity', i, t);
+        if (t.volume === prevVolume[i]) {
+          // A book change: no trade, so the trade's fields stay as they were.
+          bookChanges++;
+          check(t.lastPrice === prevLast[i] && t.lastQty === prevQty[i] && t.lastTradeTime === prevTradeTime[i], 'a book change keeps the last trade', i, t);
+        } else {
+          check(t.volume >= prevVolume[i] + t.lastQty && t.volume <= 0xffffffff, 'volume grows by the traded quantity', i, t);
+          check(t.lastTradeTime === nowSec, 'trade time from the clock', i, t);
+        }
         check(t.avgPrice >= t.low && t.avgPrice <= t.high, 'average within the day range', i, t);
-        check(t.lastTradeTime === nowSec, 'trade time from the clock', i, t);
         if (ins.exchange === 'NFO') {
           check(t.oi >= prevOi[i] && t.oiHigh === t.oi && t.oiLow <= t.oi && t.oi % ins.lotSize === 0, 'OI grows in lots', i, t);
         } else {
@@ -112,6 +128,9 @@ describe('Market', () => {
         }
         prevVolume[i] = t.volume;
         prevOi[i] = t.oi;
+        prevLast[i] = t.lastPrice;
+        prevQty[i] = t.lastQty;
+        prevTradeTime[i] = t.lastTradeTime;
         const depthProblem = depthError(t, tick);
         check(depthProblem === '', `depth: ${depthProblem}`, i, t);
         // The quote and ltp packets carry the same state.
@@ -128,6 +147,7 @@ describe('Market', () => {
     }
     expect(failures).toEqual([]);
     expect(checked).toBeGreaterThan(80_000);
+    expect(bookChanges).toBe(m.bookChanges);
     // Pulled back towards its start, the index stays near 26000.
     expect(m.indexLevel()).toBeGreaterThan(26000 * 0.95);
     expect(m.indexLevel()).toBeLessThan(26000 * 1.05);
@@ -185,6 +205,163 @@ describe('Market', () => {
   it('ignores unknown tokens', () => {
     expect(market(1).nextTicks(10, [1, 2, 3])).toEqual([]);
     expect(market(1).indexOf(12345)).toBe(-1);
+  });
+});
+
+describe('Market: what real feeds carry', () => {
+  // The index, ten stocks, the near future and the ten strikes nearest the money of the near expiry.
+  const near = UNIVERSE.filter((t) => t.instrumentType === 'CE').map((t) => t.expiry).sort()[0];
+  const options = UNIVERSE.filter((t) => t.expiry === near && (t.instrumentType === 'CE' || t.instrumentType === 'PE') && Math.abs(t.strike - 26000) <= 100);
+  const SAMPLE = [
+    UNIVERSE.find((t) => t.instrumentToken === NIFTY_INDEX_TOKEN)!,
+    ...UNIVERSE.filter((t) => t.segment === 'NSE').slice(0, 10),
+    UNIVERSE.filter((t) => t.instrumentType === 'FUT').sort((a, b) => (a.expiry < b.expiry ? -1 : 1))[0],
+    ...options,
+  ];
+  const TOKENS = SAMPLE.map((t) => t.instrumentToken);
+
+  /** `n` rounds of `perRound` updates over `tokens`, 50 ms apart: each round's packets, copied. */
+  function rounds(seed: number, tokens: readonly number[], n: number, perRound: number, mode: Mode): WireTick[][] {
+    let now = T0;
+    const m = new Market({ instruments: UNIVERSE, seed, clock: () => now });
+    const active = Int32Array.from(tokens, (t) => m.indexOf(t));
+    const updated = new Int32Array(active.length);
+    const code = modeCode(mode);
+    const out: WireTick[][] = [];
+    for (let r = 0; r < n; r++) {
+      now += 50;
+      const k = m.advance(perRound, active, active.length, updated);
+      out.push(Array.from(updated.subarray(0, k), (i) => structuredClone(m.tickOf(i, code))));
+    }
+    return out;
+  }
+
+  function byToken(rs: WireTick[][]): Map<number, WireTick[]> {
+    const m = new Map<number, WireTick[]>();
+    for (const r of rs) for (const t of r) (m.get(t.token) ?? m.set(t.token, []).get(t.token)!).push(t);
+    return m;
+  }
+
+  /** Prints equal to the one before the previous and not to the previous: A → B → A. */
+  function returns(ticks: readonly WireTick[]): number {
+    let n = 0;
+    for (let i = 2; i < ticks.length; i++) if (ticks[i].lastPrice === ticks[i - 2].lastPrice && ticks[i].lastPrice !== ticks[i - 1].lastPrice) n++;
+    return n;
+  }
+
+  it('returns prices to the value before the previous one (A → B → A), for the index, stocks, futures and options', () => {
+    const ticks = byToken(rounds(21, TOKENS, 2000, TOKENS.length, 'ltp'));
+    const share = (filter: (t: Instrument) => boolean) => {
+      let ret = 0;
+      let all = 0;
+      for (const ins of SAMPLE.filter(filter)) {
+        const t = ticks.get(ins.instrumentToken)!;
+        ret += returns(t);
+        all += t.length;
+      }
+      return ret / all;
+    };
+    // The bug this guards against dropped every one of these as a duplicate: they must be common.
+    // The bug this guards against dropped every one of these as a duplicate: they must be common
+    // (one tick in 12 to 30 here; with a third of updates repeating the price in ltp mode, one in 8
+    // is the most a two-price bounce gives).
+    expect(share((t) => t.segment === 'INDICES')).toBeGreaterThan(0.05);
+    expect(share((t) => t.segment === 'NSE')).toBeGreaterThan(0.05);
+    expect(share((t) => t.instrumentType === 'FUT')).toBeGreaterThan(0.02);
+    expect(share((t) => t.instrumentType === 'CE' || t.instrumentType === 'PE')).toBeGreaterThan(0.04);
+  });
+
+  it('changes the book without a trade: price and volume stay, depth and totals change', () => {
+    const full = byToken(rounds(22, TOKENS, 1000, TOKENS.length, 'full'));
+    let updates = 0;
+    let bookOnly = 0;
+    for (const ins of SAMPLE) {
+      if (ins.segment === 'INDICES') continue;
+      const t = full.get(ins.instrumentToken)!;
+      for (let i = 1; i < t.length; i++) {
+        updates++;
+        if (t[i].volume !== t[i - 1].volume) continue;
+        bookOnly++;
+        expect(t[i].lastPrice).toBe(t[i - 1].lastPrice);
+        expect(t[i].lastTradeTime).toBe(t[i - 1].lastTradeTime);
+        expect(t[i].depth.map((d) => d.price)).toEqual(t[i - 1].depth.map((d) => d.price));
+        expect(t[i].depth.map((d) => d.quantity)).not.toEqual(t[i - 1].depth.map((d) => d.quantity));
+      }
+    }
+    expect(bookOnly / updates).toBeGreaterThan(0.2);
+    expect(bookOnly / updates).toBeLessThan(0.4);
+    // In ltp mode those, and trades at an unchanged price, repeat the previous packet exactly.
+    let repeats = 0;
+    for (const t of byToken(rounds(22, TOKENS, 1000, TOKENS.length, 'ltp')).values()) {
+      for (let i = 1; i < t.length; i++) if (t[i].lastPrice === t[i - 1].lastPrice) repeats++;
+    }
+    expect(repeats).toBeGreaterThan(bookOnly);
+  });
+
+  it('moves the NIFTY 50 index by one tick (5 paise) up and down, and sometimes not at all', () => {
+    const index = byToken(rounds(23, [NIFTY_INDEX_TOKEN], 4000, 1, 'quote')).get(NIFTY_INDEX_TOKEN)!;
+    const moves = new Map<number, number>();
+    for (let i = 1; i < index.length; i++) {
+      const d = index[i].lastPrice - index[i - 1].lastPrice;
+      moves.set(d, (moves.get(d) ?? 0) + 1);
+      expect(index[i].lastPrice % 5).toBe(0);
+      expect(index[i].changeRaw).toBe(index[i].lastPrice - index[i].close);
+    }
+    const n = index.length - 1;
+    expect(moves.get(5)! / n).toBeGreaterThan(0.1);
+    expect(moves.get(-5)! / n).toBeGreaterThan(0.1);
+    expect(moves.get(0)! / n).toBeGreaterThan(0.1);
+    expect(returns(index) / n).toBeGreaterThan(0.05);
+    // Mostly small steps: a level of 26000 moves by rupees, not by percent.
+    const level = index[0].lastPrice;
+    for (const t of index) expect(Math.abs(t.lastPrice - level)).toBeLessThan(level * 0.01);
+  });
+
+  it('bursts: an instrument trades in many rounds in a row, ahead of the random pick', () => {
+    // 5 updates a round over 100 instruments: without bursts an instrument is in 8 rounds in a
+    // row about once in 10^10 tries.
+    const tokens = ALL.slice(0, 100);
+    const rs = rounds(24, tokens, 3000, 5, 'full');
+    const run = new Map<number, number>();
+    let longest = 0;
+    let bursts = 0;
+    for (const r of rs) {
+      const now = new Set(r.map((t) => t.token));
+      for (const tk of tokens) {
+        const len = now.has(tk) ? (run.get(tk) ?? 0) + 1 : 0;
+        if (len === 8) bursts++;
+        longest = Math.max(longest, len);
+        run.set(tk, len);
+      }
+    }
+    expect(bursts).toBeGreaterThan(3);
+    expect(longest).toBeGreaterThanOrEqual(8);
+    // Bursts or not, a round never carries one instrument twice.
+    for (const r of rs) expect(new Set(r.map((t) => t.token)).size).toBe(r.length);
+  });
+
+  it('sends nothing the shard\'s validation quarantines, in any mode', () => {
+    const table = new InstrumentTable(UNIVERSE);
+    for (const mode of ['ltp', 'quote', 'full'] as const) {
+      const validator = new Validator(table, { mode });
+      const sink = new CollectingSink(256);
+      const stats = new DecodeStats();
+      let now = T0;
+      const m = new Market({ instruments: UNIVERSE, seed: 25, clock: () => now });
+      let checked = 0;
+      for (let f = 0; f < 100; f++) {
+        now += 137;
+        sink.clear();
+        decodeFrame(encodeFrame(m.nextTicks(400, ALL, mode)), { recvTimeUs: now * 1000, seq: f, conn: 0 }, sink, stats);
+        for (let i = 0; i < sink.count; i++, checked++) {
+          const t = sink.tick(i);
+          const reason = validator.check(sink.views, i * 52, table.row(t.token));
+          if (reason !== 0) expect.fail(`${mode}: ${UNIVERSE[table.row(t.token)].tradingsymbol} quarantined as ${QUARANTINE_REASON_NAMES[reason]}`);
+        }
+      }
+      expect(checked).toBe(40_000);
+      expect(stats.totalErrors()).toBe(0);
+    }
   });
 });
 

@@ -2,21 +2,35 @@
  * The simulated market: one preallocated WireTick per instrument and mode, moved in place.
  *
  * Prices are integers in paise on the instrument's tick grid (5 paise for the index, whose master
- * row says tick 0). Each instrument keeps a continuous "fair" value that random-walks with a pull
- * back to where it started, so a day-long run stays near realistic levels:
+ * row says tick 0). Each instrument keeps a "fair" value with a pull back to where it started, so
+ * a day-long run stays near realistic levels:
  *
- * - NIFTY 50 moves one step per round (`advance`), whether or not anyone follows it: derivatives
- *   price off it.
- * - Stocks move on their own trades: beta times the index move since their last trade plus their
- *   own noise.
+ * - NIFTY 50 moves once per round (`advance`), whether or not anyone follows it: derivatives price
+ *   off it. It moves in whole ticks as the real index prints: a quarter of rounds not at all, half
+ *   the moves by one tick (5 paise) up or down, most others by 2-5 ticks, a few by rupees. So the
+ *   index often returns to a level it just left (A → B → A), and in ltp and quote mode repeats its
+ *   previous packet exactly when it did not move.
+ * - Stocks move on their own updates: beta times the index move since their last update plus
+ *   their own noise.
  * - Futures are the underlying carried at 6.5 % a year to expiry; options are Black-76 on that
- *   forward with a 12-15 % volatility and a mild smile, never below one tick. A trade prints within
- *   a tick of fair.
+ *   forward with a 12-15 % volatility and a mild smile, never below one tick.
  *
- * Per trade: volume grows by the traded quantity, average price is turnover / volume, open and
- * close (previous day) stay fixed, high and low follow, open interest only grows, times are the
- * clock's epoch seconds, and the depth is rebuilt around the last price (5 bids strictly below the
- * best ask, ladders in whole ticks, empty levels as zeros when the price floor is reached).
+ * Each update of a tradable instrument is one of:
+ * - a trade (70 %): the touch is set around fair (best bid at or below it, best ask one or two ticks
+ *   over), and the trade prints at the bid or the ask, now and then inside a two-tick spread. While
+ *   fair stays between the same grid lines, prints bounce between bid and ask, the A → B → A real
+ *   feeds are full of. Volume grows by the traded quantity, average price is turnover / volume,
+ *   high and low follow, open interest only grows, and the depth is rebuilt on the touch (5 bids
+ *   strictly below the best ask, ladders in whole ticks, empty levels as zeros at the price floor).
+ * - a book change (30 %): the same prices, new quantities and order counts on every level and new
+ *   totals; no trade, so price, volume, average and trade time stay. In ltp mode its packet repeats
+ *   the previous one word for word, as does a trade at an unchanged price. The simulator sends
+ *   them all the same, so ltp mode exercises the shard's duplicate drop, not only its keeps.
+ * Open and close (previous day) stay fixed; exchange times are the clock's epoch seconds.
+ *
+ * Bursts: now and then a trade starts a burst, and the instrument then trades in each of the next
+ * 8-32 rounds it is followed in, ahead of the random pick (many ticks for one instrument in a short
+ * span, as around a large order).
  *
  * Reproducible: the same seed, instruments and call sequence give the same ticks (the clock only
  * stamps times and ages options).
@@ -54,11 +68,27 @@ const MIN_T_YEARS = 1 / (365 * 24 * 60);
 const EXPIRY_UTC_TIME = 'T10:00:00Z';
 const CARRY_RATE = 0.065;
 
-/** Per-round index move (log). With INDEX_PULL the level wanders about ±0.6 % around its start. */
-const INDEX_SIGMA = 1.2e-4;
-const INDEX_PULL = 2e-4;
-const STOCK_SIGMA = 2e-4;
-const STOCK_PULL = 2e-4;
+/** Rounds in which the index does not move. */
+const INDEX_STILL = 0.25;
+/** Of the index's moves: one tick, else 2-5 ticks, else a jump of 5 ticks and more (mean 20). */
+const INDEX_ONE_TICK = 0.5;
+const INDEX_FEW_TICKS = 0.85;
+const INDEX_JUMP_MEAN = 15;
+/**
+ * Pull of the index back to its start: the chance of a move being down rises by INDEX_PULL times
+ * the log distance above (0.25 at most). Simulated over 2M rounds: about ±0.25 % one standard
+ * deviation, under 1 % at the extreme.
+ */
+const INDEX_PULL = 1;
+/** Per-update stock move (log), and its pull: one standard deviation about 1 % around the start. */
+const STOCK_SIGMA = 2e-5;
+const STOCK_PULL = 2e-6;
+/** Updates of a tradable instrument that change its book without a trade. */
+const BOOK_ONLY = 0.3;
+/** Chance that a trade starts a burst, and the burst's length in trades. */
+const BURST_START = 0.004;
+const BURST_MIN = 8;
+const BURST_SPAN = 25;
 
 export interface MarketOptions {
   instruments: readonly Instrument[];
@@ -91,6 +121,13 @@ export class Market {
   private readonly expiryMs: Float64Array;
   private readonly vol: Float64Array;
   private readonly turnover: Float64Array;
+  /** The touch of each tradable instrument: prints are made on it and book changes keep it. */
+  private readonly bid: Int32Array;
+  private readonly ask: Int32Array;
+  /** 1 while the instrument's spread is two ticks wide, else one. */
+  private readonly wide: Uint8Array;
+  /** Trades left in the instrument's burst; 0 = not bursting. */
+  private readonly burst: Int32Array;
 
   /** Row of NIFTY 50 in `instruments`, -1 when not listed (derivatives still price off it). */
   private readonly niftyRow: number;
@@ -100,8 +137,10 @@ export class Market {
   private indexLog = 0;
   private scratch: Int32Array;
 
-  /** Trades made since construction. */
+  /** Updates since construction, one per instrument and round: trades, index prints, book changes. */
   trades = 0;
+  /** Of `trades`, the book changes: tradable instruments updated without a trade. */
+  bookChanges = 0;
   rounds = 0;
 
   constructor(opts: MarketOptions) {
@@ -124,6 +163,10 @@ export class Market {
     this.expiryMs = new Float64Array(n);
     this.vol = new Float64Array(n);
     this.turnover = new Float64Array(n);
+    this.bid = new Int32Array(n);
+    this.ask = new Int32Array(n);
+    this.wide = new Uint8Array(n);
+    this.burst = new Int32Array(n);
     this.scratch = new Int32Array(n);
 
     const levels = new Map<string, number>();
@@ -151,7 +194,8 @@ export class Market {
 
     this.niftyRow = indexRow;
     const indexLevel = indexRow >= 0 && list[indexRow].lastPrice > 0 ? list[indexRow].lastPrice : NIFTY_INDEX_LEVEL;
-    this.indexRef = indexLevel * 100;
+    // On the 5 paise grid: the index moves in whole ticks from here.
+    this.indexRef = onGrid(indexLevel * 100, 5);
     this.indexFair = this.indexRef;
     const rng = this.rng;
     const now = this.clock();
@@ -215,15 +259,16 @@ export class Market {
     return this.ticks[mode][i];
   }
 
-  /** Current NIFTY level, rupees (continuous, before rounding to a tick). */
+  /** Current NIFTY level, rupees (on the 5 paise grid: the index moves in whole ticks). */
   indexLevel(): number {
     return this.indexFair / 100;
   }
 
   /**
    * One round: the index takes a step, then min(n, count) distinct instruments drawn from
-   * `active[0..count)` trade once. Their indices go to `updated` (capacity >= count); returns how
-   * many. Distinct, so a frame built from one round never carries one token twice.
+   * `active[0..count)` update once (bursting ones first). Their indices go to `updated`
+   * (capacity >= count); returns how many. Distinct, so a frame built from one round never
+   * carries one token twice.
    */
   advance(n: number, active: Int32Array, count: number, updated: Int32Array): number {
     this.rounds++;
@@ -235,12 +280,23 @@ export class Market {
       k = count;
       for (let j = 0; j < count; j++) updated[j] = active[j];
     } else {
-      // Partial Fisher-Yates over a copy: the caller's list keeps its order.
+      // Partial Fisher-Yates over a copy (the caller's list keeps its order), with the bursting
+      // instruments moved to the front so they are drawn first.
       k = Math.max(0, Math.floor(n));
       const s = this.scratch;
-      for (let j = 0; j < count; j++) s[j] = active[j];
+      const burst = this.burst;
+      let hot = 0;
+      for (let j = 0; j < count; j++) {
+        const i = active[j];
+        if (burst[i] > 0) {
+          s[j] = s[hot];
+          s[hot++] = i;
+        } else {
+          s[j] = i;
+        }
+      }
       for (let j = 0; j < k; j++) {
-        const r = j + this.rng.int(count - j);
+        const r = j < hot ? j + this.rng.int(hot - j) : j + this.rng.int(count - j);
         const tmp = s[r];
         s[r] = s[j];
         s[j] = tmp;
@@ -277,10 +333,17 @@ export class Market {
   }
 
   private stepIndex(): void {
+    const rng = this.rng;
+    if (rng.next() < INDEX_STILL) return;
+    const u = rng.next();
+    const size = u < INDEX_ONE_TICK ? 1 : u < INDEX_FEW_TICKS ? 2 + rng.int(4) : 5 + Math.floor(rng.exp(INDEX_JUMP_MEAN));
     const x = this.indexLog;
-    const d = -INDEX_PULL * x + INDEX_SIGMA * this.rng.normal();
-    this.indexLog = x + d;
-    this.indexFair = this.indexRef * Math.exp(this.indexLog);
+    const bias = Math.max(-0.25, Math.min(0.25, INDEX_PULL * x));
+    const up = rng.next() < 0.5 - bias;
+    const level = this.indexFair + (up ? 5 : -5) * size;
+    if (level < 5) return;
+    this.indexFair = level;
+    this.indexLog = Math.log(level / this.indexRef);
   }
 
   /** Fair value of instrument `i` right now, paise (continuous). */
@@ -318,6 +381,8 @@ export class Market {
       return;
     }
     const lot = this.lot[i];
+    this.wide[i] = rng.next() < 0.7 ? 0 : 1;
+    this.setTouch(i, fair, tick);
     const avg = Math.round((t.open + last) / 2);
     t.volume = this.cls[i] === Class.CASH ? 1000 + rng.int(2_000_000) : lot * (100 + rng.int(20_000));
     this.turnover[i] = avg * t.volume;
@@ -333,7 +398,22 @@ export class Market {
     this.syncModes(i);
   }
 
-  /** One trade of instrument `i`. */
+  /**
+   * Best bid and ask around `fair`: a one-tick spread holds fair (bid at or below it, ask above),
+   * a two-tick one is centred on the tick nearest fair. The bid never goes below one tick. The
+   * spread's width lasts: one trade in ten draws it again (one tick wide 70 % of the time).
+   */
+  private setTouch(i: number, fair: number, tick: number): void {
+    const rng = this.rng;
+    if (rng.next() < 0.1) this.wide[i] = rng.next() < 0.7 ? 0 : 1;
+    const wide = this.wide[i] === 1;
+    let bid = wide ? Math.round(fair / tick) * tick - tick : Math.floor(fair / tick) * tick;
+    if (bid < tick) bid = tick;
+    this.bid[i] = bid;
+    this.ask[i] = bid + (wide ? 2 * tick : tick);
+  }
+
+  /** One update of instrument `i`: an index print, a trade or a book change. */
   private trade(i: number, now: number, nowSec: number): void {
     const rng = this.rng;
     const t = this.ticks[3][i];
@@ -355,9 +435,21 @@ export class Market {
       this.fair[i] *= Math.exp(d);
     }
     const tick = this.tick[i];
-    const jitter = rng.next();
-    const offset = jitter < 0.25 ? -tick : jitter > 0.75 ? tick : 0;
-    const last = onGrid(this.fairOf(i, now) + offset, tick);
+    const burst = this.burst[i];
+    // A bursting instrument trades on every update: the burst is the trades.
+    if (burst === 0 && rng.next() < BOOK_ONLY) {
+      this.bookChanges++;
+      this.refreshBook(i, t);
+      t.exchangeTime = nowSec;
+      this.syncModes(i);
+      return;
+    }
+    if (burst > 0) this.burst[i] = burst - 1;
+    else if (rng.next() < BURST_START) this.burst[i] = BURST_MIN + rng.int(BURST_SPAN);
+    this.setTouch(i, this.fairOf(i, now), tick);
+    const bid = this.bid[i];
+    const ask = this.ask[i];
+    const last = ask - bid > tick && rng.next() < 0.2 ? bid + tick : rng.next() < 0.5 ? bid : ask;
     const lot = this.lot[i];
     const qty = c === Class.CASH ? 1 + Math.floor(rng.exp(60)) : lot * (1 + Math.floor(rng.exp(4)));
     t.lastPrice = last;
@@ -382,39 +474,43 @@ export class Market {
   }
 
   /**
-   * Five bids and five asks around the last price: best bid at last or one tick under, best ask
-   * one or two ticks over the best bid (so at or above last), levels one or two ticks apart.
-   * Bids that would fall to zero or below are sent empty (all zeros), as Kite does.
+   * Five bids and five asks from the touch (`bid` / `ask`, which hold the last price), levels one
+   * or two ticks apart. Bids that would fall to zero or below are sent empty (all zeros), as Kite
+   * does.
    */
   private buildDepth(i: number, t: WireTick, tick: number): void {
     const rng = this.rng;
     const d = t.depth;
+    let bid = this.bid[i];
+    let ask = this.ask[i];
+    for (let k = 0; k < 5; k++) {
+      d[k].price = bid > 0 ? bid : 0;
+      bid -= rng.next() < 0.8 ? tick : 2 * tick;
+      d[5 + k].price = ask;
+      ask += rng.next() < 0.8 ? tick : 2 * tick;
+    }
+    this.refreshBook(i, t);
+  }
+
+  /** New quantities and order counts on the book's levels, prices kept; new totals. */
+  private refreshBook(i: number, t: WireTick): void {
+    const rng = this.rng;
+    const d = t.depth;
     const lot = this.lot[i];
     const cash = this.cls[i] === Class.CASH;
-    let bid = t.lastPrice - (rng.next() < 0.5 ? 0 : tick);
-    if (bid < tick) bid = tick;
-    let ask = bid + (rng.next() < 0.7 ? tick : 2 * tick);
     let bidSum = 0;
     let askSum = 0;
-    for (let k = 0; k < 5; k++) {
-      const b = d[k];
-      if (bid > 0) {
-        b.price = bid;
-        b.quantity = cash ? 1 + Math.floor(rng.exp(400)) : lot * (1 + Math.floor(rng.exp(20)));
-        b.orders = Math.min(65535, 1 + rng.int(Math.min(50, Math.ceil(b.quantity / lot))));
-      } else {
-        b.price = 0;
-        b.quantity = 0;
-        b.orders = 0;
+    for (let k = 0; k < 10; k++) {
+      const l = d[k];
+      if (l.price === 0) {
+        l.quantity = 0;
+        l.orders = 0;
+        continue;
       }
-      bidSum += b.quantity;
-      bid -= rng.next() < 0.8 ? tick : 2 * tick;
-      const a = d[5 + k];
-      a.price = ask;
-      a.quantity = cash ? 1 + Math.floor(rng.exp(400)) : lot * (1 + Math.floor(rng.exp(20)));
-      a.orders = Math.min(65535, 1 + rng.int(Math.min(50, Math.ceil(a.quantity / lot))));
-      askSum += a.quantity;
-      ask += rng.next() < 0.8 ? tick : 2 * tick;
+      l.quantity = cash ? 1 + Math.floor(rng.exp(400)) : lot * (1 + Math.floor(rng.exp(20)));
+      l.orders = Math.min(65535, 1 + rng.int(Math.min(50, Math.ceil(l.quantity / lot))));
+      if (k < 5) bidSum += l.quantity;
+      else askSum += l.quantity;
     }
     // Totals cover the whole book, not just the five levels shown.
     t.buyQty = Math.min(U32_MAX, bidSum * (3 + rng.int(6)));
