@@ -11,6 +11,7 @@ import { loadConfig } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
 import { startService } from '../src/service.ts';
 import { startSimulator } from '../src/kite/sim/server.ts';
+import { until } from './support/until.ts';
 
 describe('with Kite credentials', () => {
   it('uses the configured Kite, not the built-in simulator, and reports refused credentials as fatal', async () => {
@@ -24,9 +25,7 @@ describe('with Kite credentials', () => {
       const service = await startService(loadConfig(env), silentLogger);
       try {
         expect(service.sim).toBeNull();
-        const t0 = Date.now();
-        while (service.pipeline.counters().ticksOut === 0 && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 50));
-        expect(service.pipeline.counters().ticksOut).toBeGreaterThan(0);
+        await until('ticks through the pipeline', () => service.pipeline.counters().ticksOut > 0);
         expect(kite.connections()).toBeGreaterThan(0);
         expect((service.health().feed as { source: string }).source).toBe('kite');
       } finally {
@@ -36,9 +35,8 @@ describe('with Kite credentials', () => {
       // the process with the message) instead of retrying forever.
       const bad = await startService(loadConfig({ ...env, KITE_ACCESS_TOKEN: 'expired' }), silentLogger);
       try {
-        const t0 = Date.now();
-        while (!bad.ingest.fatalError && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
-        expect(bad.ingest.fatalError?.code).toBe('KITE_AUTH_REFUSED');
+        const fatal = await until('the refusal to be reported', () => bad.ingest.fatalError);
+        expect(fatal.code).toBe('KITE_AUTH_REFUSED');
       } finally {
         await bad.close();
       }

@@ -17,6 +17,7 @@ import { CollectingSink, DecodeStats, HEARTBEAT, decodeFrame, emptyWireTick, enc
 import { Kind, type KindCode, modeOfKind, priceDivisor } from '../core/packet-slot.ts';
 import { ALL_KINDS, ALL_SEGMENTS, I32_MAX, I32_MIN, Rng, U32_MAX, genTick } from '../../test/support/gen.ts';
 import { type OfficialTick, officialTicker } from '../../test/support/kite-official.ts';
+import { until } from '../../test/support/until.ts';
 
 /**
  * Where we differ from KiteTicker on purpose. The comparison below applies exactly these
@@ -228,18 +229,11 @@ describe('KiteTicker (official client) and decodeFrame agree on the same frames 
     ticker.connect();
 
     // Wait until every binary message has arrived (its ticks are emitted synchronously after it).
-    const start = Date.now();
-    while (!(sentBinary > 0 && binaryMessages === sentBinary)) {
-      if (Date.now() - start > TIMEOUT_MS) {
-        const got = official.reduce((n, b) => n + b.length, 0);
-        throw new Error(
-          `KiteTicker delivered ${got} of ${ticks.length} ticks (${binaryMessages} of ${sentBinary || '?'} binary messages, ` +
-            `${official.length} 'ticks' events) within ${TIMEOUT_MS / 1000} s; connected=${ticker.connected()}, ` +
-            `client errors: ${clientErrors.map(String).join('; ') || 'none'}`,
-        );
-      }
-      await new Promise((res) => setTimeout(res, 10));
-    }
+    await until(() => {
+      const got = official.reduce((n, b) => n + b.length, 0);
+      return `KiteTicker to deliver every tick: it delivered ${got} of ${ticks.length} (${binaryMessages} of ${sentBinary || '?'} binary messages, ` +
+        `${official.length} 'ticks' events); connected=${ticker.connected()}, client errors: ${clientErrors.map(String).join('; ') || 'none'}`;
+    }, () => sentBinary > 0 && binaryMessages === sentBinary, TIMEOUT_MS);
   }, TIMEOUT_MS + 5_000);
 
   afterAll(async () => {

@@ -3,6 +3,7 @@ import { encodeFrame } from '../../src/kite/codec.ts';
 import { Market } from '../../src/kite/sim/market.ts';
 import { FeedClient, type FeedTick } from '../../src/client/index.ts';
 import { universe } from '../pipeline/harness.ts';
+import { until } from '../support/until.ts';
 import { startStack, type Stack } from './stack.ts';
 
 const instruments = universe(1, 1);
@@ -29,8 +30,7 @@ describe('typed feed client', () => {
     const ack = await client.subscribe(['NIFTY 50', 'NOT_A_SYMBOL'], { mode: 'full' });
     expect(ack.instruments).toEqual([256265]);
     expect(ack.rejected).toHaveLength(1);
-    const t0 = Date.now();
-    while (got.length === 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+    await until('ticks', () => got.length > 0);
     expect(got[0].t).toBe(256265);
     expect(got[0].s).toBe('NIFTY 50');
     client.close();

@@ -10,6 +10,7 @@ import { KiteConnect, KiteTicker } from 'kiteconnect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NIFTY_INDEX_TOKEN } from '../nifty50.ts';
 import { startSimulator, type Simulator } from './server.ts';
+import { until } from '../../../test/support/until.ts';
 
 const API_KEY = 'simkey';
 const ACCESS_TOKEN = 'simtoken';
@@ -73,15 +74,10 @@ describe('official kiteconnect client against the simulator', () => {
     ticker.on('order_update', (o: Record<string, unknown>) => orders.push(o));
     ticker.connect();
     try {
-      // Generous waits: the loops end as soon as the condition holds; a loaded CI core is slow.
-      const deadline = Date.now() + 20_000;
-      while (Date.now() < deadline && (ticks.filter((t) => t.mode === 'full').length < 2000 || !ticks.some((t) => t.instrument_token === NIFTY_INDEX_TOKEN && t.mode === 'full'))) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await until('2000 full ticks, the index among them', () => ticks.filter((t) => t.mode === 'full').length >= 2000 && ticks.some((t) => t.instrument_token === NIFTY_INDEX_TOKEN && t.mode === 'full'));
       expect(connected).toBe(true);
       expect(sim.sendOrderPostback({ order_id: '1', status: 'COMPLETE', tradingsymbol: 'INFY' }, API_KEY)).toBe(1);
-      const until = Date.now() + 10_000;
-      while (orders.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      await until('the order postback', () => orders.length > 0);
       expect(orders).toEqual([{ order_id: '1', status: 'COMPLETE', tradingsymbol: 'INFY' }]);
     } finally {
       ticker.disconnect();
