@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { emptyWireTick, encodeFrame, type WireTick } from '../../src/kite/codec.ts';
 import type { Instrument, TickMode } from '../../src/core/instrument.ts';
 import { Kind } from '../../src/core/packet-slot.ts';
-import { Front } from '../../src/front.ts';
+import { Front, shardOf } from '../../src/front.ts';
 import { OutputPump, Pipeline } from '../../src/pipeline.ts';
 import { N, NType, TickConsumer } from '../../src/core/tick.ts';
 import { T0, universe } from './harness.ts';
@@ -237,19 +237,25 @@ function build(mode: TickMode, group: readonly Instrument[], ops: readonly Op[])
  * One long-lived pipeline in one mode. Worker threads take about half a second to start, so runs
  * share it: each run takes a fresh group of tokens (copies of PICKED under new token numbers), so
  * no run meets another's dedupe or validation state. A new pipeline replaces a used-up one.
+ *
+ * A run ends with a marker: one new tick for a marker token on each shard. A shard keeps its
+ * tokens in order, so once both markers are out of both slots, everything the run sent before
+ * them has been counted and read.
  */
 class Lane {
   private pipeline: Pipeline | null = null;
   private front: Front | null = null;
   private pumps: Promise<void>[] = [];
   private groups: Instrument[][] = [];
+  private markers: State[] = [];
   private used = 0;
   private seq = 0;
-  private sent = 0;
-  private received = { store: 0, feed: 0 };
+  private generation = 0;
   private readonly store = new Map<number, number[][]>();
   private readonly feed = new Map<number, number[][]>();
-  private generation = 0;
+  /** Marker ticks still to come out, per slot; `markersOut` resolves when none are left. */
+  private markersDue = 0;
+  private markersOut: () => void = () => {};
 
   constructor(readonly mode: TickMode, private readonly groupsPerPipeline = 64) {}
 
@@ -262,49 +268,59 @@ class Lane {
   private restart(): void {
     void this.close();
     const g0 = this.generation++ * this.groupsPerPipeline;
-    this.groups = Array.from({ length: this.groupsPerPipeline }, (_, g) =>
-      PICKED.map((ins, k) => ({ ...ins, instrumentToken: ((((g0 + g) * PICKED.length + k + 1) << 8) | (ins.instrumentToken & 0xff)) >>> 0 })));
+    const renumber = (ins: Instrument, id: number): Instrument => ({ ...ins, instrumentToken: ((id << 8) | (ins.instrumentToken & 0xff)) >>> 0 });
+    this.groups = Array.from({ length: this.groupsPerPipeline }, (_, g) => PICKED.map((ins, k) => renumber(ins, (g0 + g) * PICKED.length + k + 1)));
+    // Marker tokens: stocks numbered past every group, one hashed to each shard.
+    const markerIns: Instrument[] = [];
+    for (let id = 0xf00000; markerIns.length < 2; id++) {
+      const m = renumber(PICKED[1], id);
+      if (shardOf(m.instrumentToken, 2) === markerIns.length) markerIns.push(m);
+    }
+    this.markers = markerIns.map(initialState);
     this.used = 0;
     this.front = new Front({ shards: 2, ringCapacity: 1 << 12 });
     this.pipeline = new Pipeline({
-      rings: this.front.rings, instruments: this.groups.flat(), mode: this.mode, timeframesMs: [60_000], outCapacity: 1 << 12,
-      clock: new SharedArrayBuffer(8), onError: (shard, err) => { throw new Error(`shard ${shard}: ${err.message}`); },
+      rings: this.front.rings, instruments: [...this.groups.flat(), ...markerIns], mode: this.mode, timeframesMs: [60_000],
+      outCapacity: 1 << 12, clock: new SharedArrayBuffer(8), onError: (shard, err) => { throw new Error(`shard ${shard}: ${err.message}`); },
     });
-    this.sent = 0;
-    this.received = { store: 0, feed: 0 };
-    const collect = (into: Map<number, number[][]>, slot: 'store' | 'feed') => ({
+    const markerTokens = new Set(markerIns.map((i) => i.instrumentToken));
+    const collect = (into: Map<number, number[][]>) => ({
       tick: (v: { f64: Float64Array }, b: number) => {
-        this.received[slot]++;
         const f = v.f64;
         const x = b >> 1;
         const token = f[x + N.TOKEN];
+        if (markerTokens.has(token)) {
+          if (--this.markersDue === 0) this.markersOut();
+          return;
+        }
         if (!into.has(token)) into.set(token, []);
         into.get(token)!.push([f[x + N.TYPE], f[x + N.SEQ], f[x + N.CONN], f[x + N.PRICE], f[x + N.VOLUME], f[x + N.BUY_QTY], f[x + N.DEPTH]]);
       },
       bar() {},
     });
     this.pumps = [
-      new OutputPump(this.pipeline.reader(TickConsumer.STORE), collect(this.store, 'store')).done,
-      new OutputPump(this.pipeline.reader(TickConsumer.FEED), collect(this.feed, 'feed')).done,
+      new OutputPump(this.pipeline.reader(TickConsumer.STORE), collect(this.store)).done,
+      new OutputPump(this.pipeline.reader(TickConsumer.FEED), collect(this.feed)).done,
     ];
   }
 
-  /** Feed a walk's frames; resolve once the workers took every packet and both slots read every output. */
+  /** Feed a walk's frames and the markers; resolve once both markers are out of both slots. */
   async run(walk: Walk, group: Instrument[]): Promise<Out> {
     const pipeline = this.pipeline!;
+    const front = this.front!;
     const before = pipeline.counters();
     const base = this.seq;
-    for (const f of walk.frames) this.front!.onBinary(f.bytes, f.conn, base + f.seq, f.recvUs);
-    this.seq += walk.frames.length;
-    this.sent += walk.packets;
-    const t0 = Date.now();
-    for (;;) {
-      const c = pipeline.counters();
-      const out = c.ticksOut + c.quarantined;
-      if (c.ticksIn === this.sent && this.received.store === out && this.received.feed === out) break;
-      if (Date.now() - t0 > 20_000) throw new Error(`pipeline did not catch up: ${JSON.stringify({ sent: this.sent, c, received: this.received })}`);
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    for (const f of walk.frames) front.onBinary(f.bytes, f.conn, base + f.seq, f.recvUs);
+    const recvUs = T0 * 1000 + (walk.frames.length + 1) * FRAME_GAP_US;
+    const out = new Promise<void>((resolve) => {
+      this.markersDue = 2 * this.markers.length;
+      this.markersOut = resolve;
+    });
+    // A new price each time (up, then down, ...), so no marker is ever its own duplicate.
+    for (const m of this.markers) trade(m, m.prices[m.prices.length - 1] + (m.prices.length % 2 === 1 ? m.tick : -m.tick), 1, Math.floor(recvUs / 1e6));
+    front.onBinary(encodeFrame(this.markers.map((m) => packetOf(m, this.mode))), 0, base + walk.frames.length + 1, recvUs);
+    this.seq += walk.frames.length + 1;
+    await out;
     const after = pipeline.counters();
     const pick = (m: Map<number, number[][]>) => {
       const o = new Map<number, number[][]>();
@@ -314,11 +330,12 @@ class Lane {
       }
       return o;
     };
+    const markers = this.markers.length;
     return {
       store: pick(this.store),
       feed: pick(this.feed),
-      ticksIn: after.ticksIn - before.ticksIn,
-      ticksOut: after.ticksOut - before.ticksOut,
+      ticksIn: after.ticksIn - before.ticksIn - markers,
+      ticksOut: after.ticksOut - before.ticksOut - markers,
       duplicates: after.duplicates - before.duplicates,
       quarantined: after.quarantined - before.quarantined,
     };
