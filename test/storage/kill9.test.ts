@@ -15,18 +15,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Spill } from '../../workers/writer/spill.ts';
 import { createTestDatabase, type TestDatabase } from '../support/pg.ts';
+import { until } from '../support/until.ts';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+/** Bound on each wait: service start-up and spill replay on a loaded 2-core machine. */
+const WAIT_MS = 30_000;
 
 interface Proc {
   child: ChildProcess;
@@ -44,7 +36,7 @@ async function startService(env: Record<string, string>): Promise<Proc> {
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const url = await until('the start-up line', () => /"health":"(http:\/\/[^"]+)"/.exec(out)?.[1]);
+  const url = await until('the start-up line', () => /"health":"(http:\/\/[^"]+)"/.exec(out)?.[1], WAIT_MS);
   return { child, exited, output: () => out, health: async () => (await (await fetch(url)).json()) as Record<string, any> };
 }
 
@@ -88,14 +80,14 @@ describe('kill -9 of the service mid-stream, then a restart', () => {
     // spill; kill -9 while that goes on.
     const p1 = await startService(env);
     procs.push(p1);
-    await until('rows committed by run 1', async () => (await count()) > 2000);
+    await until('rows committed by run 1', async () => (await count()) > 2000, WAIT_MS);
     await t.admin.unsafe(`ALTER DATABASE "${t.name}" WITH ALLOW_CONNECTIONS false`);
     await t.admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ${t.name}`;
-    await until('batches in run 1\'s spill', async () => (await p1.health()).store.spill.batches >= 2);
+    await until('batches in run 1\'s spill', async () => (await p1.health()).store.spill.batches >= 2, WAIT_MS);
     const spillDir = join(dataDir, 'spill');
     // A batch of bar updates alone stores no row; wait until the spill holds one that does, so the
     // replay below has rows to write (checked through writer_batches.via = 'spill').
-    await until('a spilled batch with rows', () => spilledBatches(spillDir).some((b) => b.rows > 0));
+    await until('a spilled batch with rows', () => spilledBatches(spillDir).some((b) => b.rows > 0), WAIT_MS);
     p1.child.kill('SIGKILL');
     await p1.exited;
     // A torn write at the tail, as a kill -9 in the middle of an append leaves one.
@@ -115,16 +107,16 @@ describe('kill -9 of the service mid-stream, then a restart', () => {
     await until('run 2 to replay the spill', async () => {
       const h = await p2.health();
       return h.store.spill.batches === 0 && h.store.spill.replayed >= spilled.length ? h : undefined;
-    });
+    }, WAIT_MS);
     expect(p2.output()).toMatch(/SPILL_TORN_TAIL/);
-    await until('rows committed by run 2 itself', async () => (await epochs()) >= 2);
+    await until('rows committed by run 2 itself', async () => (await epochs()) >= 2, WAIT_MS);
     p2.child.kill('SIGKILL');
     await p2.exited;
 
     // Run 3: a clean start and stop.
     const p3 = await startService(env);
     procs.push(p3);
-    await until('run 3 to commit', async () => (await epochs()) >= 3);
+    await until('run 3 to commit', async () => (await epochs()) >= 3, WAIT_MS);
     p3.child.kill('SIGTERM');
     expect(await p3.exited).toBe(0);
 
