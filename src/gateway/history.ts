@@ -1,5 +1,5 @@
 /**
- * Bar history for REST: read closed bars from the `bars` table (sql/002_timeseries.*.sql, the same
+ * Bar history for REST: read closed bars from the `bars` table (defined once in sql/002_timeseries.sql, the same
  * columns on every storage path) through the `Db` interface, and roll them up to timeframes that are
  * not stored.
  *

@@ -1,7 +1,7 @@
 /**
  * Reading stored data back: bars (for charts), ticks, and the instrument master. Runs on any `Db`
  * (a PostgreSQL server on either schema path, or the embedded PGlite): the tables and columns are
- * the same on all (sql/002_timeseries.*.sql), and times are bound as ISO text cast in SQL so both
+ * the same on all (one definition, sql/002_timeseries.sql), and times are bound as ISO text cast in SQL so both
  * drivers bind them alike. Results are plain objects with epoch-ms times.
  *
  * Gap-free bars: a chart wants one candle per bucket. A bucket with no stored bar (no trade in it)
