@@ -10,7 +10,9 @@
  *   connection follows at most 3000 tokens (the excess is refused with an error message); unknown
  *   tokens are ignored, as Kite does; malformed input gets `{"type":"error","data":...}`.
  * - Binary out: Kite frames, each packet in the mode its connection chose for that token. A newly
- *   subscribed (or re-moded) token gets a snapshot in the next batch, trading or not.
+ *   subscribed (or re-moded) token gets a snapshot in the next batch, trading or not: a client
+ *   that reconnects and subscribes again gets each token's current packet, the very packet it
+ *   last had when nothing traded meanwhile (Kite's snapshot on subscribe, a duplicate to drop).
  * - A 1-byte heartbeat when nothing was sent for `heartbeatMs`.
  * - Order postbacks as `{"type":"order","data":{...}}` to every connection of an api_key.
  *
@@ -23,7 +25,9 @@
  * in rounds of distinct tokens; each round becomes one or more frames per connection (at most
  * FRAME_CAP_BYTES each). Default batch 50 ms: Kite batches a full-mode feed about once a second,
  * but a 50 ms batch keeps the simulator's latency low for pipeline tests while frames still carry
- * many packets (2000 ticks/s over 1000 tokens is about 100 packets a frame).
+ * many packets (2000 ticks/s over 1000 tokens is about 100 packets a frame). Every update goes out
+ * in every mode, changed or not in that mode: in ltp mode a book change or a trade at the last
+ * price repeats the previous 8-byte packet (see market.ts), and is sent all the same.
  *
  * Backpressure: uWS copies what `send` is given, so one encode buffer serves every frame. A client
  * whose unsent bytes pass `maxBufferedBytes` is skipped rather than buffered for: its tokens are
@@ -69,6 +73,13 @@ export interface SimulatorOptions {
   maxTokensPerConnection?: number;
   /** Unsent bytes above which a connection is skipped. Default 4 MiB. */
   maxBufferedBytes?: number;
+  /**
+   * Called with each binary tick frame uWS took (one it dropped is counted in `droppedByUws`
+   * instead) and the id of its connection (from 1, never reused). The bytes are the encode
+   * buffer, rewritten for the next frame: copy what you keep. For tests that account for every
+   * packet sent.
+   */
+  onFrame?: (conn: number, frame: Uint8Array) => void;
 }
 
 export interface SimStats {
@@ -189,6 +200,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const maxBuffered = opts.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes;
   const clock = opts.clock ?? Date.now;
   let rate = opts.rate ?? DEFAULTS.rate;
+  const onFrame = opts.onFrame;
 
   const instruments = opts.instruments ?? buildNifty50Universe({ today: new Date(clock()) });
   const market = new Market({ instruments, seed: opts.seed ?? DEFAULTS.seed, clock });
@@ -299,8 +311,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const ticks = c.frameTicks;
     ticks.length = framePackets;
     const len = encodeFrameInto(ticks, encodeBuf, 0);
-    const r = c.ws!.send(encodeBuf.subarray(0, len), true);
+    const frame = encodeBuf.subarray(0, len);
+    const r = c.ws!.send(frame, true);
     if (r === 2) stats.droppedByUws++;
+    else if (onFrame !== undefined) onFrame(c.id, frame);
     stats.frames++;
     stats.packets += framePackets;
     stats.bytes += len;
