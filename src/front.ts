@@ -1,5 +1,5 @@
 /**
- * The front process's hot path: raw Kite messages in, records into one ring per worker shard.
+ * The front process's hot path: raw Kite messages in, packet slots into one ring per worker shard.
  *
  * A token always maps to the same shard (`shardOf`), so its ticks stay in order and its state
  * (bars, last volume) lives in exactly one worker.

@@ -1,10 +1,15 @@
 /**
- * The tick record: one fixed-size slot per decoded Kite packet.
+ * The packet slot: one fixed-size slot per decoded Kite packet, in Kite's integer units.
+ *
+ * Names, so that each word means one thing: a *packet* is Kite's bytes (src/kite/packet-layout.ts,
+ * docs/kite-protocol.md); a *packet slot* is this decoded form; a *canonical tick* is what the shard
+ * makes of it (tick.ts, rupees and epoch ms); a *tick record* is msgpack's encoding of a canonical
+ * tick for /ws clients (src/gateway/msgpack-encoder.ts).
  *
  * The decoder writes it, the rings of the pipeline carry it, the workers read it. It is the one
- * layout shared by all of them; nothing else may invent offsets. A record is WORDS 32-bit words,
+ * layout shared by all of them; nothing else may invent offsets. A slot is WORDS 32-bit words,
  * addressed through three views of the same memory (Int32Array, Uint32Array, Float64Array), so a
- * slot in a SharedArrayBuffer ring and a scratch record in a plain ArrayBuffer read the same way.
+ * slot in a SharedArrayBuffer ring and a scratch slot in a plain ArrayBuffer read the same way.
  * Host byte order (the views are native typed arrays), unlike Kite's big-endian wire.
  *
  * Prices stay integers in Kite's smallest unit (paise for most segments) until the edge; the
