@@ -4,23 +4,23 @@
  * (feed.ts): each tick encoded once per encoding some set wants, into one arena, its span added
  * to every set holding the pair, and every set's frame published at the end of a drain.
  */
+import { isMainThread } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { N_FIELDS } from '../core/tick.ts';
 import { Fanout, FRAME_HEAD } from './fanout.ts';
 import { encodeSymbol, PLAIN_FRAMES, RECORD_FRAMES, RecordWriter } from './msgpack-encoder.ts';
 import { makeTick } from '../../test/support/canonical-fixtures.ts';
 import { Rng } from '../../test/support/gen.ts';
-import { BOXED_DOUBLE_BYTES, boxOne, describeAllocation, measureAllocation, NOTHING_PER_TICK } from '../../test/support/alloc.ts';
+import { BOXED_DOUBLE_BYTES, boxOne, describeAllocation, measureInWorker, NOTHING_PER_TICK, type ScenarioFactory } from '../../test/support/alloc.ts';
 
-const TICKS = 2_000_000;
 const ROWS = 64;
 /** Encodings per row, as the feed has them: modes 0-2 as records, 3-5 as plain maps. */
 const ENCODINGS = 6;
-/** Ticks replayed in a loop, and the drains they are cut into (summing to INPUT, so every pass is alike). */
+/** Ticks replayed in a loop, and cut into drains of 1-400 that add up to it, so every pass is alike. */
 const INPUT = 1024;
 
-describe('fan-out allocation', () => {
-  it('fans 2M ticks out to overlapping subscription sets without allocating per tick', () => {
+export const scenarios: Record<string, ScenarioFactory> = {
+  fanout(box) {
     const r = new Rng(0xfa17);
     const f = new Float64Array(INPUT * N_FIELDS);
     const rowOf = new Int32Array(INPUT);
@@ -36,8 +36,9 @@ describe('fan-out allocation', () => {
     }
     const symbols = Array.from({ length: ROWS }, (_, row) => encodeSymbol(`SYM${row}`));
 
-    let published = 0;
+    let ticksIn = 0;
     let frames = 0;
+    let published = 0;
     const fan = new Fanout({
       rows: ROWS,
       encodings: ENCODINGS,
@@ -57,11 +58,12 @@ describe('fan-out allocation', () => {
     fan.join('p', [0, 1, 2, 3, 4, 5].map((e) => fan.pair(7, e)), PLAIN_FRAMES); // one row in every encoding
     const arena = new RecordWriter(1 << 18, FRAME_HEAD);
 
-    const run = (box: boolean) => {
-      let t = 0;
-      let d = 0;
-      let inDrain = 0;
-      return (ticks: number): void => {
+    let t = 0;
+    let d = 0;
+    let inDrain = 0;
+    return {
+      run(ticks) {
+        ticksIn += ticks;
         for (let i = 0; i < ticks; i++) {
           const row = rowOf[t];
           for (let e = 0; e < ENCODINGS; e++) {
@@ -80,16 +82,24 @@ describe('fan-out allocation', () => {
             d = d + 1 === drains.length ? 0 : d + 1;
           }
         }
-      };
+      },
+      facts: () => ({ ticks: ticksIn, frames, published }),
     };
+  },
+};
 
-    const clean = measureAllocation(run(false), TICKS);
-    const boxed = measureAllocation(run(true), TICKS / 4);
+// A worker thread imports this file for its scenarios alone (test/support/alloc.ts).
+if (isMainThread) {
+  describe('fan-out allocation', () => {
+    it('fans 2M ticks out to overlapping subscription sets without allocating per tick', async () => {
+      const [clean, boxed] = await measureInWorker(import.meta.url, 'fanout', [{ ticks: 2_000_000 }, { ticks: 500_000, box: true }]);
 
-    expect(frames).toBeGreaterThan(0);
-    expect(published).toBeGreaterThan(TICKS);
-    expect(clean.bytesPerTick, describeAllocation('fan-out', clean)).toBeLessThan(NOTHING_PER_TICK);
-    // The bound would have caught a single boxed double per tick.
-    expect(boxed.bytesPerTick, describeAllocation('fan-out + one boxed double a tick', boxed)).toBeGreaterThanOrEqual(BOXED_DOUBLE_BYTES);
+      // Each tick reaches 2-3 sets; a frame per touched set per drain.
+      expect(clean.facts.published / clean.facts.ticks).toBeGreaterThan(2);
+      expect(clean.facts.frames).toBeGreaterThan(clean.facts.ticks / 100);
+      expect(clean.bytesPerTick, describeAllocation('fan-out', clean)).toBeLessThan(NOTHING_PER_TICK);
+      // The bound would have caught a single boxed double per tick.
+      expect(boxed.bytesPerTick, describeAllocation('fan-out + one boxed double a tick', boxed)).toBeGreaterThanOrEqual(BOXED_DOUBLE_BYTES);
+    });
   });
-});
+}

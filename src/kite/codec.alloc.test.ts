@@ -2,14 +2,13 @@
  * The decoder's promise that nothing is allocated per packet (one DataView per frame is all), held
  * over millions of packets by counting the bytes V8 allocates (test/support/alloc.ts).
  */
+import { isMainThread } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { DecodeStats, decodeFrame, encodeFrame, type FrameStamp } from './codec.ts';
+import type { SlotSink } from '../core/packet-slot.ts';
 import { ALL_KINDS, Rng, genTick } from '../../test/support/gen.ts';
 import { RingSink } from '../../test/support/sinks.ts';
-import type { SlotSink } from '../core/packet-slot.ts';
-import { BOXED_DOUBLE_BYTES, boxOne, describeAllocation, measureAllocation, NOTHING_PER_TICK } from '../../test/support/alloc.ts';
-
-const PACKETS = 3_000_000;
+import { BOXED_DOUBLE_BYTES, boxOne, describeAllocation, measureInWorker, NOTHING_PER_TICK, type ScenarioFactory } from '../../test/support/alloc.ts';
 
 /** Busy Kite frames, as the decode bench uses: 50-200 packets each, every packet kind mixed. */
 function frames(count: number, seed: number): Uint8Array[] {
@@ -24,42 +23,43 @@ function frames(count: number, seed: number): Uint8Array[] {
   return out;
 }
 
-/** The ring sink plus one boxed double per packet: the accident the test must catch. */
-class BoxingSink implements SlotSink {
-  constructor(private readonly inner: RingSink) {}
-  get views() {
-    return this.inner.views;
-  }
-  claim(): number {
-    return this.inner.claim();
-  }
-  commit(): void {
-    this.inner.commit();
-    boxOne(this.inner.seq);
+/** A ring sink that also boxes one double per packet: the accident the test must catch. */
+class BoxingSink extends RingSink {
+  override commit(): void {
+    super.commit();
+    boxOne(this.seq);
   }
 }
 
-describe('decodeFrame allocation', () => {
-  it('decodes 3M packets into a reused ring without allocating per packet', () => {
+export const scenarios: Record<string, ScenarioFactory> = {
+  decode(box) {
     const set = frames(64, 0xa110c);
     const stamp: FrameStamp = { recvTimeUs: 1_764_662_400_123_456, seq: 0, conn: 1 };
     const stats = new DecodeStats();
-    const ring = new RingSink(1024);
-    const boxing = new BoxingSink(new RingSink(1024));
-    const decodeInto = (sink: SlotSink) => (packets: number): void => {
-      let n = 0;
-      for (let f = 0; n < packets; f = f + 1 === set.length ? 0 : f + 1) {
-        stamp.seq++;
-        n += decodeFrame(set[f], stamp, sink, stats);
-      }
+    const sink: SlotSink = box ? new BoxingSink(1024) : new RingSink(1024);
+    let f = 0;
+    return {
+      run(packets) {
+        for (let n = 0; n < packets; f = f + 1 === set.length ? 0 : f + 1) {
+          stamp.seq++;
+          n += decodeFrame(set[f], stamp, sink, stats);
+        }
+      },
+      facts: () => ({ packets: stats.packets, errors: stats.totalErrors() }),
     };
+  },
+};
 
-    const clean = measureAllocation(decodeInto(ring), PACKETS);
-    const boxed = measureAllocation(decodeInto(boxing), PACKETS / 3);
+// A worker thread imports this file for its scenarios alone (test/support/alloc.ts).
+if (isMainThread) {
+  describe('decodeFrame allocation', () => {
+    it('decodes 3M packets into a reused ring without allocating per packet', async () => {
+      const [clean, boxed] = await measureInWorker(import.meta.url, 'decode', [{ ticks: 3_000_000 }, { ticks: 1_000_000, box: true }]);
 
-    expect(stats.totalErrors()).toBe(0);
-    expect(clean.bytesPerTick, describeAllocation('decodeFrame', clean)).toBeLessThan(NOTHING_PER_TICK);
-    // The bound would have caught a single boxed double per packet.
-    expect(boxed.bytesPerTick, describeAllocation('decodeFrame + one boxed double a packet', boxed)).toBeGreaterThanOrEqual(BOXED_DOUBLE_BYTES);
+      expect(clean.facts.errors).toBe(0);
+      expect(clean.bytesPerTick, describeAllocation('decodeFrame', clean)).toBeLessThan(NOTHING_PER_TICK);
+      // The bound would have caught a single boxed double per packet.
+      expect(boxed.bytesPerTick, describeAllocation('decodeFrame + one boxed double a packet', boxed)).toBeGreaterThanOrEqual(BOXED_DOUBLE_BYTES);
+    });
   });
-});
+}

@@ -3,19 +3,20 @@
  * counting the bytes V8 allocates (test/support/alloc.ts). The values written are those a boxed
  * double would come from: fractional prices, epoch µs past 2^32, counts past 2^31, NaN.
  */
+import { isMainThread } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { N, N_FIELDS } from '../../src/core/tick.ts';
 import { B, BAR_FIELDS, BarFlag } from '../../src/core/bar.ts';
 import { CopyBuffer, TimeframeNames, writeBarRow, writeMarketRow } from './copy.ts';
 import { makeBar, makeTick } from '../../test/support/canonical-fixtures.ts';
-import { BOXED_DOUBLE_BYTES, boxOne, describeAllocation, measureAllocation, NOTHING_PER_TICK } from '../../test/support/alloc.ts';
+import { BOXED_DOUBLE_BYTES, boxOne, describeAllocation, measureInWorker, NOTHING_PER_TICK, type ScenarioFactory } from '../../test/support/alloc.ts';
 
 /** Rows per batch: the buffer is reset once per batch, as the writer's batches are (WRITER_BATCH_ROWS). */
 const BATCH = 5000;
 const INPUT = 512;
 
-describe('COPY encoder allocation', () => {
-  it('writes 3M market_data rows, with and without depth, without allocating per row', () => {
+export const scenarios: Record<string, ScenarioFactory> = {
+  market(box) {
     const f = new Float64Array(INPUT * N_FIELDS);
     for (let i = 0; i < INPUT; i++) {
       const o = i * N_FIELDS;
@@ -26,24 +27,23 @@ describe('COPY encoder allocation', () => {
       if (i % 5 === 0) f[o + N.LAST_TRADE_MS] = 0; // NULL last trade time
     }
     const buf = new CopyBuffer();
-    const write = (box: boolean) => (rows: number): void => {
-      for (let i = 0; i < rows; i++) {
-        if (i % BATCH === 0) buf.reset();
-        writeMarketRow(buf, f, (i % INPUT) * N_FIELDS);
-        if (box) boxOne(i);
-      }
+    let written = 0;
+    return {
+      run(rows) {
+        for (let i = 0; i < rows; i++) {
+          if (i % BATCH === 0) {
+            written += buf.length;
+            buf.reset();
+          }
+          writeMarketRow(buf, f, (i % INPUT) * N_FIELDS);
+          if (box) boxOne(i);
+        }
+      },
+      facts: () => ({ bytes: written + buf.length }),
     };
+  },
 
-    const clean = measureAllocation(write(false), 3_000_000);
-    const boxed = measureAllocation(write(true), 1_000_000);
-
-    expect(buf.length).toBeGreaterThan(0);
-    expect(clean.bytesPerTick, describeAllocation('writeMarketRow', clean)).toBeLessThan(NOTHING_PER_TICK);
-    // The bound would have caught a single boxed double per row.
-    expect(boxed.bytesPerTick, describeAllocation('writeMarketRow + one boxed double a row', boxed)).toBeGreaterThanOrEqual(BOXED_DOUBLE_BYTES);
-  });
-
-  it('writes 3M bars rows over every timeframe without allocating per row', () => {
+  bars(box) {
     const timeframes = [60_000, 180_000, 300_000, 900_000, 3_600_000, 86_400_000];
     const f = new Float64Array(INPUT * BAR_FIELDS);
     for (let i = 0; i < INPUT; i++) {
@@ -54,19 +54,41 @@ describe('COPY encoder allocation', () => {
     }
     const names = new TimeframeNames();
     const buf = new CopyBuffer();
-    const write = (box: boolean) => (rows: number): void => {
-      for (let i = 0; i < rows; i++) {
-        if (i % BATCH === 0) buf.reset();
-        writeBarRow(buf, f, (i % INPUT) * BAR_FIELDS, names);
-        if (box) boxOne(i);
-      }
+    let written = 0;
+    return {
+      run(rows) {
+        for (let i = 0; i < rows; i++) {
+          if (i % BATCH === 0) {
+            written += buf.length;
+            buf.reset();
+          }
+          writeBarRow(buf, f, (i % INPUT) * BAR_FIELDS, names);
+          if (box) boxOne(i);
+        }
+      },
+      facts: () => ({ bytes: written + buf.length }),
     };
+  },
+};
 
-    const clean = measureAllocation(write(false), 3_000_000);
-    const boxed = measureAllocation(write(true), 1_000_000);
+// A worker thread imports this file for its scenarios alone (test/support/alloc.ts).
+if (isMainThread) {
+  describe('COPY encoder allocation', () => {
+    it('writes 3M market_data rows, with and without depth, without allocating per row', async () => {
+      const [clean, boxed] = await measureInWorker(import.meta.url, 'market', [{ ticks: 3_000_000 }, { ticks: 1_000_000, box: true }]);
 
-    expect(buf.length).toBeGreaterThan(0);
-    expect(clean.bytesPerTick, describeAllocation('writeBarRow', clean)).toBeLessThan(NOTHING_PER_TICK);
-    expect(boxed.bytesPerTick, describeAllocation('writeBarRow + one boxed double a row', boxed)).toBeGreaterThanOrEqual(BOXED_DOUBLE_BYTES);
+      expect(clean.facts.bytes).toBeGreaterThan(3_000_000 * 306); // a row without depth is 306 bytes
+      expect(clean.bytesPerTick, describeAllocation('writeMarketRow', clean)).toBeLessThan(NOTHING_PER_TICK);
+      // The bound would have caught a single boxed double per row.
+      expect(boxed.bytesPerTick, describeAllocation('writeMarketRow + one boxed double a row', boxed)).toBeGreaterThanOrEqual(BOXED_DOUBLE_BYTES);
+    });
+
+    it('writes 3M bars rows over every timeframe without allocating per row', async () => {
+      const [clean, boxed] = await measureInWorker(import.meta.url, 'bars', [{ ticks: 3_000_000 }, { ticks: 1_000_000, box: true }]);
+
+      expect(clean.facts.bytes).toBeGreaterThan(3_000_000 * 100);
+      expect(clean.bytesPerTick, describeAllocation('writeBarRow', clean)).toBeLessThan(NOTHING_PER_TICK);
+      expect(boxed.bytesPerTick, describeAllocation('writeBarRow + one boxed double a row', boxed)).toBeGreaterThanOrEqual(BOXED_DOUBLE_BYTES);
+    });
   });
-});
+}
