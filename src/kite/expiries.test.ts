@@ -1,9 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { dayOfIso, istDay, isoOfDay } from '../core/ist.ts';
 import { niftyExpiries, niftyFutureSymbol, niftyOptionSymbol } from './expiries.ts';
-
-/** Monday 1 December 2025, 10:00 IST. */
-const MON_1_DEC_2025 = new Date('2025-12-01T04:30:00Z');
+import { MON_1_DEC_2025 } from '../../test/support/universe.ts';
 
 describe('NIFTY expiries and symbols', () => {
   it('takes the calendar day in India, not UTC', () => {

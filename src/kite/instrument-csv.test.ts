@@ -1,21 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../core/errors.ts';
-import type { Instrument } from '../core/instrument.ts';
 import { CSV_HEADER, parseCsv, toCsv } from './instrument-csv.ts';
-import { buildNifty50Universe } from './sim/universe.ts';
-
-/** Monday 1 December 2025, 10:00 IST. */
-const MON_1_DEC_2025 = new Date('2025-12-01T04:30:00Z');
-
-function universe(): Instrument[] {
-  return buildNifty50Universe({ today: MON_1_DEC_2025, indexLevel: 26000 });
-}
-
-function bySymbol(list: readonly Instrument[], symbol: string): Instrument {
-  const t = list.find((x) => x.tradingsymbol === symbol);
-  if (t === undefined) throw new Error(`no ${symbol}`);
-  return t;
-}
+import { universe } from '../../test/support/universe.ts';
 
 describe('CSV', () => {
   it('writes rows exactly as Kite does: name quoted, the rest bare, index rows EQ in INDICES', () => {

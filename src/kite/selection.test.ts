@@ -1,22 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../core/errors.ts';
-import type { Instrument } from '../core/instrument.ts';
 import { NIFTY50_SYMBOLS, NIFTY_INDEX_TOKEN } from './nifty50.ts';
 import { selectUniverse } from './selection.ts';
-import { buildNifty50Universe } from './sim/universe.ts';
-
-/** Monday 1 December 2025, 10:00 IST. */
-const MON_1_DEC_2025 = new Date('2025-12-01T04:30:00Z');
-
-function universe(): Instrument[] {
-  return buildNifty50Universe({ today: MON_1_DEC_2025, indexLevel: 26000 });
-}
-
-function bySymbol(list: readonly Instrument[], symbol: string): Instrument {
-  const t = list.find((x) => x.tradingsymbol === symbol);
-  if (t === undefined) throw new Error(`no ${symbol}`);
-  return t;
-}
+import { bySymbol, universe } from '../../test/support/universe.ts';
 
 describe('selectUniverse', () => {
   it('follows the index, the 50 stocks, the nearest future and CE+PE around the ATM strike', () => {

@@ -1,20 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { Instrument } from '../../core/instrument.ts';
 import { NIFTY_INDEX_TOKEN } from '../nifty50.ts';
 import { buildNifty50Universe } from './universe.ts';
-
-/** Monday 1 December 2025, 10:00 IST. */
-const MON_1_DEC_2025 = new Date('2025-12-01T04:30:00Z');
-
-function universe(): Instrument[] {
-  return buildNifty50Universe({ today: MON_1_DEC_2025, indexLevel: 26000 });
-}
-
-function bySymbol(list: readonly Instrument[], symbol: string): Instrument {
-  const t = list.find((x) => x.tradingsymbol === symbol);
-  if (t === undefined) throw new Error(`no ${symbol}`);
-  return t;
-}
+import { bySymbol, universe } from '../../../test/support/universe.ts';
 
 describe('buildNifty50Universe', () => {
   it('lists the index, 50 stocks, 3 futures and 81 strikes x CE/PE for each option expiry', () => {
