@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  bucketEnd, bucketStart, DAY_MS, DEFAULT_TIMEFRAMES, IST_OFFSET_MS, istDayStart, parseTimeframe, SESSION_CLOSE_MIN,
+  bucketEnd, bucketInto, bucketStart, DAY_MS, DEFAULT_TIMEFRAMES, IST_OFFSET_MS, istDayStart, parseTimeframe, SESSION_CLOSE_MIN,
   SESSION_OPEN_MIN, TimeframeError, timeframeName,
 } from './ist.ts';
 
@@ -85,6 +85,35 @@ describe('session clock', () => {
         },
       ),
       { numRuns: 2000 },
+    );
+  });
+
+  it('writes the bucket bucketStart and bucketEnd give with bucketInto, for fractional times and at midnight, open and close', () => {
+    const tfs = [1000, M, 3 * M, 5 * M, 7 * M, 10 * M, 15 * M, H, 90 * M, 7 * H, DAY_MS];
+    const src = new Float64Array(1);
+    const out = new Float64Array(2);
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.integer({ min: 1_600_000_000_000, max: 1_800_000_000_000 }),
+          fc.double({ min: 1_600_000_000_000, max: 1_800_000_000_000, noNaN: true }),
+          // Either side of midnight, the 09:15 open and the 15:30 close.
+          fc.tuple(
+            fc.integer({ min: 19_000, max: 20_000 }),
+            fc.constantFrom(0, SESSION_OPEN_MIN * M, SESSION_CLOSE_MIN * M),
+            fc.integer({ min: -2, max: 2 }),
+          ).map(([d, at, e]) => d * DAY_MS - IST_OFFSET_MS + at + e),
+        ),
+        fc.constantFrom(...tfs),
+        (t, tf) => {
+          src[0] = t;
+          bucketInto(src, 0, tf, out, 0);
+          const s = bucketStart(t, tf);
+          expect(out[0]).toBe(s);
+          expect(out[1]).toBe(bucketEnd(s, tf));
+        },
+      ),
+      { numRuns: 5000 },
     );
   });
 

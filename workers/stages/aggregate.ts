@@ -42,8 +42,9 @@
  * fields where `fields` put them at construction, with the local clock set once per batch by
  * setNow(); onTick(...) takes the same values as arguments, writes them into a scratch record and
  * runs onTickAt, so both follow one implementation of the rules. Per tick no double is passed to
- * any call (the helpers take slot bases and timeframe indices and read the tick from `cur`; only
- * bucketStart/bucketEnd take doubles, when a bar opens): a double argument to a call V8 does not
+ * any call (the helpers take slot bases and timeframe indices and read the tick from `cur`; a bar
+ * opens through ist.ts's bucketInto, which reads the time from `cur` and writes the bucket into the
+ * slot; only a late tick's carried bar calls bucketEnd): a double argument to a call V8 does not
  * inline is boxed in a fresh HeapNumber, which in the shard cost 4–12 scavenges per 1M ticks.
  *
  * Emission: onBar(view, base, closed) is called for the bar of every timeframe a tick touched
@@ -56,7 +57,7 @@
 
 import { B, BAR_FIELDS, BarFlag } from '../../src/core/bar.ts';
 import { stageFields, stageWords } from './stage-fields.ts';
-import { bucketEnd, bucketStart, checkTimeframeMs } from '../../src/core/ist.ts';
+import { bucketEnd, bucketInto, checkTimeframeMs } from '../../src/core/ist.ts';
 
 const SUM_PV = BAR_FIELDS;
 const STATE = BAR_FIELDS + 1;
@@ -335,10 +336,9 @@ export class Aggregator {
     const price = c[C_PRICE];
     const volumeDelta = c[C_VOLUME];
     const pv = c[C_PV];
-    const start = bucketStart(c[C_TIME], tfMs);
-    const end = bucketEnd(start, tfMs);
-    a[base + B.START_MS] = start;
-    a[base + B.END_MS] = end;
+    // END_MS follows START_MS (bar.ts): the bucket is written in place, no double crossing a call.
+    bucketInto(c, C_TIME, tfMs, a, base + B.START_MS);
+    const end = a[base + B.END_MS];
     a[base + B.OPEN] = a[base + B.HIGH] = a[base + B.LOW] = a[base + B.CLOSE] = price;
     a[base + B.VOLUME] = volumeDelta;
     a[base + SUM_PV] = pv;
