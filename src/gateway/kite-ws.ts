@@ -16,7 +16,8 @@
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
 import { emptyWireTick, HEARTBEAT, writeWirePacket, type WireTick } from '../kite/codec.ts';
-import { KIND_LENGTH, Kind, priceDivisor, type KindCode } from '../core/packet-slot.ts';
+import { DEPTH_ENTRIES, Frame, PacketLength } from '../kite/packet-layout.ts';
+import { KIND_LENGTH, Kind, priceDivisor, Segment, type KindCode } from '../core/packet-slot.ts';
 import type { Logger } from '../log.ts';
 import { N, N_FIELDS } from '../core/tick.ts';
 import { Fanout, FRAME_HEAD, type FrameFormat, type SubscriptionSet } from './fanout.ts';
@@ -27,6 +28,9 @@ import type { FeedHub, HubListener } from './hub.ts';
 const MODES = ['ltp', 'quote', 'full'] as const;
 /** A Kite frame at most this big; more packets for one topic go in further frames. */
 const FRAME_BYTES = 64 * 1024;
+// Bound once: read per packet, and an imported binding is reloaded at every use (see codec.ts).
+const PACKET_LENGTH_BYTES = Frame.LENGTH_BYTES;
+const WIRE_DEPTH_ENTRIES = DEPTH_ENTRIES;
 
 interface KiteClient {
   id: number;
@@ -37,13 +41,13 @@ interface KiteClient {
   closed: boolean;
 }
 
-/** A Kite frame: u16 packet count, then per packet u16 length and the packet (codec.ts). */
+/** A Kite frame: u16 packet count, then per packet u16 length and the packet (packet-layout.ts). */
 const KITE_FRAMES: FrameFormat = {
-  headerBytes: () => 2,
+  headerBytes: () => Frame.HEADER_BYTES,
   writeHeader(out, pos, count) {
-    out[pos] = count >> 8;
-    out[pos + 1] = count & 0xff;
-    return pos + 2;
+    out[pos + Frame.COUNT] = count >> 8;
+    out[pos + Frame.COUNT + 1] = count & 0xff;
+    return pos + Frame.HEADER_BYTES;
   },
 };
 
@@ -74,7 +78,7 @@ export class KiteWs implements HubListener {
     const rows = hub.rows;
     this.subs = new Uint32Array(rows * 3);
     this.fanout = new Fanout({
-      rows, encodings: 3, maxFrameBytes: FRAME_BYTES - 2, maxFrameItems: 0xffff,
+      rows, encodings: 3, maxFrameBytes: FRAME_BYTES - Frame.HEADER_BYTES, maxFrameItems: 0xffff,
       publish: (topic, frame, items) => {
         this.app.publish(topic, frame, true);
         this.stats.frames++;
@@ -152,7 +156,7 @@ export class KiteWs implements HubListener {
     t.oiHigh = f[o + N.OI_HIGH];
     t.oiLow = f[o + N.OI_LOW];
     t.exchangeTime = Math.floor(f[o + N.EXCH_TIME_MS] / 1000);
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < WIRE_DEPTH_ENTRIES; i++) {
       const d = o + N.DEPTH + 3 * i;
       const e = t.depth[i];
       e.quantity = f[d];
@@ -163,7 +167,7 @@ export class KiteWs implements HubListener {
   }
 
   private kindFor(m: number, row: number): KindCode {
-    const index = this.hub.instruments[row] && (this.hub.instruments[row].segment === 'INDICES' || (this.wire[row].token & 0xff) === 9);
+    const index = this.hub.instruments[row] && (this.hub.instruments[row].segment === 'INDICES' || (this.wire[row].token & 0xff) === Segment.INDICES);
     if (m === 0) return Kind.LTP;
     if (index) return m === 1 ? Kind.INDEX_QUOTE : Kind.INDEX_FULL;
     return m === 1 ? Kind.QUOTE : Kind.FULL;
@@ -174,33 +178,33 @@ export class KiteWs implements HubListener {
     const kind = this.kindFor(m, row);
     const plen = KIND_LENGTH[kind];
     const a = this.arena;
-    a.ensure(2 + plen); // keeps this drain's packets at their offsets (the sets point at them)
+    a.ensure(PACKET_LENGTH_BYTES + plen); // keeps this drain's packets at their offsets (the sets point at them)
     const start = a.pos;
     t.kind = kind;
     a.dv.setUint16(start, plen);
-    writeWirePacket(a.dv, start + 2, t);
-    a.pos = start + 2 + plen;
+    writeWirePacket(a.dv, start + PACKET_LENGTH_BYTES, t);
+    a.pos = start + PACKET_LENGTH_BYTES + plen;
     this.fanout.add(a, row * 3 + m, start, a.pos);
   }
 
   /** One frame with the latest packet of each row, in mode m: what a new subscription starts with. */
   private snapshot(ws: WebSocket<KiteClient>, rows: number[], m: number): void {
     const hub = this.hub;
-    const buf = new Uint8Array(2 + rows.length * (2 + 184));
+    const buf = new Uint8Array(Frame.HEADER_BYTES + rows.length * (Frame.LENGTH_BYTES + PacketLength.FULL));
     const dv = new DataView(buf.buffer);
-    let len = 2;
+    let len = Frame.HEADER_BYTES;
     let count = 0;
     for (const row of rows) {
       if (!hub.hasTick[row]) continue;
       const t = this.fill(hub.latestTicks, row * N_FIELDS, row);
       t.kind = this.kindFor(m, row);
       dv.setUint16(len, KIND_LENGTH[t.kind]);
-      writeWirePacket(dv, len + 2, t);
-      len += 2 + KIND_LENGTH[t.kind];
+      writeWirePacket(dv, len + Frame.LENGTH_BYTES, t);
+      len += Frame.LENGTH_BYTES + KIND_LENGTH[t.kind];
       count++;
     }
     if (count === 0) return;
-    dv.setUint16(0, count);
+    dv.setUint16(Frame.COUNT, count);
     ws.send(buf.subarray(0, len), true);
   }
 
