@@ -96,7 +96,8 @@ describe('round trip: encode → decode is exact for every packet kind', () => {
   });
 
   it('the encoder lays packets out byte for byte as the protocol table says (zero padding)', () => {
-    // Expected bytes written by hand from KITE_PROTOCOL.md offsets, not through the encoder.
+    // Expected bytes written by hand from the offsets in docs/kite-protocol.md, not through the
+    // encoder or packet-layout.ts, so a wrong entry in the shared table shows here.
     const expectBytes = (t: WireTick, fields: [number, number, 'u32' | 'i32' | 'u16'][]): void => {
       const want = new Uint8Array(KIND_LENGTH[t.kind]);
       const dv = new DataView(want.buffer);

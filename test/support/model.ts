@@ -1,7 +1,11 @@
 /**
- * A reference decoder written straight from /work/shared/KITE_PROTOCOL.md, for property tests: byte
+ * A reference decoder written straight from docs/kite-protocol.md, for property tests: byte
  * arithmetic, no DataView, no sinks, allocates freely. It shares no code with src/kite/codec.ts
  * beyond the WireTick shape, so agreement between the two is evidence, not tautology.
+ *
+ * Its offsets and lengths are literals copied from the doc's tables on purpose: it must not import
+ * src/kite/packet-layout.ts, the table the codec reads, or a wrong entry there would be wrong here
+ * too and the property tests would agree with it.
  */
 
 import { DecodeError, DECODE_ERROR_NAMES, emptyWireTick, type WireTick } from '../../src/kite/codec.ts';
