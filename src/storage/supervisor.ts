@@ -11,9 +11,9 @@
  * last release, so every record of a batch not yet committed or spilled is read again, and the
  * database's per-stream high water skips whatever of it did commit (workers/writer/writer.ts).
  *
- * An uncaught error in a worker thread ends that thread only and is reported here as the Worker's
- * 'error' event (listened to, so it never reaches the process); 'exit' follows, and only then,
- * with the old thread gone, does the new one start.
+ * Starting, restarting with back-off and answering reads are the supervised thread's
+ * (supervised-thread.ts), as for the reader thread; what is the writer's own is here: its data,
+ * that an exit after it drained while stopping is no death, and the drain at close().
  *
  * One process per DATA_DIR: the spill and the embedded database must not have two writers, so
  * start() takes `${DATA_DIR}/storage.lock` (pid inside; a lock whose process is gone is taken over).
@@ -21,15 +21,14 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import { redactUrl } from '../config.ts';
 import { AppError } from '../core/errors.ts';
 import type { Instrument } from '../core/instrument.ts';
 import type { Logger } from '../log.ts';
 import { RingConsumer } from '../core/ring.ts';
-import { startWorker } from '../threads.ts';
 import type { Db, Row } from '../core/db.ts';
 import { Reads } from './reads.ts';
+import { SupervisedThread, type ExitRecord } from './supervised-thread.ts';
 import { TickConsumer } from '../core/tick.ts';
 import {
   latencyQuantile, WC, WRITER_COUNTERS, WRITER_STATE_NAMES, WriterExit,
@@ -37,10 +36,6 @@ import {
 } from '../core/writer-protocol.ts';
 
 const WRITER_MODULE = new URL('../../workers/writer/main.ts', import.meta.url);
-const RESTART_MIN_MS = 100;
-const RESTART_MAX_MS = 5000;
-/** A thread that ran this long before dying resets the back-off. */
-const HEALTHY_AFTER_MS = 30_000;
 const SPILL_SEGMENT_BYTES = 64 * 1024 * 1024;
 /** Connections of the read pool when StorageOptions.readConnections is not given. */
 const READ_CONNECTIONS_DEFAULT = 2;
@@ -91,20 +86,12 @@ export class Storage {
   readonly where: string;
   readonly counters: Float64Array;
   readonly progress: Float64Array;
-  restarts = 0;
-  lastExit: { code: number | null; error?: string; at: string } | null = null;
   private readonly data: WriterData;
-  private worker: Worker | null = null;
+  private readonly writer: SupervisedThread<WriterControl, WriterMessage>;
   /** The reader thread (PostgreSQL only). */
   private readonly reads: Reads | null;
-  private stopping = false;
   /** The writer said it drained the rings and stopped ('stopped'). */
   private drained = false;
-  private exited: Promise<void> = Promise.resolve();
-  private failures = 0;
-  private restartTimer: NodeJS.Timeout | null = null;
-  private readonly pending = new Map<number, { resolve: (rows: unknown[]) => void; reject: (e: Error) => void }>();
-  private nextId = 1;
   private readonly lockFile: string;
   private readonly sampler: NodeJS.Timeout;
   private rate = { rows: 0, at: Date.now(), perSec: 0 };
@@ -144,7 +131,25 @@ export class Storage {
     };
     this.sampler = setInterval(() => this.sample(), 1000);
     this.sampler.unref();
-    this.spawn();
+    this.writer = new SupervisedThread<WriterControl, WriterMessage>({
+      name: 'writer',
+      module: WRITER_MODULE,
+      data: this.data,
+      log: opts.log,
+      died: {
+        code: 'WRITER_THREAD_DIED',
+        msg: 'the writer thread died; restarting it (batches not yet committed or spilled are still in the rings)',
+        reason: (code) => code === WriterExit.STALLED ? 'a commit stalled past WRITER_STALL_MS' : undefined,
+      },
+      onMessage: (m) => {
+        if (m.type === 'instruments') this.data.instruments = null; // stored: a restarted writer thread need not store them again
+        else if (m.type === 'stopped') this.drained = true;
+      },
+      // A writer that drained the rings, or ended cleanly, while stopping is done; one that died
+      // before draining is a death like any other, and close() starts another to finish the drain.
+      stoppedBy: (code) => this.drained || code === 0,
+    });
+    this.writer.start();
     this.reads = opts.databaseUrl === null ? null : new Reads({
       databaseUrl: opts.databaseUrl,
       connections: opts.readConnections ?? READ_CONNECTIONS_DEFAULT,
@@ -153,58 +158,18 @@ export class Storage {
     });
   }
 
+  /** Writer thread restarts, for tests and /health. */
+  get restarts(): number {
+    return this.writer.restarts;
+  }
+
+  get lastExit(): ExitRecord | null {
+    return this.writer.lastExit;
+  }
+
   /** Reader thread restarts, for tests and /health (0 on the embedded database). */
   get readerRestarts(): number {
     return this.reads?.restarts ?? 0;
-  }
-
-  private spawn(): void {
-    const w = startWorker(WRITER_MODULE, { workerData: this.data, name: 'writer' });
-    this.worker = w;
-    const started = Date.now();
-    let error: Error | undefined;
-    w.on('message', (m: WriterMessage) => this.onMessage(m));
-    w.on('error', (e) => { error = e; });
-    this.exited = new Promise<void>((resolve) => {
-      w.on('exit', (code) => {
-        this.worker = null;
-        for (const p of this.pending.values()) p.reject(new AppError('STORAGE_RESTARTING', 'the writer thread restarted while answering; retry the read'));
-        this.pending.clear();
-        resolve();
-        if (this.stopping && (this.drained || code === 0)) return;
-        this.restarts++;
-        this.lastExit = { code, error: error?.message, at: new Date().toISOString() };
-        this.failures = Date.now() - started > HEALTHY_AFTER_MS ? 1 : this.failures + 1;
-        const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** (this.failures - 1));
-        this.opts.log.error({
-          code: 'WRITER_THREAD_DIED',
-          exitCode: code,
-          reason: code === WriterExit.STALLED ? 'a commit stalled past WRITER_STALL_MS' : undefined,
-          err: error ? { message: error.message, stack: error.stack } : undefined,
-          restartInMs: delay,
-          restarts: this.restarts,
-        }, 'the writer thread died; restarting it (batches not yet committed or spilled are still in the rings)');
-        // While stopping, close() starts the next one itself, at once.
-        if (!this.stopping) this.restartTimer = setTimeout(() => { this.restartTimer = null; if (!this.stopping) this.spawn(); }, delay);
-      });
-    });
-  }
-
-  private onMessage(m: WriterMessage): void {
-    if (m.type === 'log') {
-      const log = this.opts.log;
-      log[m.level]({ component: 'writer', ...m.obj }, m.msg);
-    } else if (m.type === 'instruments') {
-      this.data.instruments = null; // stored: a restarted writer thread need not store them again
-    } else if (m.type === 'stopped') {
-      this.drained = true;
-    } else if (m.type === 'result') {
-      const p = this.pending.get(m.id);
-      if (p === undefined) return;
-      this.pending.delete(m.id);
-      if (m.error) p.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
-      else p.resolve(m.rows ?? []);
-    }
   }
 
   private sample(): void {
@@ -267,15 +232,7 @@ export class Storage {
    */
   db(): Db {
     if (this.reads !== null) return this.reads.db();
-    const query = <T extends object = Row>(text: string, params: readonly unknown[] = []): Promise<T[]> => {
-      const w = this.worker;
-      if (w === null) return Promise.reject(new AppError('STORAGE_RESTARTING', 'the writer thread is restarting; retry the read in a moment'));
-      const id = this.nextId++;
-      return new Promise<T[]>((resolve, reject) => {
-        this.pending.set(id, { resolve: resolve as (rows: unknown[]) => void, reject });
-        w.postMessage({ type: 'query', id, text, params: [...params] } satisfies WriterControl);
-      });
-    };
+    const query = <T extends object = Row>(text: string, params: readonly unknown[] = []): Promise<T[]> => this.writer.request<T>(text, params);
     return {
       kind: this.opts.databaseUrl !== null ? 'postgres' : 'pglite',
       query,
@@ -290,24 +247,17 @@ export class Storage {
    * with the process, as it would be anyway).
    */
   async close(deadlineMs = 10_000): Promise<void> {
-    this.stopping = true;
+    this.writer.stop();
     clearInterval(this.sampler);
     // Nothing reads from a service that is stopping: the reader goes now, beside the drain.
     const readsClosed = this.reads?.close();
-    if (this.restartTimer !== null) {
-      clearTimeout(this.restartTimer);
-      this.restartTimer = null;
-    }
     const deadline = Date.now() + deadlineMs;
     // A writer that is dead (between a crash and its restart) or dies while draining is started
     // again: the records left in the rings must still reach the database or the spill.
     while (!this.drained && Date.now() < deadline) {
-      if (this.worker === null) this.spawn();
-      const w = this.worker!;
-      w.postMessage({ type: 'stop', deadlineMs: Math.max(0, deadline - Date.now()) } satisfies WriterControl);
-      const timer = setTimeout(() => void w.terminate(), Math.max(0, deadline - Date.now()) + 2000);
-      await this.exited;
-      clearTimeout(timer);
+      if (!this.writer.running) this.writer.start();
+      const left = Math.max(0, deadline - Date.now());
+      await this.writer.end({ type: 'stop', deadlineMs: left }, left + 2000);
     }
     await readsClosed;
     releaseLock(this.lockFile);
