@@ -14,6 +14,7 @@ import { until } from '../../../test/support/until.ts';
 
 const INFY = 408065;
 const RELIANCE = 738561;
+const TCS = 2953217;
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -85,7 +86,19 @@ function refused(url: string): Promise<{ status: number; body: string }> {
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * Subscribes `token` and waits for its snapshot; returns the index of the first frame carrying it.
+ * The server handles one socket's messages in order and sends the snapshot in the batch after, so
+ * what earlier messages and batches were to send has arrived by then: looking after this marker
+ * is how a test sees that something did not come.
+ */
+async function marker(c: Client, token: number): Promise<number> {
+  c.send({ a: 'subscribe', v: [token] });
+  return until(`the marker snapshot of ${token}`, () => {
+    const at = c.frames.findIndex((f) => decodeToTicks(f).some((t) => t.token === token));
+    return at < 0 ? null : { at };
+  }).then((r) => r.at);
+}
 
 /** Packet lengths straight from a frame's bytes, as the wire has them. */
 function packetLengths(frame: Uint8Array): number[] {
@@ -151,8 +164,7 @@ describe('Kite simulator: connections', () => {
   it('sends a 1-byte heartbeat when idle', async () => {
     const s = await sim({ rate: 0, heartbeatMs: 100 });
     const c = await connect(s);
-    await sleep(550);
-    expect(c.heartbeats).toBeGreaterThanOrEqual(3);
+    await until('3 heartbeats', () => c.heartbeats >= 3);
     expect(c.frames).toHaveLength(0);
   });
 });
@@ -196,8 +208,10 @@ describe('Kite simulator: subscriptions and modes', () => {
     const c = await connect(s);
     c.send({ a: 'subscribe', v: [INFY, String(RELIANCE)] }); // tokens may come as digit strings
     await until('two snapshots', () => c.ticks().length === 2);
-    await sleep(100);
-    expect(c.ticks().map((t) => t.token).sort()).toEqual([INFY, RELIANCE].sort());
+    await marker(c, TCS);
+    const tokens = c.ticks().map((t) => t.token);
+    expect(tokens.pop()).toBe(TCS);
+    expect(tokens.sort()).toEqual([INFY, RELIANCE].sort());
   });
 
   it('stops a token\'s ticks on unsubscribe', async () => {
@@ -206,12 +220,12 @@ describe('Kite simulator: subscriptions and modes', () => {
     c.send({ a: 'subscribe', v: [INFY, RELIANCE] });
     await until('INFY ticks', () => c.ticks().filter((t) => t.token === INFY).length > 5);
     c.send({ a: 'unsubscribe', v: [INFY] });
-    await sleep(100); // frames already in flight
-    c.clear();
-    await sleep(300);
-    const ticks = c.ticks();
-    expect(ticks.filter((t) => t.token === RELIANCE).length).toBeGreaterThan(5);
-    expect(ticks.filter((t) => t.token === INFY)).toHaveLength(0);
+    // Frames before the marker may still carry INFY (sent before the unsubscribe was read).
+    const at = await marker(c, TCS);
+    const after = () => c.frames.slice(at).flatMap((f) => decodeToTicks(f, c.stats));
+    await until('RELIANCE ticks after the marker', () => after().filter((t) => t.token === RELIANCE).length > 5);
+    expect(after().filter((t) => t.token === INFY)).toHaveLength(0);
+    expect(c.stats.totalErrors()).toBe(0);
   });
 
   it('ignores unknown tokens silently, as Kite does', async () => {
@@ -219,8 +233,8 @@ describe('Kite simulator: subscriptions and modes', () => {
     const c = await connect(s);
     c.send({ a: 'subscribe', v: [1, 2, 99999999, INFY] });
     await until('the INFY snapshot', () => c.ticks().length === 1);
-    await sleep(100);
-    expect(c.ticks().map((t) => t.token)).toEqual([INFY]);
+    await marker(c, RELIANCE);
+    expect(c.ticks().map((t) => t.token)).toEqual([INFY, RELIANCE]);
     expect(c.texts).toEqual([]);
   });
 
@@ -279,11 +293,13 @@ describe('Kite simulator: ticks', () => {
   });
 
   it('follows setRate: silence at 0, ticks again when raised', async () => {
-    const s = await sim({ rate: 0, heartbeatMs: 100_000 });
+    const s = await sim({ rate: 0, heartbeatMs: 200 });
     const c = await connect(s);
     c.send({ a: 'subscribe', v: [INFY, RELIANCE] });
     await until('snapshots', () => c.ticks().length === 2);
-    await sleep(200);
+    // A heartbeat goes out only after 200 ms in which the server sent this socket nothing.
+    const heartbeats = c.heartbeats;
+    await until('a heartbeat after the snapshots, or a tick', () => c.heartbeats > heartbeats || c.ticks().length > 2);
     expect(c.ticks()).toHaveLength(2);
     s.setRate(2000);
     await until('ticks at the new rate', () => c.ticks().length > 50);
@@ -315,8 +331,11 @@ describe('Kite simulator: ticks', () => {
     expect(s.sendOrderPostback(order, 'k')).toBe(1);
     await until('the postback', () => a.texts.length === 1);
     expect(JSON.parse(a.texts[0])).toEqual({ type: 'order', data: order });
-    await sleep(50);
-    expect(b.texts).toEqual([]);
+    // A later postback to k2 only: had the first reached b, it would have arrived before this one.
+    const later = { ...order, order_id: '151220000000001' };
+    expect(s.sendOrderPostback(later, 'k2')).toBe(1);
+    await until('the k2 postback', () => b.texts.length > 0);
+    expect(b.texts.map((t) => JSON.parse(t))).toEqual([{ type: 'order', data: later }]);
     expect(s.sendOrderPostback(order)).toBe(2);
   });
 });
