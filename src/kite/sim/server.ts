@@ -46,6 +46,7 @@ import { toCsv } from '../instrument-csv.ts';
 import { buildNifty50Universe } from './universe.ts';
 import { KIND_LENGTH } from '../../core/packet-slot.ts';
 import { Market, ModeCode, modeCode } from './market.ts';
+import { Followers, Subscriptions } from './subscriptions.ts';
 
 export interface SimulatorOptions {
   /** 0 = any free port. Default 0. */
@@ -146,14 +147,7 @@ interface Conn {
   readonly apiKey: string;
   ws: WebSocket<Conn> | null;
   open: boolean;
-  /** Mode code per instrument row; 0 = not followed. */
-  readonly modes: Uint8Array;
-  count: number;
-  /** Rows owed a snapshot (new subscription, new mode, or skipped while behind). */
-  readonly pending: Int32Array;
-  /** 1 = in `pending`; 2 = in `pending` but already sent in this round. */
-  readonly pendingFlag: Uint8Array;
-  pendingCount: number;
+  readonly subs: Subscriptions;
   /** Packets of the frame being built; its length is set to the packet count before encoding. */
   readonly frameTicks: WireTick[];
   lastSendMs: number;
@@ -254,38 +248,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const perKey = new Map<string, number>();
   let nextConnId = 1;
 
-  // Rows anyone follows: a dense list with positions, so add and remove are O(1).
-  const followers = new Uint32Array(size);
-  const active = new Int32Array(size);
-  const activePos = new Int32Array(size).fill(-1);
-  let activeCount = 0;
+  const followers = new Followers(size);
   const updated = new Int32Array(size);
 
   const encodeBuf = new Uint8Array(FRAME_CAP_BYTES);
-
-  function follow(i: number): void {
-    if (followers[i]++ === 0) {
-      activePos[i] = activeCount;
-      active[activeCount++] = i;
-    }
-  }
-
-  function unfollow(i: number): void {
-    if (--followers[i] === 0) {
-      const p = activePos[i];
-      const last = active[--activeCount];
-      active[p] = last;
-      activePos[last] = p;
-      activePos[i] = -1;
-    }
-  }
-
-  function markPending(c: Conn, i: number): void {
-    if (c.pendingFlag[i] === 0) {
-      c.pendingFlag[i] = 1;
-      c.pending[c.pendingCount++] = i;
-    }
-  }
 
   function sendText(c: Conn, text: string): void {
     if (!c.open || c.ws === null) return;
@@ -334,13 +300,14 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   /** Send connection `c` its share of the round just traded (`updated[0..k)`) plus owed snapshots. */
   function emit(c: Conn, k: number): void {
     if (!c.open || c.ws === null) return;
-    const modes = c.modes;
+    const subs = c.subs;
+    const modes = subs.modes;
     if (c.ws.getBufferedAmount() > maxBuffered) {
       let skipped = 0;
       for (let j = 0; j < k; j++) {
         const i = updated[j];
         if (modes[i] !== 0) {
-          markPending(c, i);
+          subs.owe(i);
           skipped++;
         }
       }
@@ -353,7 +320,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     frameConn = c;
     framePackets = 0;
     frameBytes = 2;
-    const flags = c.pendingFlag;
+    const flags = subs.owedFlag;
     for (let j = 0; j < k; j++) {
       const i = updated[j];
       const m = modes[i];
@@ -361,16 +328,16 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       if (flags[i] === 1) flags[i] = 2; // owed a snapshot, and this is one
       addPacket(c, i, m);
     }
-    const n = c.pendingCount;
+    const n = subs.owedCount;
     if (n > 0) {
-      const pending = c.pending;
+      const pending = subs.owed;
       for (let p = 0; p < n; p++) {
         const i = pending[p];
         const owed = flags[i] === 1;
         flags[i] = 0;
         if (owed && modes[i] !== 0) addPacket(c, i, modes[i]);
       }
-      c.pendingCount = 0;
+      subs.owedCount = 0;
     }
     flushFrame();
     frameConn = null;
@@ -385,7 +352,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const elapsed = Math.min(now - lastBatchMs, 4 * Math.max(batchMs, heartbeatMs));
     lastBatchMs = now;
     let want = 0;
-    if (activeCount > 0) {
+    if (followers.count > 0) {
       budget += (rate * elapsed) / 1000;
       want = Math.floor(budget);
       budget -= want;
@@ -395,7 +362,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     }
     // At least one pass, for owed snapshots even when nothing trades.
     do {
-      const k = want > 0 ? market.advance(want, active, activeCount, updated) : 0;
+      const k = want > 0 ? market.advance(want, followers.rows, followers.count, updated) : 0;
       want -= k;
       for (const c of conns) emit(c, k);
     } while (want > 0);
@@ -428,15 +395,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     let excess = 0;
     for (const token of tokens) {
       const i = market.indexOf(token);
-      if (i < 0 || c.modes[i] !== 0) continue; // Kite ignores unknown tokens silently
-      if (c.count >= maxTokens) {
-        excess++;
-        continue;
-      }
-      c.modes[i] = ModeCode.QUOTE;
-      c.count++;
-      follow(i);
-      markPending(c, i);
+      if (i < 0) continue; // Kite ignores unknown tokens silently
+      if (!c.subs.add(i)) excess++;
     }
     if (excess > 0) {
       sendError(c, `Subscription limit exceeded: a connection can follow at most ${maxTokens} instruments; ${excess} not subscribed.`);
@@ -446,19 +406,14 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   function unsubscribe(c: Conn, tokens: number[]): void {
     for (const token of tokens) {
       const i = market.indexOf(token);
-      if (i < 0 || c.modes[i] === 0) continue;
-      c.modes[i] = 0;
-      c.count--;
-      unfollow(i);
+      if (i >= 0) c.subs.remove(i);
     }
   }
 
   function setMode(c: Conn, code: number, tokens: number[]): void {
     for (const token of tokens) {
       const i = market.indexOf(token);
-      if (i < 0 || c.modes[i] === 0 || c.modes[i] === code) continue;
-      c.modes[i] = code;
-      markPending(c, i);
+      if (i >= 0) c.subs.setMode(i, code);
     }
   }
 
@@ -507,13 +462,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const left = (perKey.get(c.apiKey) ?? 1) - 1;
     if (left <= 0) perKey.delete(c.apiKey);
     else perKey.set(c.apiKey, left);
-    for (let i = 0; i < size && c.count > 0; i++) {
-      if (c.modes[i] !== 0) {
-        c.modes[i] = 0;
-        c.count--;
-        unfollow(i);
-      }
-    }
+    c.subs.clear();
     stats.connectionsClosed++;
   }
 
@@ -558,11 +507,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         apiKey,
         ws: null,
         open: false,
-        modes: new Uint8Array(size),
-        count: 0,
-        pending: new Int32Array(size),
-        pendingFlag: new Uint8Array(size),
-        pendingCount: 0,
+        subs: new Subscriptions(size, maxTokens, followers),
         frameTicks: [],
         lastSendMs: performance.now(),
       };
