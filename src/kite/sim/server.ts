@@ -29,24 +29,26 @@
  * in every mode, changed or not in that mode: in ltp mode a book change or a trade at the last
  * price repeats the previous 8-byte packet (see market.ts), and is sent all the same.
  *
- * Backpressure: uWS copies what `send` is given, so one encode buffer serves every frame. A client
- * whose unsent bytes pass `maxBufferedBytes` is skipped rather than buffered for: its tokens are
- * marked and get one fresh snapshot each once it drains (coalesced, counted in stats).
+ * Backpressure: a client whose unsent bytes pass `maxBufferedBytes` is skipped rather than buffered
+ * for: its tokens are marked and get one fresh snapshot each once it drains (coalesced, counted in
+ * stats; frames.ts).
  *
- * No allocation per tick: market state lives in preallocated WireTicks and typed arrays; per frame
- * there is the codec's DataView and one subarray for `send`.
+ * No allocation per tick: market state lives in preallocated WireTicks and typed arrays, packets
+ * are written straight into one frame buffer; per frame there is one subarray for `send`.
  */
 import { performance } from 'node:perf_hooks';
 import type { us_listen_socket, WebSocket } from 'uWebSockets.js';
 import { AppError } from '../../core/errors.ts';
 import { uws } from '../../uws.ts';
-import { encodeFrameInto, HEARTBEAT, type WireTick } from '../codec.ts';
+import { HEARTBEAT } from '../codec.ts';
 import type { Instrument } from '../../core/instrument.ts';
 import { toCsv } from '../instrument-csv.ts';
 import { buildNifty50Universe } from './universe.ts';
-import { KIND_LENGTH } from '../../core/packet-slot.ts';
 import { Market, ModeCode, modeCode } from './market.ts';
 import { Followers, Subscriptions } from './subscriptions.ts';
+import { FRAME_CAP_BYTES, FrameBuilder } from './frames.ts';
+
+export { FRAME_CAP_BYTES };
 
 export interface SimulatorOptions {
   /** 0 = any free port. Default 0. */
@@ -125,8 +127,6 @@ export interface Simulator {
   connections(): number;
 }
 
-/** Frame size bound: many packets per frame, the u16 count far from full (64 KiB / 10 B per LTP). */
-export const FRAME_CAP_BYTES = 64 * 1024;
 /** Trades per batch at most, so "max rate" cannot starve the event loop; the rest is dropped. */
 const MAX_TRADES_PER_BATCH = 250_000;
 
@@ -148,8 +148,6 @@ interface Conn {
   ws: WebSocket<Conn> | null;
   open: boolean;
   readonly subs: Subscriptions;
-  /** Packets of the frame being built; its length is set to the packet count before encoding. */
-  readonly frameTicks: WireTick[];
   lastSendMs: number;
 }
 
@@ -251,7 +249,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const followers = new Followers(size);
   const updated = new Int32Array(size);
 
-  const encodeBuf = new Uint8Array(FRAME_CAP_BYTES);
+  const frames = new FrameBuilder(market, stats, { maxBuffered, onFrame });
 
   function sendText(c: Conn, text: string): void {
     if (!c.open || c.ws === null) return;
@@ -263,84 +261,6 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   function sendError(c: Conn, message: string): void {
     stats.badMessages++;
     sendText(c, JSON.stringify({ type: 'error', data: message }));
-  }
-
-  // ----- frames
-
-  let frameConn: Conn | null = null;
-  let framePackets = 0;
-  let frameBytes = 2;
-
-  function flushFrame(): void {
-    const c = frameConn!;
-    if (framePackets === 0) return;
-    const ticks = c.frameTicks;
-    ticks.length = framePackets;
-    const len = encodeFrameInto(ticks, encodeBuf, 0);
-    const frame = encodeBuf.subarray(0, len);
-    const r = c.ws!.send(frame, true);
-    if (r === 2) stats.droppedByUws++;
-    else if (onFrame !== undefined) onFrame(c.id, frame);
-    stats.frames++;
-    stats.packets += framePackets;
-    stats.bytes += len;
-    c.lastSendMs = performance.now();
-    framePackets = 0;
-    frameBytes = 2;
-  }
-
-  function addPacket(c: Conn, i: number, mode: number): void {
-    const t = market.tickOf(i, mode);
-    const plen = 2 + KIND_LENGTH[t.kind];
-    if (frameBytes + plen > FRAME_CAP_BYTES) flushFrame();
-    c.frameTicks[framePackets++] = t;
-    frameBytes += plen;
-  }
-
-  /** Send connection `c` its share of the round just traded (`updated[0..k)`) plus owed snapshots. */
-  function emit(c: Conn, k: number): void {
-    if (!c.open || c.ws === null) return;
-    const subs = c.subs;
-    const modes = subs.modes;
-    if (c.ws.getBufferedAmount() > maxBuffered) {
-      let skipped = 0;
-      for (let j = 0; j < k; j++) {
-        const i = updated[j];
-        if (modes[i] !== 0) {
-          subs.owe(i);
-          skipped++;
-        }
-      }
-      if (skipped > 0) {
-        stats.skippedFrames++;
-        stats.coalescedPackets += skipped;
-      }
-      return;
-    }
-    frameConn = c;
-    framePackets = 0;
-    frameBytes = 2;
-    const flags = subs.owedFlag;
-    for (let j = 0; j < k; j++) {
-      const i = updated[j];
-      const m = modes[i];
-      if (m === 0) continue;
-      if (flags[i] === 1) flags[i] = 2; // owed a snapshot, and this is one
-      addPacket(c, i, m);
-    }
-    const n = subs.owedCount;
-    if (n > 0) {
-      const pending = subs.owed;
-      for (let p = 0; p < n; p++) {
-        const i = pending[p];
-        const owed = flags[i] === 1;
-        flags[i] = 0;
-        if (owed && modes[i] !== 0) addPacket(c, i, modes[i]);
-      }
-      subs.owedCount = 0;
-    }
-    flushFrame();
-    frameConn = null;
   }
 
   let budget = 0;
@@ -364,7 +284,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     do {
       const k = want > 0 ? market.advance(want, followers.rows, followers.count, updated) : 0;
       want -= k;
-      for (const c of conns) emit(c, k);
+      for (const c of conns) frames.emit(c, updated, k);
     } while (want > 0);
     stats.trades = market.trades;
     stats.rounds = market.rounds;
@@ -508,7 +428,6 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         ws: null,
         open: false,
         subs: new Subscriptions(size, maxTokens, followers),
-        frameTicks: [],
         lastSendMs: performance.now(),
       };
       res.upgrade(conn, secKey, secProtocol, secExtensions, context);
