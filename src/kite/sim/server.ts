@@ -44,7 +44,8 @@ import { HEARTBEAT } from '../codec.ts';
 import type { Instrument } from '../../core/instrument.ts';
 import { toCsv } from '../instrument-csv.ts';
 import { buildNifty50Universe } from './universe.ts';
-import { Market, ModeCode, modeCode } from './market.ts';
+import { Market, ModeCode } from './market.ts';
+import { applyControl } from './control.ts';
 import { Followers, Subscriptions } from './subscriptions.ts';
 import { FRAME_CAP_BYTES, FrameBuilder } from './frames.ts';
 
@@ -299,81 +300,6 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     }
   }
 
-  // ----- control messages
-
-  function tokensOf(v: unknown): number[] | null {
-    if (!Array.isArray(v)) return null;
-    const out: number[] = [];
-    for (const x of v) {
-      if (typeof x === 'number' && Number.isInteger(x) && x >= 0) out.push(x);
-      else if (typeof x === 'string' && /^\d+$/.test(x)) out.push(Number(x));
-    }
-    return out;
-  }
-
-  function subscribe(c: Conn, tokens: number[]): void {
-    let excess = 0;
-    for (const token of tokens) {
-      const i = market.indexOf(token);
-      if (i < 0) continue; // Kite ignores unknown tokens silently
-      if (!c.subs.add(i)) excess++;
-    }
-    if (excess > 0) {
-      sendError(c, `Subscription limit exceeded: a connection can follow at most ${maxTokens} instruments; ${excess} not subscribed.`);
-    }
-  }
-
-  function unsubscribe(c: Conn, tokens: number[]): void {
-    for (const token of tokens) {
-      const i = market.indexOf(token);
-      if (i >= 0) c.subs.remove(i);
-    }
-  }
-
-  function setMode(c: Conn, code: number, tokens: number[]): void {
-    for (const token of tokens) {
-      const i = market.indexOf(token);
-      if (i >= 0) c.subs.setMode(i, code);
-    }
-  }
-
-  function onMessage(c: Conn, text: string): void {
-    let msg: unknown;
-    try {
-      msg = JSON.parse(text);
-    } catch {
-      sendError(c, 'Invalid message: not JSON. Send {"a":"subscribe","v":[token, ...]}.');
-      return;
-    }
-    const m = msg as { a?: unknown; v?: unknown } | null;
-    if (m === null || typeof m !== 'object') {
-      sendError(c, 'Invalid message: expected a JSON object with "a" and "v".');
-      return;
-    }
-    if (m.a === 'subscribe' || m.a === 'unsubscribe') {
-      const tokens = tokensOf(m.v);
-      if (tokens === null) {
-        sendError(c, `Invalid ${m.a}: "v" must be an array of instrument tokens.`);
-        return;
-      }
-      if (m.a === 'subscribe') subscribe(c, tokens);
-      else unsubscribe(c, tokens);
-      return;
-    }
-    if (m.a === 'mode') {
-      const v = m.v;
-      const code = Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' ? modeCode(v[0]) : 0;
-      const tokens = code === 0 ? null : tokensOf((v as unknown[])[1]);
-      if (tokens === null) {
-        sendError(c, 'Invalid mode: "v" must be ["ltp"|"quote"|"full", [token, ...]].');
-        return;
-      }
-      setMode(c, code, tokens);
-      return;
-    }
-    sendError(c, `Invalid message: unknown action ${JSON.stringify(m.a) ?? 'undefined'}.`);
-  }
-
   function release(c: Conn): void {
     if (!c.open) return;
     c.open = false;
@@ -451,7 +377,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         return;
       }
       // The ArrayBuffer dies with this callback: decode it now.
-      onMessage(c, Buffer.from(message).toString('utf8'));
+      const error = applyControl(Buffer.from(message).toString('utf8'), c.subs, market);
+      if (error !== null) sendError(c, error);
     },
     close: (ws) => {
       release(ws.getUserData());
