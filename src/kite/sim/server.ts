@@ -42,10 +42,11 @@ import { AppError } from '../../core/errors.ts';
 import { uws } from '../../uws.ts';
 import { HEARTBEAT } from '../codec.ts';
 import type { Instrument } from '../../core/instrument.ts';
-import { toCsv } from '../instrument-csv.ts';
 import { buildNifty50Universe } from './universe.ts';
-import { Market, ModeCode } from './market.ts';
+import { Market } from './market.ts';
 import { applyControl } from './control.ts';
+import { Credentials, KITE_TOKEN_ERROR } from './credentials.ts';
+import { RestRoutes } from './rest.ts';
 import { Followers, Subscriptions } from './subscriptions.ts';
 import { FRAME_CAP_BYTES, FrameBuilder } from './frames.ts';
 
@@ -164,15 +165,6 @@ function checkRate(v: number): void {
   }
 }
 
-const KITE_TOKEN_ERROR = JSON.stringify({
-  status: 'error',
-  message: 'Incorrect `api_key` or `access_token`.',
-  data: null,
-  error_type: 'TokenException',
-});
-
-const NOT_FOUND = JSON.stringify({ status: 'error', message: 'Route not found', data: null, error_type: 'GeneralException' });
-
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
   checkInt('port', opts.port, 0, 65535);
   checkInt('seed', opts.seed, 0, 2 ** 32 - 1);
@@ -199,30 +191,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const market = new Market({ instruments, seed: opts.seed ?? DEFAULTS.seed, clock });
   const size = market.size;
 
-  // The master never changes while running: render the CSV once per exchange.
-  const csvAll = Buffer.from(toCsv(instruments));
-  const csvByExchange = new Map<string, Buffer>();
-  for (const ex of new Set(instruments.map((t) => t.exchange))) {
-    csvByExchange.set(ex.toUpperCase(), Buffer.from(toCsv(instruments.filter((t) => t.exchange === ex))));
-  }
-  const csvEmpty = Buffer.from(toCsv([]));
-  const rowByKey = new Map<string, number>();
-  instruments.forEach((t, i) => rowByKey.set(`${t.exchange}:${t.tradingsymbol}`.toUpperCase(), i));
-
-  function credentialsOk(apiKey: string, accessToken: string): boolean {
-    return (
-      apiKey !== '' &&
-      accessToken !== '' &&
-      (opts.apiKey === undefined || opts.apiKey === apiKey) &&
-      (opts.accessToken === undefined || opts.accessToken === accessToken)
-    );
-  }
-
-  /** REST auth as Kite: `Authorization: token api_key:access_token`. */
-  function restAuthOk(header: string): boolean {
-    const m = /^token ([^:]+):(.+)$/.exec(header ?? '');
-    return m !== null && credentialsOk(m[1], m[2]);
-  }
+  const credentials = new Credentials(opts.apiKey, opts.accessToken);
+  const rest = new RestRoutes(instruments, market, credentials);
 
   const stats: SimStats = {
     connectionsOpened: 0,
@@ -328,7 +298,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       const secKey = req.getHeader('sec-websocket-key');
       const secProtocol = req.getHeader('sec-websocket-protocol');
       const secExtensions = req.getHeader('sec-websocket-extensions');
-      if (!credentialsOk(apiKey, accessToken)) {
+      if (!credentials.accepts(apiKey, accessToken)) {
         stats.refusedAuth++;
         res.writeStatus('403 Forbidden').writeHeader('Content-Type', 'application/json').end(KITE_TOKEN_ERROR);
         return;
@@ -384,32 +354,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       release(ws.getUserData());
     },
   });
-  app.get('/instruments', (res) => {
-    res.writeStatus('200 OK').writeHeader('Content-Type', 'text/csv').end(csvAll);
-  });
-  app.get('/instruments/:exchange', (res, req) => {
-    const body = csvByExchange.get(req.getParameter(0).toUpperCase()) ?? csvEmpty;
-    res.writeStatus('200 OK').writeHeader('Content-Type', 'text/csv').end(body);
-  });
-  // Kite's LTP quote (`KiteConnect.getLTP`): the service reads the NIFTY level here to centre its
-  // option strikes. `i` is EXCHANGE:TRADINGSYMBOL or a token, repeated; unknown ones are left out.
-  app.get('/quote/ltp', (res, req) => {
-    if (!restAuthOk(req.getHeader('authorization'))) {
-      res.writeStatus('403 Forbidden').writeHeader('Content-Type', 'application/json').end(KITE_TOKEN_ERROR);
-      return;
-    }
-    const data: Record<string, { instrument_token: number; last_price: number }> = {};
-    for (const key of new URLSearchParams(req.getQuery() ?? '').getAll('i')) {
-      const row = /^\d+$/.test(key) ? market.indexOf(Number(key)) : (rowByKey.get(key.toUpperCase()) ?? -1);
-      if (row < 0) continue;
-      const t = market.tickOf(row, ModeCode.LTP);
-      data[key] = { instrument_token: t.token, last_price: t.lastPrice / 100 };
-    }
-    res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end(JSON.stringify({ status: 'success', data }));
-  });
-  app.any('/*', (res) => {
-    res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json').end(NOT_FOUND);
-  });
+  rest.mount(app);
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
     app.listen(host, port, (ls) => {
