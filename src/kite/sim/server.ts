@@ -1,7 +1,16 @@
 /**
  * The Kite simulator: one uWebSockets.js app that speaks Kite's ticker WebSocket on `/` and serves
- * the instrument master over HTTP, so both the official `kiteconnect` client and ours can point
- * their `root` at it.
+ * Kite's REST routes (rest.ts), so both the official `kiteconnect` client and ours can point their
+ * `root` at it. This file wires the parts together and owns the connections' lifecycle and the
+ * batch timer; each part has its own module:
+ *
+ * - credentials.ts: the api_key / access_token accepted, on the socket and on REST.
+ * - connections.ts: the open connections and Kite's limit per api_key.
+ * - subscriptions.ts: who follows what in which mode, Kite's limit per connection.
+ * - control.ts: the subscribe / unsubscribe / mode JSON a connection sends.
+ * - tick-loop.ts: each batch: trades at `rate`, rounds to frames, heartbeats.
+ * - frames.ts: a round as Kite frames per connection, within FRAME_CAP_BYTES; backpressure.
+ * - market.ts, universe.ts: the seeded market model and its instruments.
  *
  * WebSocket (`ws://host:port/?api_key=K&access_token=T`):
  * - Upgrade refused with HTTP 403 and Kite's JSON error for missing or wrong credentials, with 429
@@ -16,31 +25,17 @@
  * - A 1-byte heartbeat when nothing was sent for `heartbeatMs`.
  * - Order postbacks as `{"type":"order","data":{...}}` to every connection of an api_key.
  *
- * HTTP: `GET /instruments` and `GET /instruments/{exchange}` return the master as CSV with
- * Content-Type exactly `text/csv` (the official client compares the header verbatim), without
- * auth as Kite; `GET /quote/ltp?i=NSE:NIFTY 50` answers last prices, with Kite's
- * `Authorization: token api_key:access_token`. Anything else is a Kite-style JSON 404.
- *
- * Ticks: every `batchMs` the market makes `rate * elapsed` trades over the tokens anyone follows,
- * in rounds of distinct tokens; each round becomes one or more frames per connection (at most
- * FRAME_CAP_BYTES each). Default batch 50 ms: Kite batches a full-mode feed about once a second,
- * but a 50 ms batch keeps the simulator's latency low for pipeline tests while frames still carry
- * many packets (2000 ticks/s over 1000 tokens is about 100 packets a frame). Every update goes out
- * in every mode, changed or not in that mode: in ltp mode a book change or a trade at the last
- * price repeats the previous 8-byte packet (see market.ts), and is sent all the same.
- *
  * Backpressure: a client whose unsent bytes pass `maxBufferedBytes` is skipped rather than buffered
  * for: its tokens are marked and get one fresh snapshot each once it drains (coalesced, counted in
- * stats; frames.ts).
+ * stats).
  *
  * No allocation per tick: market state lives in preallocated WireTicks and typed arrays, packets
  * are written straight into one frame buffer; per frame there is one subarray for `send`.
  */
 import { performance } from 'node:perf_hooks';
-import type { us_listen_socket, WebSocket } from 'uWebSockets.js';
+import type { us_listen_socket } from 'uWebSockets.js';
 import { AppError } from '../../core/errors.ts';
 import { uws } from '../../uws.ts';
-import { HEARTBEAT } from '../codec.ts';
 import type { Instrument } from '../../core/instrument.ts';
 import { buildNifty50Universe } from './universe.ts';
 import { Market } from './market.ts';
@@ -49,6 +44,8 @@ import { Credentials, KITE_TOKEN_ERROR } from './credentials.ts';
 import { RestRoutes } from './rest.ts';
 import { Followers, Subscriptions } from './subscriptions.ts';
 import { FRAME_CAP_BYTES, FrameBuilder } from './frames.ts';
+import { type Conn, Connections } from './connections.ts';
+import { TickLoop } from './tick-loop.ts';
 
 export { FRAME_CAP_BYTES };
 
@@ -66,7 +63,7 @@ export interface SimulatorOptions {
   rate?: number;
   /** Default: buildNifty50Universe for the clock's day. */
   instruments?: readonly Instrument[];
-  /** Frame batching interval. Default 50 ms (see the module header). */
+  /** Frame batching interval. Default 50 ms (tick-loop.ts says why). */
   batchMs?: number;
   /** Idle time before a heartbeat. Default 1000 ms. */
   heartbeatMs?: number;
@@ -129,9 +126,6 @@ export interface Simulator {
   connections(): number;
 }
 
-/** Trades per batch at most, so "max rate" cannot starve the event loop; the rest is dropped. */
-const MAX_TRADES_PER_BATCH = 250_000;
-
 const DEFAULTS = {
   port: 0,
   host: '127.0.0.1',
@@ -143,15 +137,6 @@ const DEFAULTS = {
   maxTokensPerConnection: 3000,
   maxBufferedBytes: 4 * 1024 * 1024,
 } as const;
-
-interface Conn {
-  readonly id: number;
-  readonly apiKey: string;
-  ws: WebSocket<Conn> | null;
-  open: boolean;
-  readonly subs: Subscriptions;
-  lastSendMs: number;
-}
 
 function checkInt(name: string, v: number | undefined, min: number, max: number): void {
   if (v === undefined) return;
@@ -184,7 +169,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const maxTokens = opts.maxTokensPerConnection ?? DEFAULTS.maxTokensPerConnection;
   const maxBuffered = opts.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes;
   const clock = opts.clock ?? Date.now;
-  let rate = opts.rate ?? DEFAULTS.rate;
+  const rate = opts.rate ?? DEFAULTS.rate;
   const onFrame = opts.onFrame;
 
   const instruments = opts.instruments ?? buildNifty50Universe({ today: new Date(clock()) });
@@ -213,17 +198,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     rounds: 0,
   };
 
-  const conns = new Set<Conn>();
-  const perKey = new Map<string, number>();
-  let nextConnId = 1;
-
   const followers = new Followers(size);
-  const updated = new Int32Array(size);
-
+  const connections = new Connections(maxPerKey);
   const frames = new FrameBuilder(market, stats, { maxBuffered, onFrame });
+  const loop = new TickLoop(market, followers, frames, stats, { rate, batchMs, heartbeatMs, maxBuffered });
 
   function sendText(c: Conn, text: string): void {
-    if (!c.open || c.ws === null) return;
+    if (c.ws === null) return;
     c.ws.send(text, false);
     c.lastSendMs = performance.now();
     stats.textMessages++;
@@ -234,52 +215,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     sendText(c, JSON.stringify({ type: 'error', data: message }));
   }
 
-  let budget = 0;
-  let lastBatchMs = performance.now();
-
-  function onBatch(): void {
-    const now = performance.now();
-    // A stalled loop does not bank an unbounded backlog of trades.
-    const elapsed = Math.min(now - lastBatchMs, 4 * Math.max(batchMs, heartbeatMs));
-    lastBatchMs = now;
-    let want = 0;
-    if (followers.count > 0) {
-      budget += (rate * elapsed) / 1000;
-      want = Math.floor(budget);
-      budget -= want;
-      if (want > MAX_TRADES_PER_BATCH) want = MAX_TRADES_PER_BATCH;
-    } else {
-      budget = 0;
-    }
-    // At least one pass, for owed snapshots even when nothing trades.
-    do {
-      const k = want > 0 ? market.advance(want, followers.rows, followers.count, updated) : 0;
-      want -= k;
-      for (const c of conns) frames.emit(c, updated, k);
-    } while (want > 0);
-    stats.trades = market.trades;
-    stats.rounds = market.rounds;
-
-    const t = performance.now();
-    for (const c of conns) {
-      if (c.open && c.ws !== null && t - c.lastSendMs >= heartbeatMs && c.ws.getBufferedAmount() <= maxBuffered) {
-        c.ws.send(HEARTBEAT, true);
-        c.lastSendMs = t;
-        stats.heartbeats++;
-      }
-    }
-  }
-
   function release(c: Conn): void {
-    if (!c.open) return;
-    c.open = false;
-    c.ws = null;
-    conns.delete(c);
-    const left = (perKey.get(c.apiKey) ?? 1) - 1;
-    if (left <= 0) perKey.delete(c.apiKey);
-    else perKey.set(c.apiKey, left);
-    c.subs.clear();
-    stats.connectionsClosed++;
+    if (connections.release(c)) stats.connectionsClosed++;
   }
 
   // ----- the app
@@ -303,7 +240,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         res.writeStatus('403 Forbidden').writeHeader('Content-Type', 'application/json').end(KITE_TOKEN_ERROR);
         return;
       }
-      if ((perKey.get(apiKey) ?? 0) >= maxPerKey) {
+      if (connections.full(apiKey)) {
         stats.refusedLimit++;
         res
           .writeStatus('429 Too Many Requests')
@@ -318,25 +255,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
           );
         return;
       }
-      const conn: Conn = {
-        id: nextConnId++,
-        apiKey,
-        ws: null,
-        open: false,
-        subs: new Subscriptions(size, maxTokens, followers),
-        lastSendMs: performance.now(),
-      };
+      const conn = connections.create(apiKey, new Subscriptions(size, maxTokens, followers), performance.now());
       res.upgrade(conn, secKey, secProtocol, secExtensions, context);
     },
     open: (ws) => {
-      const c = ws.getUserData();
-      c.ws = ws;
-      c.open = true;
-      // uWS runs open() inside res.upgrade(), so the next upgrade already sees this count; counting
-      // here rather than in upgrade() means a socket that never opens cannot leak a slot.
-      perKey.set(c.apiKey, (perKey.get(c.apiKey) ?? 0) + 1);
-      c.lastSendMs = performance.now();
-      conns.add(c);
+      connections.opened(ws.getUserData(), ws, performance.now());
       stats.connectionsOpened++;
     },
     message: (ws, message, isBinary) => {
@@ -371,10 +294,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     });
   });
   const boundPort = uws.us_socket_local_port(listenSocket as never);
-  const timer = setInterval(onBatch, Math.min(batchMs, heartbeatMs));
+  const timer = setInterval(() => loop.run(connections.open), Math.min(batchMs, heartbeatMs));
 
   function dropAllConnections(): void {
-    for (const c of [...conns]) {
+    for (const c of [...connections.open]) {
       const ws = c.ws;
       if (ws !== null) ws.close(); // calls the close handler at once
       release(c);
@@ -404,7 +327,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     sendOrderPostback(order, apiKey) {
       const text = JSON.stringify({ type: 'order', data: order });
       let n = 0;
-      for (const c of conns) {
+      for (const c of connections.open) {
         if (apiKey === undefined || c.apiKey === apiKey) {
           sendText(c, text);
           n++;
@@ -414,10 +337,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     },
     setRate(ticksPerSecond) {
       checkRate(ticksPerSecond);
-      rate = ticksPerSecond;
+      loop.rate = ticksPerSecond;
     },
     connections() {
-      return conns.size;
+      return connections.open.size;
     },
   };
 }
