@@ -343,7 +343,8 @@ export function frameLength(ticks: readonly WireTick[]): number {
 
 /**
  * Write `ticks` as one Kite frame into `out` at `offset`; returns the bytes written. `out` must
- * have `frameLength(ticks)` bytes free. The simulator reuses one buffer per connection.
+ * have `frameLength(ticks)` bytes free. encodeFrame uses it; the simulator writes packet by packet
+ * (writeWirePacket, from sim/frames.ts).
  */
 export function encodeFrameInto(ticks: readonly WireTick[], out: Uint8Array, offset = 0): number {
   const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
