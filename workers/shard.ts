@@ -174,9 +174,11 @@ export class Shard {
     const out = ticksOut.views.f64;
     const fo = o >> 1;
     if (reason !== 0) {
+      // Exchange time written here, not passed to normalize, as on the valid path below: a double
+      // argument would be boxed per quarantined tick.
+      normalize(v, b, row, table, 0, 0, NType.QUARANTINE, reason, out, fo);
       const exchS = v.u32[b + F.EXCHANGE_TIME];
-      const exchMs = exchS !== 0 ? exchS * 1000 : v.f64[(b >> 1) + F.RECV_TIME_US_F64] / 1000;
-      normalize(v, b, row, table, exchMs, 0, NType.QUARANTINE, reason, out, fo);
+      out[fo + N.EXCH_TIME_MS] = exchS !== 0 ? exchS * 1000 : v.f64[(b >> 1) + F.RECV_TIME_US_F64] / 1000;
       out[fo + N.PROC_TIME_US] = this.batchUs;
       out[fo + N.SHARD] = this.shard;
       ticksOut.commit();
