@@ -185,32 +185,10 @@ export class CopyBuffer {
     this.length += 8;
   }
 
-  /** int8 from a whole JS number below 2^53 in magnitude. */
-  int8(v: number): void {
-    const d = this.view;
-    const hi = Math.floor(v / TWO32);
-    d.setInt32(this.length, 8);
-    d.setInt32(this.length + 4, hi);
-    d.setUint32(this.length + 8, v - hi * TWO32);
-    this.length += 12;
-  }
-
-  float8(v: number): void {
-    const d = this.view;
-    d.setInt32(this.length, 8);
-    d.setFloat64(this.length + 4, v);
-    this.length += 12;
-  }
-
-  /** timestamptz from epoch microseconds. */
-  timestampUs(us: number): void {
-    this.int8(Math.round(us) - PG_EPOCH_US);
-  }
-
-  // The row writers use the forms below, which read the number from `f[i]` rather than take it:
-  // a double passed to a call V8 does not inline is boxed in a fresh HeapNumber, and a market_data
-  // row makes ~25 calls, more than V8 inlines into one function (measured: 143 bytes of garbage a
-  // row, a bars row 30; copy.alloc.test.ts). Small integers (int2, int4) travel unboxed.
+  // Wider numbers are read from `f[i]` rather than taken as arguments: a double passed to a call
+  // V8 does not inline is boxed in a fresh HeapNumber, and a market_data row makes ~25 calls, more
+  // than V8 inlines into one function (measured: 143 bytes of garbage a row, a bars row 30;
+  // copy.alloc.test.ts). Small integers (int2, int4) travel unboxed.
 
   /** int8 from `f[i]`, a whole number below 2^53 in magnitude. */
   int8At(f: Float64Array, i: number): void {
