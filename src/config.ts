@@ -77,6 +77,8 @@ export interface Config {
     /** Days of bars kept (0 = forever); server paths only. */
     readonly barsRetentionDays: number;
   };
+  /** Orders (src/orders/): pre-trade checks, Kite's shared rate limits, the paper broker. */
+  readonly orders: OrdersConfig;
   readonly sim: {
     /** Ticks per second the built-in simulator emits in total. */
     readonly rate: number;
@@ -93,6 +95,37 @@ const LOG_FORMATS: readonly LogFormat[] = ['auto', 'json', 'pretty'];
 const MODES: readonly TickMode[] = ['ltp', 'quote', 'full'];
 
 export const KITE_WS_URL_DEFAULT = 'wss://ws.kite.trade/';
+/** Settings of the order path. Kite's limits change: every number is here, none in the code. */
+export interface OrdersConfig {
+  /** `exchange`: NSE's session in IST on trading days; `always`: any time (the simulator's default). */
+  readonly marketHours: 'exchange' | 'always';
+  /** The paper broker's delay between accepting an order and matching it, ms. */
+  readonly paperLatencyMs: number;
+  /** Kite's account-wide order budget (shared by every key): per second, minute and IST day. */
+  readonly ratePerSec: number;
+  readonly ratePerMin: number;
+  readonly ratePerDay: number;
+  /** Modifications Kite allows per order. */
+  readonly modificationsPerOrder: number;
+  /** A key counts as active, and so takes a share of the budget, this long after its last order request, ms. */
+  readonly rateActiveMs: number;
+  /** NSE's quantity freeze per F&O underlying (Kite's master has no such column), units. */
+  readonly freezeQty: Readonly<Record<string, number>>;
+  /** Per-key risk limits: largest order value (paise), open quantity per instrument, orders per IST day. */
+  readonly maxOrderValuePaise: number;
+  readonly maxOpenQty: number;
+  readonly maxOrdersPerDay: number;
+  /** Day's band for EQ and FUT prices: previous close ± this percent (the feed carries no circuit limits). */
+  readonly priceBandPct: number;
+  /** Options: a price above reference × (1 + this percent / 100) is refused; below, down to one tick, is allowed. */
+  readonly optionBandPct: number;
+  /** Paper capital of every paper key, paise. */
+  readonly paperCapitalPaise: number;
+  /** Margin as a fraction of order value for MIS and NRML (an approximation: SPAN is not available here). */
+  readonly marginMis: number;
+  readonly marginNrml: number;
+}
+
 export const KITE_API_URL_DEFAULT = 'https://api.kite.trade';
 
 function str(env: Env, name: string): string | undefined {
@@ -192,6 +225,37 @@ function redisPrefix(env: Env, name: string): string {
   return v;
 }
 
+/** Whole rupees, returned as paise (money is integer paise in the order path). */
+function rupees(env: Env, name: string, dflt: number, example: string): number {
+  return int(env, name, dflt, 1, 1_000_000_000_000, example) * 100;
+}
+
+/** A fraction in (0, 1], written as a decimal. */
+function fraction(env: Env, name: string, dflt: number, example: string): number {
+  const v = str(env, name);
+  if (v === undefined) return dflt;
+  if (!/^(0(\.\d+)?|1(\.0+)?)$/.test(v) || Number(v) <= 0) throw new ConfigError(name, `"${v}" is not a fraction in (0, 1]`, example);
+  return Number(v);
+}
+
+/**
+ * FREEZE_QTY: `UNDERLYING=units,...`, NSE's quantity freeze per F&O underlying (Kite's master has no
+ * such column). Defaults: NSE's circulars effective September 2025 (NIFTY 1,800; BANKNIFTY 600;
+ * FINNIFTY 1,800; MIDCPNIFTY 2,800). Entries given replace the default of that underlying only.
+ */
+export const FREEZE_QTY_DEFAULT: Readonly<Record<string, number>> = { NIFTY: 1800, BANKNIFTY: 600, FINNIFTY: 1800, MIDCPNIFTY: 2800 };
+function freezeTable(env: Env, name: string): Record<string, number> {
+  const out: Record<string, number> = { ...FREEZE_QTY_DEFAULT };
+  const v = str(env, name);
+  if (v === undefined) return out;
+  for (const part of v.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    const m = /^([A-Z0-9&_-]{1,32})=(\d{1,9})$/.exec(part);
+    if (m === null || Number(m[2]) === 0) throw new ConfigError(name, `"${part.slice(0, 40)}" is not UNDERLYING=units`, 'NIFTY=1800,BANKNIFTY=600');
+    out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
 /** Hide a password in a URL before it goes into a message. */
 export function redactUrl(v: string): string {
   return v.replace(/\/\/([^:/@]+):([^@]+)@/, '//$1:***@');
@@ -258,6 +322,24 @@ export function loadConfig(env: Env = process.env): Config {
       spillMaxBytes: int(env, 'SPILL_MAX_BYTES', 1024 ** 3, 1024 * 1024, 2 ** 50, String(1024 ** 3)),
       marketDataRetentionDays: int(env, 'MARKET_DATA_RETENTION_DAYS', 30, 0, 36_500, '30'),
       barsRetentionDays: int(env, 'BARS_RETENTION_DAYS', 365, 0, 36_500, '365'),
+    },
+    orders: {
+      marketHours: oneOf(env, 'MARKET_HOURS', ['exchange', 'always'] as const, apiKey === undefined ? 'always' : 'exchange'),
+      paperLatencyMs: int(env, 'PAPER_LATENCY_MS', 20, 0, 60_000, '20'),
+      ratePerSec: int(env, 'KITE_ORDER_RATE_PER_SEC', 10, 1, 1_000_000, '10'),
+      ratePerMin: int(env, 'KITE_ORDER_RATE_PER_MIN', 400, 1, 1_000_000, '400'),
+      ratePerDay: int(env, 'KITE_ORDER_RATE_PER_DAY', 5000, 1, 100_000_000, '5000'),
+      modificationsPerOrder: int(env, 'KITE_MODIFICATIONS_PER_ORDER', 25, 1, 10_000, '25'),
+      rateActiveMs: int(env, 'ORDER_RATE_ACTIVE_MS', 60_000, 1, 86_400_000, '60000'),
+      freezeQty: freezeTable(env, 'FREEZE_QTY'),
+      maxOrderValuePaise: rupees(env, 'ORDER_MAX_VALUE', 1_00_00_000, '10000000'),
+      maxOpenQty: int(env, 'ORDER_MAX_OPEN_QTY', 100_000, 1, 1_000_000_000, '100000'),
+      maxOrdersPerDay: int(env, 'ORDER_MAX_PER_DAY', 5000, 1, 10_000_000, '5000'),
+      priceBandPct: int(env, 'PRICE_BAND_PCT', 20, 1, 1000, '20'),
+      optionBandPct: int(env, 'OPTION_PRICE_BAND_PCT', 500, 1, 100_000, '500'),
+      paperCapitalPaise: rupees(env, 'PAPER_CAPITAL', 1_00_00_000, '10000000'),
+      marginMis: fraction(env, 'MARGIN_MIS_FRACTION', 0.2, '0.2'),
+      marginNrml: fraction(env, 'MARGIN_NRML_FRACTION', 0.2, '0.2'),
     },
     sim: {
       rate: int(env, 'SIM_RATE', 2000, 1, 10_000_000, '2000'),
