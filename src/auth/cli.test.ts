@@ -44,9 +44,9 @@ describe('npm run keys', () => {
 
     const listed = await run(['list'], { API_KEYS: 'alice:alice-secret-0123456789' });
     expect(listed.code).toBe(0);
-    expect(listed.stdout).toMatch(/^NAME\s+SOURCE\s+CREATED\n/);
-    expect(listed.stdout).toMatch(/alice\s+env\s+-/);
-    expect(listed.stdout).toMatch(/bot\s+file\s+\d{4}-/);
+    expect(listed.stdout).toMatch(/^NAME\s+SOURCE\s+MODE\s+CREATED\n/);
+    expect(listed.stdout).toMatch(/alice\s+env\s+paper\s+-/);
+    expect(listed.stdout).toMatch(/bot\s+file\s+paper\s+\d{4}-/);
     expect(listed.stdout + listed.stderr).not.toContain('alice-secret');
     expect(listed.stdout + listed.stderr).not.toContain(secret);
 
@@ -72,5 +72,21 @@ describe('npm run keys', () => {
     expect(cfg.code).toBe(2);
     expect(cfg.stderr).toContain('API_KEYS');
     expect(cfg.stderr).not.toContain('short');
+  });
+
+  it('marks a key live only with --live and Kite credentials; paper is the default', async () => {
+    const refused = await run(['create', 'live-bot', '--live']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('KITE_API_KEY');
+    const made = await run(['create', 'live-bot', '--live'], { KITE_API_KEY: 'abcd1234efgh5678', KITE_ACCESS_TOKEN: 'XyZ0123456789abcdefXyZ0123456789' });
+    expect(made.code).toBe(0);
+    expect(made.stderr).toContain('LIVE');
+    await run(['create', 'paper-bot']);
+    const store = await KeyStore.load({ configured: [], file: keysFilePath(dir) });
+    expect(store.modeOf('live-bot')).toBe('live');
+    expect(store.modeOf('paper-bot')).toBe('paper');
+    const listed = await run(['list']);
+    expect(listed.stdout).toMatch(/live-bot\s+file\s+live/);
+    expect(listed.stdout).toMatch(/paper-bot\s+file\s+paper/);
   });
 });

@@ -39,8 +39,8 @@ describe('KeyStore', () => {
     expect(s.verify(null)).toBeNull();
     expect(s.verify('x'.repeat(10_000))).toBeNull();
     expect(s.list()).toEqual([
-      { name: 'alice', source: 'env', createdAt: null },
-      { name: 'bob', source: 'env', createdAt: null },
+      { name: 'alice', source: 'env', mode: 'paper', createdAt: null },
+      { name: 'bob', source: 'env', mode: 'paper', createdAt: null },
     ]);
   });
 

@@ -48,6 +48,7 @@ export type KeySource = 'env' | 'file';
 export interface KeyInfo {
   name: string;
   source: KeySource;
+  mode: TradingMode;
   /** ISO time the key was created; null for API_KEYS keys, whose origin we do not know. */
   createdAt: string | null;
 }
@@ -74,6 +75,7 @@ export class AuthError extends AppError {
 interface Entry {
   principal: Principal;
   source: KeySource;
+  mode: TradingMode;
   createdAt: string | null;
   digest: Buffer;
 }
@@ -82,7 +84,12 @@ interface FileKey {
   name: string;
   sha256: string;
   createdAt: string;
+  /** 'live' sends the key's orders to Kite; absent or 'paper': the paper broker (the default). */
+  mode?: TradingMode;
 }
+
+/** Which broker a key's orders go to. Every order, trade and position records it. */
+export type TradingMode = 'paper' | 'live';
 
 function sha256(secret: string): Buffer {
   return hash('sha256', secret, 'buffer');
@@ -110,7 +117,7 @@ export class KeyStore {
   private constructor(readonly file: string, configured: KeyStoreOptions['configured']) {
     this.env = configured.map((k) => {
       checkName(k.name);
-      return { principal: Object.freeze({ name: k.name }), source: 'env' as const, createdAt: null, digest: sha256(k.secret) };
+      return { principal: Object.freeze({ name: k.name }), source: 'env' as const, mode: 'paper' as const, createdAt: null, digest: sha256(k.secret) };
     });
   }
 
@@ -145,14 +152,19 @@ export class KeyStore {
 
   /** The keys, configured ones first, then the file's in creation order. No secrets, no hashes. */
   list(): KeyInfo[] {
-    return this.entries.map((e) => ({ name: e.principal.name, source: e.source, createdAt: e.createdAt }));
+    return this.entries.map((e) => ({ name: e.principal.name, source: e.source, mode: e.mode, createdAt: e.createdAt }));
+  }
+
+  /** The key's trading mode: 'paper' unless it was created with --live. Unknown names: 'paper'. */
+  modeOf(name: string): TradingMode {
+    return this.entries.find((e) => e.principal.name === name)?.mode ?? 'paper';
   }
 
   /**
    * Create a key, store its hash, and return the secret: the only time anyone sees it.
    * Throws AuthError KEY_NAME_INVALID or KEY_EXISTS, or the file system's error.
    */
-  create(name: string): Promise<{ name: string; secret: string }> {
+  create(name: string, mode: TradingMode = 'paper'): Promise<{ name: string; secret: string }> {
     return this.serial(async () => {
       checkName(name);
       const keys = await this.readFile();
@@ -161,7 +173,9 @@ export class KeyStore {
         throw new AuthError('KEY_EXISTS', `A key named "${name}" exists already. Revoke it first (npm run keys -- revoke ${name}) or choose another name.`, { name });
       }
       const secret = `${KEY_PREFIX}${name}_${randomBytes(KEY_RANDOM_BYTES).toString('base64url')}`;
-      const next = [...keys, { name, sha256: sha256(secret).toString('hex'), createdAt: new Date().toISOString() }];
+      const entry: FileKey = { name, sha256: sha256(secret).toString('hex'), createdAt: new Date().toISOString() };
+      if (mode === 'live') entry.mode = 'live';
+      const next = [...keys, entry];
       await this.writeFile(next);
       this.install(next);
       return { name, secret };
@@ -236,7 +250,7 @@ export class KeyStore {
           { name: k.name },
         );
       }
-      fromFile.push({ principal: Object.freeze({ name: k.name }), source: 'file', createdAt: k.createdAt, digest: Buffer.from(k.sha256, 'hex') });
+      fromFile.push({ principal: Object.freeze({ name: k.name }), source: 'file', mode: k.mode ?? 'paper', createdAt: k.createdAt, digest: Buffer.from(k.sha256, 'hex') });
     }
     this.entries = [...this.env, ...fromFile];
   }
@@ -268,7 +282,8 @@ export class KeyStore {
       if (typeof e.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(e.sha256)) throw bad(`key "${e.name}" has no valid sha256 (64 lowercase hex digits)`);
       if (typeof e.createdAt !== 'string') throw bad(`key "${e.name}" has no createdAt`);
       if (out.some((o) => o.name === e.name)) throw bad(`key "${e.name}" is listed twice`);
-      out.push({ name: e.name, sha256: e.sha256, createdAt: e.createdAt });
+      if (e.mode !== undefined && e.mode !== 'paper' && e.mode !== 'live') throw bad(`key "${e.name}" has mode ${JSON.stringify(e.mode)}: use "paper" or "live"`);
+      out.push(e.mode === 'live' ? { name: e.name, sha256: e.sha256, createdAt: e.createdAt, mode: 'live' } : { name: e.name, sha256: e.sha256, createdAt: e.createdAt });
     }
     return out;
   }
