@@ -14,6 +14,11 @@
  * rejoins its topic. If it still does not read, those frames pile up past `closeBytes` and it is
  * closed with code 4008. Both are counted. Other clients are never held up:
  * uWS queues per socket and publish does not wait for anyone.
+ *
+ * A key's own order updates and positions (`order`, `position`) go to that key's sockets only,
+ * never through a topic: sockets are indexed by key (SocketsByKey), so a push touches the owner's
+ * few sockets, not every client. They are sent to conflated clients too: conflation thins ticks,
+ * and an order's state must not be skipped.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { Logger } from '../log.ts';
@@ -86,6 +91,49 @@ export function endSessionsOf<T extends { key: string; closed: boolean }>(socket
   }
 }
 
+/**
+ * Open sockets by the API key name they were opened with (shared by /ws and /kite), so a message for
+ * one key reaches its sockets without a scan of every client. Kept on open and close.
+ */
+export class SocketsByKey<T extends { key: string; closed: boolean }> {
+  private readonly byKey = new Map<string, Set<WebSocket<T>>>();
+
+  add(ws: WebSocket<T>): void {
+    const key = ws.getUserData().key;
+    let set = this.byKey.get(key);
+    if (!set) {
+      set = new Set();
+      this.byKey.set(key, set);
+    }
+    set.add(ws);
+  }
+
+  delete(ws: WebSocket<T>): void {
+    const key = ws.getUserData().key;
+    const set = this.byKey.get(key);
+    if (!set) return;
+    set.delete(ws);
+    if (set.size === 0) this.byKey.delete(key);
+  }
+
+  /**
+   * Send a frame to every open socket of `key`; `frame` gives each socket's bytes (encode once per
+   * variant, not per socket). Returns how many took it: sockets being closed, and sends uWS drops
+   * past the socket's backpressure limit (send returns 2), are not counted.
+   */
+  send(key: string, frame: (c: T) => string | Uint8Array, isBinary: boolean): number {
+    const set = this.byKey.get(key);
+    if (!set) return 0;
+    let n = 0;
+    for (const ws of set) {
+      const c = ws.getUserData();
+      if (c.closed) continue;
+      if (ws.send(frame(c), isBinary) !== 2) n++;
+    }
+    return n;
+  }
+}
+
 export function extractKey(authorization: string, query: string): string | null {
   const m = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
   if (m) return m[1];
@@ -111,6 +159,7 @@ export class Feed implements HubListener {
   private readonly barSubs = new Map<string, number>();
   private readonly pendingBars = new Map<string, FeedBar[]>();
   private readonly sockets = new Set<WebSocket<Client>>();
+  private readonly byKey = new SocketsByKey<Client>();
   /** Ticks by subscription set; encodings per row: modes 0-2 as records, 3-5 as plain maps. */
   private readonly fanout: Fanout;
   /** This drain's encoded ticks, which the sets' frames are copied from. */
@@ -197,6 +246,29 @@ export class Feed implements HubListener {
     }
   }
 
+  // --- a key's own messages ---------------------------------------------------------------------
+
+  /** `{ type: 'order', d: row }` to the sockets of `key` only; returns how many got it. */
+  orderUpdate(key: string, row: Record<string, unknown>): number {
+    return this.toKey(key, { type: 'order', d: row });
+  }
+
+  /** `{ type: 'position', d: rows }` to the sockets of `key` only; returns how many got it. */
+  positionUpdate(key: string, rows: readonly object[]): number {
+    return this.toKey(key, { type: 'position', d: rows });
+  }
+
+  /**
+   * A message to one key's sockets, encoded at most once per variant. Record clients get the records
+   * packr's bytes and plain clients the plain maps, as `send` does: the records decoder reads plain
+   * maps as `Map`s, not objects.
+   */
+  private toKey(key: string, msg: { type: string; d: unknown }): number {
+    let records: Uint8Array | null = null;
+    let plain: Uint8Array | null = null;
+    return this.byKey.send(key, (c) => (c.records ? (records ??= this.packr.pack(msg)) : (plain ??= this.plain.pack(msg))), true);
+  }
+
   /** Close the sessions of revoked keys (code 4001). */
   dropKeys(names: readonly string[]): void {
     endSessionsOf(this.sockets, names);
@@ -250,6 +322,7 @@ export class Feed implements HubListener {
 
   private open(ws: WebSocket<Client>): void {
     this.sockets.add(ws);
+    this.byKey.add(ws);
     this.stats.clients = this.sockets.size;
     const c = ws.getUserData();
     ws.subscribe(this.topic(c, 'hb'));
@@ -467,6 +540,7 @@ export class Feed implements HubListener {
     const c = ws.getUserData();
     c.closed = true;
     this.sockets.delete(ws);
+    this.byKey.delete(ws);
     this.stats.clients = this.sockets.size;
     for (const [row, m] of c.modes) this.subs[row * 3 + m]--;
     for (const t of c.bars) {

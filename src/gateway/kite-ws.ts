@@ -13,6 +13,10 @@
  * modes share one topic, and after each drain every such set gets one Kite frame with all of its
  * packets, as Kite itself sends one frame per interval with every subscribed token that changed.
  * Each packet is encoded once per mode into this drain's arena; frames are copies of those bytes.
+ *
+ * Order updates go as Kite sends them, a text frame `{"type":"order","data":{...order row...}}`
+ * (the official KiteTicker emits it as `order_update`), to the sockets opened with the order's API
+ * key only: sockets are indexed by key (SocketsByKey), so a push does not scan every ticker.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
 import { emptyWireTick, HEARTBEAT, writeWirePacket, type WireTick } from '../kite/codec.ts';
@@ -22,7 +26,7 @@ import type { Logger } from '../log.ts';
 import { N, N_FIELDS } from '../core/tick.ts';
 import { Fanout, FRAME_HEAD, type FrameFormat, type SubscriptionSet } from './fanout.ts';
 import { RecordWriter } from './msgpack-encoder.ts';
-import { endSessionsOf, type Authenticator } from './feed.ts';
+import { endSessionsOf, SocketsByKey, type Authenticator } from './feed.ts';
 import type { FeedHub, HubListener } from './hub.ts';
 
 const MODES = ['ltp', 'quote', 'full'] as const;
@@ -71,6 +75,7 @@ export class KiteWs implements HubListener {
   private readonly arena = new RecordWriter(1 << 18, FRAME_HEAD);
   private readonly wire: WireTick[];
   private readonly sockets = new Set<WebSocket<KiteClient>>();
+  private readonly byKey = new SocketsByKey<KiteClient>();
   private readonly heartbeat: NodeJS.Timeout;
   private nextId = 1;
 
@@ -94,6 +99,7 @@ export class KiteWs implements HubListener {
         upgrade: (res, req, ctx) => this.upgrade(res, req, ctx),
         open: (ws) => {
           this.sockets.add(ws);
+          this.byKey.add(ws);
           this.stats.clients = this.sockets.size;
           ws.subscribe('k:hb');
         },
@@ -103,6 +109,15 @@ export class KiteWs implements HubListener {
     }
     this.heartbeat = setInterval(() => app.publish('k:hb', HEARTBEAT, true), 1000);
     this.heartbeat.unref();
+  }
+
+  /**
+   * Kite's order postback, `{"type":"order","data":row}` as text, to the tickers opened with API key
+   * name `key` only. Returns how many got it.
+   */
+  orderUpdate(key: string, row: Record<string, unknown>): number {
+    const text = JSON.stringify({ type: 'order', data: row });
+    return this.byKey.send(key, () => text, false);
   }
 
   /** Close the sessions of revoked keys (code 4001). */
@@ -313,6 +328,7 @@ export class KiteWs implements HubListener {
     const c = ws.getUserData();
     c.closed = true;
     this.sockets.delete(ws);
+    this.byKey.delete(ws);
     this.stats.clients = this.sockets.size;
     for (const [row, m] of c.modes) this.subs[row * 3 + m]--;
     c.modes.clear();

@@ -38,7 +38,10 @@
  * n (trades), oi, x (1 = closed, 0 = in progress), pt (1 = partial).
  *
  * Message types: `ticks`, `bars`, `snapshot` (ticks and bars right after a subscribe), `ack`,
- * `error`, `hb` (heartbeat, `{ type: 'hb', ts }`), `order` (the key's own order updates).
+ * `error`, `hb` (heartbeat, `{ type: 'hb', ts }`), and the key's own, sent only to sockets opened
+ * with that key: `order` (`{ type: 'order', d: row }`, one order as Kite's order book shows it, at
+ * each change) and `position` (`{ type: 'position', d: rows }`, all of the key's position
+ * rows, at each change). Their rows are plain objects, not shared-structure records.
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { N } from '../core/tick.ts';

@@ -6,11 +6,14 @@ import { Market } from '../../src/kite/sim/market.ts';
 import { createUnpackr } from '../../src/gateway/messages.ts';
 import type { HubListener } from '../../src/gateway/hub.ts';
 import { N } from '../../src/core/tick.ts';
+import { kiteOrderRow, type Order } from '../../src/orders/model.ts';
 import { universe } from '../pipeline/harness.ts';
 import { until } from '../support/until.ts';
 import { startStack, type Stack } from './stack.ts';
 
 const KEY = 'secret-key-one-0123456789';
+/** Another key (its name is 'bob'; KEY's is 'alice'). */
+const OTHER_KEY = 'secret-key-two-0123456789';
 const instruments = universe(2, 1);
 const tokens = instruments.map((i) => i.instrumentToken);
 const unpackr = createUnpackr();
@@ -41,6 +44,27 @@ function connect(port: number, query = `key=${KEY}`, headers: Record<string, str
       },
     }));
   });
+}
+
+/** An order of `key` as Kite's order book shows it: nulls, a nested meta, a tags array. */
+function orderRow(key: string, id: string, status: Order['status']): Record<string, unknown> {
+  const o: Order = {
+    id, key, mode: 'paper', parentId: null, variety: 'regular', exchange: 'NSE', symbol: 'INFY', token: 408065,
+    side: 'BUY', product: 'CNC', orderType: 'LIMIT', validity: 'DAY', validityTtl: 0, quantity: 10, disclosedQuantity: 0,
+    pricePaise: 150_005, triggerPaise: 0, marketProtection: null, tag: 'strat1', guid: null, status,
+    statusMessage: null, filledQuantity: status === 'COMPLETE' ? 10 : 0, filledValuePaise: status === 'COMPLETE' ? 1_500_050 : 0,
+    cancelledQuantity: 0, modifications: 0, createdMs: 1_750_000_000_000, updatedMs: 1_750_000_001_000,
+    exchangeMs: 1_750_000_000_500, meta: { iceberg: { leg: 1 } },
+  };
+  return kiteOrderRow(o);
+}
+
+/** Position rows as Kite's positions show them (rupees as JSON numbers). */
+function positionRows(symbol: string, quantity: number): object[] {
+  return [
+    { tradingsymbol: symbol, exchange: 'NSE', instrument_token: 408065, product: 'CNC', quantity, average_price: 1500.05, pnl: 12.5 },
+    { tradingsymbol: 'NIFTY25JUN24000CE', exchange: 'NFO', instrument_token: 12345, product: 'NRML', quantity: -75, average_price: 101.2, pnl: -3.75 },
+  ];
 }
 
 /** A ping's pong follows, on its socket, every frame the server published before it read the ping. */
@@ -117,6 +141,44 @@ describe('msgpack feed /ws', () => {
     c.ws.send(JSON.stringify({ op: 'ping', id: 'p' }));
     await c.next((m) => m.type === 'pong' && m.id === 'p', 'pong');
     c.ws.close();
+  });
+
+  it('sends a key\'s order and position updates to its own sockets only, as records or plain maps', async () => {
+    const alice = await connect(stack.port);
+    const alicePlain = await connect(stack.port, `key=${KEY}&records=0`, {}, false);
+    const bob = await connect(stack.port, `key=${OTHER_KEY}`);
+    const own = (c: Conn) => c.msgs.filter((m) => m.type === 'order' || m.type === 'position');
+    try {
+      const placed = orderRow('alice', '250616000000001', 'OPEN');
+      expect(stack.feed.orderUpdate('alice', placed)).toBe(2);
+      const positions = positionRows('INFY', 10);
+      expect(stack.feed.positionUpdate('alice', positions)).toBe(2);
+      for (const c of [alice, alicePlain]) {
+        await c.next((m) => m.type === 'position', 'alice\'s positions');
+        // Objects with the row's own keys, on both encodings (not Maps, not shared records).
+        expect(own(c)).toEqual([{ type: 'order', d: placed }, { type: 'position', d: positions }]);
+      }
+
+      // Had bob's socket been sent alice's, they would have arrived before his own.
+      const his = orderRow('bob', '250616000000002', 'COMPLETE');
+      expect(stack.feed.orderUpdate('bob', his)).toBe(1);
+      expect(stack.feed.positionUpdate('bob', [])).toBe(1);
+      await bob.next((m) => m.type === 'position', 'bob\'s positions');
+      expect(own(bob)).toEqual([{ type: 'order', d: his }, { type: 'position', d: [] }]);
+      // And the same for alice: her next update arrives right after her first two.
+      const filled = orderRow('alice', '250616000000001', 'COMPLETE');
+      expect(stack.feed.orderUpdate('alice', filled)).toBe(2);
+      for (const c of [alice, alicePlain]) {
+        await c.next((m) => m.type === 'order' && m.d.status === 'COMPLETE', 'alice\'s fill');
+        expect(own(c)).toEqual([{ type: 'order', d: placed }, { type: 'position', d: positions }, { type: 'order', d: filled }]);
+      }
+      expect(stack.feed.orderUpdate('nobody', filled)).toBe(0);
+    } finally {
+      for (const c of [alice, alicePlain, bob]) c.ws.close();
+    }
+    // A closed socket leaves the key's index: uWS runs the close handler before its close frame goes out.
+    await new Promise((r) => (bob.ws.readyState === WebSocket.CLOSED ? r(null) : bob.ws.on('close', r)));
+    expect(stack.feed.positionUpdate('bob', [])).toBe(0);
   });
 
   it('serves plain msgpack maps to clients without msgpackr records', async () => {

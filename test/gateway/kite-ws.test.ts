@@ -2,23 +2,58 @@
  * The official KiteTicker, unchanged, against our /kite endpoint: one upstream feed, downstream
  * tickers that cannot tell us from Kite.
  */
+import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { decodeToTicks, encodeFrame } from '../../src/kite/codec.ts';
 import { Market } from '../../src/kite/sim/market.ts';
 import { N, N_FIELDS } from '../../src/core/tick.ts';
-import { officialTicker, type OfficialTick } from '../support/kite-official.ts';
+import { officialTicker, type OfficialTick, type OfficialTicker, type OfficialTickerParams } from '../support/kite-official.ts';
+import { kiteOrderRow, type Order } from '../../src/orders/model.ts';
 import { universe } from '../pipeline/harness.ts';
 import { until } from '../support/until.ts';
 import { startStack, type Stack } from './stack.ts';
 
 const KEY = 'secret-key-two-0123456789';
+/** Another key (its name is 'alice'; KEY's is 'bob'). */
+const OTHER_KEY = 'secret-key-one-0123456789';
 const instruments = universe(2, 1);
 const tokens = instruments.map((i) => i.instrumentToken);
 const INDEX = 256265;
 
 /** Packet lengths of each mode: equity and index (ltp is one length for both). */
 const MODE_LENGTHS: Record<string, number[]> = { ltp: [8], quote: [28, 44], full: [32, 184] };
+
+/**
+ * A second official KiteTicker, from a module instance of its own: the package keeps its socket and
+ * handlers in module-level variables, so two tickers of one instance would share (and fight over)
+ * them. The cached module is put back, so other importers keep the first instance.
+ */
+function isolatedTicker(params: OfficialTickerParams): OfficialTicker {
+  const require = createRequire(import.meta.url);
+  const path = require.resolve('kiteconnect/dist/lib/ticker.js');
+  const cached = require.cache[path];
+  delete require.cache[path];
+  try {
+    const { KiteTicker } = require(path) as { KiteTicker: new (p: OfficialTickerParams) => OfficialTicker };
+    return new KiteTicker(params);
+  } finally {
+    if (cached) require.cache[path] = cached;
+  }
+}
+
+/** An order of `key` as Kite's order book shows it: nulls, a nested meta, a tags array. */
+function orderRow(key: string, id: string, status: Order['status']): Record<string, unknown> {
+  const o: Order = {
+    id, key, mode: 'paper', parentId: null, variety: 'regular', exchange: 'NSE', symbol: 'INFY', token: 408065,
+    side: 'BUY', product: 'CNC', orderType: 'LIMIT', validity: 'DAY', validityTtl: 0, quantity: 10, disclosedQuantity: 0,
+    pricePaise: 150_005, triggerPaise: 0, marketProtection: null, tag: 'strat1', guid: null, status,
+    statusMessage: null, filledQuantity: status === 'COMPLETE' ? 10 : 0, filledValuePaise: status === 'COMPLETE' ? 1_500_050 : 0,
+    cancelledQuantity: 0, modifications: 0, createdMs: 1_750_000_000_000, updatedMs: 1_750_000_001_000,
+    exchangeMs: 1_750_000_000_500, meta: { iceberg: { leg: 1 } },
+  };
+  return kiteOrderRow(o);
+}
 
 describe('Kite-compatible /kite endpoint', () => {
   let stack: Stack;
@@ -148,5 +183,51 @@ describe('Kite-compatible /kite endpoint', () => {
         expect(t.lastPrice % 5).toBe(0); // on the 5-paise grid: no rounding drift
       }
     }
+  });
+
+  it('sends a key\'s order updates to its own tickers only, as Kite\'s order postback the official KiteTicker emits', async () => {
+    const root = `ws://127.0.0.1:${stack.port}/kite`;
+    const bob = officialTicker({ api_key: KEY, access_token: 'anything', root, reconnect: false });
+    const alice = isolatedTicker({ api_key: OTHER_KEY, access_token: 'anything', root, reconnect: false });
+    const bobOrders: Record<string, unknown>[] = [];
+    const aliceOrders: Record<string, unknown>[] = [];
+    bob.on('order_update', (o) => bobOrders.push(o));
+    alice.on('order_update', (o) => aliceOrders.push(o));
+    const connected = [bob, alice].map((t) => new Promise<void>((r) => t.on('connect', () => r())));
+    bob.connect();
+    alice.connect();
+    await Promise.all(connected);
+    // A plain socket of bob's too: the text on the wire is Kite's, byte for byte.
+    const raw = new WebSocket(`${root}?api_key=${KEY}&access_token=x`);
+    const texts: string[] = [];
+    raw.on('message', (d: Buffer, bin: boolean) => { if (!bin) texts.push(d.toString()); });
+    await new Promise((r) => raw.on('open', r));
+    try {
+      const placed = orderRow('bob', '250616000000001', 'OPEN');
+      expect(stack.kite.orderUpdate('bob', placed)).toBe(2);
+      await until('bob\'s ticker to get its order', () => bobOrders.length === 1);
+      expect(bobOrders[0]).toEqual(placed);
+      await until('bob\'s plain socket to get its order', () => texts.length === 1);
+      expect(texts[0]).toBe(JSON.stringify({ type: 'order', data: placed }));
+
+      // Had alice's socket been sent bob's order, it would have arrived before her own.
+      const hers = orderRow('alice', '250616000000002', 'COMPLETE');
+      expect(stack.kite.orderUpdate('alice', hers)).toBe(1);
+      await until('alice\'s ticker to get her order', () => aliceOrders.length === 1);
+      expect(aliceOrders).toEqual([hers]);
+      // And the same for bob: his next update arrives right after his first.
+      const filled = orderRow('bob', '250616000000001', 'COMPLETE');
+      expect(stack.kite.orderUpdate('bob', filled)).toBe(2);
+      await until('bob\'s ticker to get the fill', () => bobOrders.length === 2);
+      expect(bobOrders).toEqual([placed, filled]);
+      expect(stack.kite.orderUpdate('nobody', filled)).toBe(0);
+    } finally {
+      bob.disconnect();
+      alice.disconnect();
+    }
+    raw.close();
+    await until('the tickers\' sockets to close', () => stack.kite.stats.clients === 0);
+    expect(stack.kite.orderUpdate('bob', orderRow('bob', '250616000000003', 'OPEN'))).toBe(0);
+    expect(stack.kite.orderUpdate('alice', orderRow('alice', '250616000000004', 'OPEN'))).toBe(0);
   });
 });
