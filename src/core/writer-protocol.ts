@@ -31,7 +31,13 @@
  * | 18      | STARTED_MS      | epoch ms this writer thread started                              |
  * | 19      | BUSY            | share of the last second the writer thread's event loop was busy |
  * | 32 + i  | LATENCY + i     | histogram of tick receive → row committed, bucket i (latencyBucket) |
+ *
+ * On the embedded PGlite the writer thread also serves transactions (Storage.transact), on a port
+ * of their own that it hands over at start ('txPort'): the same TxRequest and TxAnswer as the
+ * reader thread's on a server (reader-protocol.ts, which says why a port of their own).
  */
+import type { TxPortMessage } from './reader-protocol.ts';
+export type { TxAnswer, TxError, TxPortMessage, TxRequest, TxStatement } from './reader-protocol.ts';
 
 export interface WriterData {
   epoch: string;
@@ -148,7 +154,8 @@ export type WriterMessage =
   | { type: 'ready'; schemaPath: string }
   | { type: 'instruments'; rows: number }
   | { type: 'result'; id: number; rows?: unknown[]; error?: { message: string; code?: string } }
-  | { type: 'stopped'; spillPending: number };
+  | { type: 'stopped'; spillPending: number }
+  | TxPortMessage;
 
 /** Exit codes a writer thread ends with on purpose. */
 export const WriterExit = { OK: 0, STALLED: 75 } as const;

@@ -1,8 +1,9 @@
 /**
  * Storage as the service sees it: starts the writer thread (workers/writer/) on the pipeline's
  * output rings, restarts it with back-off whenever it dies, and serves reads and /health figures.
- * Reads go to a reader thread of their own on a PostgreSQL server (reads.ts), and through the
- * writer thread on the embedded PGlite (db() says why).
+ * Reads and transactions (transact(): the order path's writes) go to a reader thread of their own
+ * on a PostgreSQL server (reads.ts), and through the writer thread on the embedded PGlite (db()
+ * says why).
  *
  * "Unacknowledged batches are kept by the side that restarts it": the rings the writer reads, the
  * `progress` record of how far it released each of them, and its counters are SharedArrayBuffers
@@ -27,12 +28,12 @@ import type { Instrument } from '../core/instrument.ts';
 import type { Logger } from '../log.ts';
 import { RingConsumer } from '../core/ring.ts';
 import type { Db, Row } from '../core/db.ts';
-import { Reads } from './reads.ts';
+import { Reads, TxPort } from './reads.ts';
 import { SupervisedThread, type ExitRecord } from './supervised-thread.ts';
 import { TickConsumer } from '../core/tick.ts';
 import {
   latencyQuantile, WC, WRITER_COUNTERS, WRITER_STATE_NAMES, WriterExit,
-  type InstrumentRow, type WriterControl, type WriterData, type WriterMessage,
+  type InstrumentRow, type TxStatement, type WriterControl, type WriterData, type WriterMessage,
 } from '../core/writer-protocol.ts';
 
 const WRITER_MODULE = new URL('../../workers/writer/main.ts', import.meta.url);
@@ -90,6 +91,8 @@ export class Storage {
   private readonly writer: SupervisedThread<WriterControl, WriterMessage>;
   /** The reader thread (PostgreSQL only). */
   private readonly reads: Reads | null;
+  /** The writer thread's transactions (embedded PGlite only; on a server the reader thread's). */
+  private readonly writerTx: TxPort | null;
   /** The writer said it drained the rings and stopped ('stopped'). */
   private drained = false;
   private readonly lockFile: string;
@@ -131,6 +134,7 @@ export class Storage {
     };
     this.sampler = setInterval(() => this.sample(), 1000);
     this.sampler.unref();
+    this.writerTx = opts.databaseUrl === null ? new TxPort('writer') : null;
     this.writer = new SupervisedThread<WriterControl, WriterMessage>({
       name: 'writer',
       module: WRITER_MODULE,
@@ -144,6 +148,7 @@ export class Storage {
       onMessage: (m) => {
         if (m.type === 'instruments') this.data.instruments = null; // stored: a restarted writer thread need not store them again
         else if (m.type === 'stopped') this.drained = true;
+        else if (m.type === 'txPort') this.writerTx?.attach(m.port);
       },
       // A writer that drained the rings, or ended cleanly, while stopping is done; one that died
       // before draining is a death like any other, and close() starts another to finish the drain.
@@ -241,6 +246,28 @@ export class Storage {
     };
   }
 
+  /** One read, as db().query: so Storage itself is what the order store needs (src/orders/store.ts). */
+  query<T extends object = Row>(text: string, params: readonly unknown[] = []): Promise<T[]> {
+    return this.reads !== null ? this.reads.query<T>(text, params) : this.writer.request<T>(text, params);
+  }
+
+  /**
+   * `statements` in ONE transaction: all committed, or none. Run, like reads (db()), off the main
+   * thread, by the thread that holds the database:
+   *
+   * - PostgreSQL: the reader thread, on a connection of its pool from BEGIN to COMMIT;
+   * - embedded PGlite: the writer thread, between its batches (workers/writer/main.ts).
+   *
+   * Rejects with the database's message, `code` (SQLSTATE) and `constraint` when it refuses one
+   * (nothing committed); STORAGE_RESTARTING when the thread is restarting (nothing sent);
+   * STORAGE_TX_OUTCOME_UNKNOWN when the thread ended while it ran (reads.ts TxPort). On PGlite,
+   * before the writer thread has opened the database, with code STORAGE_STARTING.
+   */
+  transact(statements: readonly TxStatement[]): Promise<void> {
+    if (this.reads !== null) return this.reads.transact(statements);
+    return this.writerTx!.transact(statements);
+  }
+
   /**
    * After the pipeline has stopped (its rings closed): let the writer drain them, commit or spill
    * what is left, and end. Gives up after `deadlineMs` (what is still in the rings then is lost
@@ -248,6 +275,7 @@ export class Storage {
    */
   async close(deadlineMs = 10_000): Promise<void> {
     this.writer.stop();
+    this.writerTx?.close();
     clearInterval(this.sampler);
     // Nothing reads from a service that is stopping: the reader goes now, beside the drain.
     const readsClosed = this.reads?.close();

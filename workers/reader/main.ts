@@ -1,20 +1,22 @@
 /**
  * The reader thread's entry (started by src/storage/reads.ts through startWorker, only when
- * DATABASE_URL is set): answers each 'query' with one 'result', and ends on 'stop'.
+ * DATABASE_URL is set): answers each 'query' with one 'result', each transaction on its port
+ * (src/core/reader-protocol.ts serveTransactions) with one 'result', and ends on 'stop'.
  *
  * No 'uncaughtException' handler on purpose: an error thrown where no catch reaches (the
  * `postgres` driver's, workers/writer/sink-pg.ts) ends this thread only, and the supervisor
- * starts another. Neither does a read that never settles hold the reads behind it for good: the
- * watchdog ends the thread past ReaderData.stallMs.
+ * starts another. Neither does a read or transaction that never settles hold the others behind it
+ * for good: the watchdog ends the thread past ReaderData.stallMs.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Reader } from './reader.ts';
-import { ReaderExit, type ReaderControl, type ReaderData, type ReaderMessage } from '../../src/core/reader-protocol.ts';
+import { ReaderExit, serveTransactions, type ReaderControl, type ReaderData, type ReaderMessage } from '../../src/core/reader-protocol.ts';
 
 const d = (workerData as { data: ReaderData }).data;
 const port = parentPort!;
 const post = (m: ReaderMessage): void => port.postMessage(m);
 const reader = new Reader(d);
+serveTransactions(port, (statements) => reader.transact(statements));
 
 const watchdog = setInterval(() => {
   const waited = reader.stalledFor(performance.now());

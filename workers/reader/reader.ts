@@ -3,8 +3,10 @@
  * module's reads (src/storage/queries.ts, src/gateway/history.ts, /ready) apart from the batch
  * writer's connections, so a stalled commit or a writer restart does not hold them up.
  *
- * Reads are single statements, never transactions, so the driver's edges that shape the writer
- * (workers/writer/sink-pg.ts) reach this pool less; two still can:
+ * Reads are single statements. Transactions (the order path's writes, transact()) take one of the
+ * pool's connections from BEGIN to COMMIT; they are short (a few statements) and rare beside the
+ * reads. The driver's edges that shape the writer (workers/writer/sink-pg.ts) reach this pool
+ * less than the writer's COPY transactions; two still can:
  *
  * - a connection lost under a read (backend terminated, server restarted) may leave the client
  *   unanswering (sink-pg.ts edge 2): after any error that is not the statement's own, the next
@@ -13,11 +15,12 @@
  * - a read that never settles: stalledFor() tells the thread's watchdog (main.ts), which ends the
  *   thread, and the supervisor (src/storage/reads.ts) starts another.
  *
- * A statement's own error (bad input, a missing table) passes straight back: the connection is fine.
+ * A statement's own error (bad input, a missing table, a duplicate key) passes straight back: the
+ * connection is fine.
  */
 import postgres from 'postgres';
 import { pgOptions } from '../../src/core/db.ts';
-import { READER_APPLICATION_NAME, type ReaderData } from '../../src/core/reader-protocol.ts';
+import { READER_APPLICATION_NAME, type ReaderData, type TxStatement } from '../../src/core/reader-protocol.ts';
 
 type Sql = postgres.Sql<Record<string, postgres.PostgresType>>;
 
@@ -43,12 +46,26 @@ export class Reader {
     })) as Sql);
   }
 
-  async query(text: string, params: readonly unknown[]): Promise<unknown[]> {
+  query(text: string, params: readonly unknown[]): Promise<unknown[]> {
+    return this.run(async (sql) => [...(await sql.unsafe(text, params as postgres.ParameterOrJSON<never>[]))]);
+  }
+
+  /**
+   * `statements` in one transaction: all committed, or none (the first error rolls it back and is
+   * thrown). They are pipelined: sent at once, answered in order, one round trip for the lot.
+   */
+  async transact(statements: readonly TxStatement[]): Promise<void> {
+    if (statements.length === 0) return;
+    await this.run((sql) => sql.begin((tx) => statements.map((s) => tx.unsafe(s.text, s.params as postgres.ParameterOrJSON<never>[]))));
+  }
+
+  /** `fn` on the current client, watched by the stall watchdog; a client that failed is retired. */
+  private async run<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     const sql = this.client();
     const t = { t0: performance.now() };
     this.inflight.add(t);
     try {
-      return [...(await sql.unsafe(text, params as postgres.ParameterOrJSON<never>[]))];
+      return await fn(sql);
     } catch (e) {
       if (!statementError(e) && this.sql === sql) {
         this.sql = null;
