@@ -23,6 +23,8 @@ import { ensureDevKey, KeyStore, keysFilePath } from './auth/keys.ts';
 import { createCache, type QuoteCache } from './cache/index.ts';
 import { mountRest, readiness } from './gateway/rest.ts';
 import type { Db } from './core/db.ts';
+import { OrderService } from './orders/service.ts';
+import { OrderStore } from './orders/store.ts';
 
 /** Simulator credentials used when the service runs against its own simulator. */
 const SIM_CREDENTIALS = { apiKey: 'sim', accessToken: 'sim' };
@@ -41,6 +43,8 @@ export interface Service {
   readonly storage: Storage;
   readonly keys: KeyStore;
   readonly cache: QuoteCache;
+  /** Orders, trades and positions of every key (the paper broker fills against the hub). */
+  readonly orders: OrderService;
   /** The development key created at this start (printed once), or null. */
   readonly devKey: string | null;
   health(): Record<string, unknown>;
@@ -188,7 +192,33 @@ export async function startService(config: Config, log: Logger): Promise<Service
       store: storage.stats(),
       live: { ticks: hub.ticks, bars: hub.bars, feed: feed?.stats, kite: kiteWs?.stats },
       cache: cache.stats(),
+      orders: orders.stats(),
     });
+
+    // Orders: one service for both APIs; the paper broker matches on the hub's ticks.
+    const masterBySymbol = new Map(master.map((i) => [`${i.exchange}:${i.tradingsymbol}`, i]));
+    const orders = new OrderService({
+      config: config.orders,
+      store: new OrderStore({ transact: (st) => storage.transact(st), query: (text, params) => storage.db().query(text, params) }),
+      instrument: (exchange, symbol) => masterBySymbol.get(`${exchange}:${symbol}`) ?? null,
+      instrumentByToken: (token) => byToken.get(token) ?? null,
+      market: { latestTicks: hub.latestTicks, hasTick: hub.hasTick, rowOf: (t) => hub.rowOfToken.get(t) ?? -1 },
+      rows: hub.rows,
+      modeOf: (key) => keys.modeOf(key),
+      push: {
+        order: (key, row) => {
+          kiteWs?.orderUpdate(key, row);
+          feed?.orderUpdate(key, row);
+        },
+        positions: (key, rows) => {
+          feed?.positionUpdate(key, rows);
+        },
+      },
+      log,
+    });
+    await orders.start();
+    cleanup.push(() => orders.close());
+    hub.add({ tick: (f, o, row) => orders.tick(f, o, row) });
 
     const gateway = await startGateway({
       host: config.host,
@@ -207,6 +237,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
           quotes: cache,
           db: historyDb,
           master: () => master,
+          orders: { orders, instrument: (exchange, symbol) => masterBySymbol.get(`${exchange}:${symbol}`) ?? null },
           pcr: (name, expiry) => pipeline.pcr(name, expiry),
           ready: readiness({ feedConnected: () => ing.connected(), db: historyDb, cache, rings }),
           metrics: {
@@ -239,6 +270,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       storage,
       keys,
       cache,
+      orders,
       devKey,
       health,
       close() {
@@ -250,7 +282,9 @@ export async function startService(config: Config, log: Logger): Promise<Service
           await ing.stop();
           await front.close();
           await pipeline.stop();
-          await Promise.all([storage.close(), hub.done()]);
+          await hub.done();
+          await orders.close();
+          await storage.close();
           await cache.close();
           await sim?.close();
         })();

@@ -91,11 +91,16 @@ export class HttpError extends AppError {
     super(code, message, field === undefined ? {} : { field });
     this.name = 'HttpError';
   }
+
+  /** Kite's exception name when it is not the one its status implies (MarginException, OrderException). */
+  kiteType?: string;
+  /** The status on Kite-style routes when Kite answers differently from the JSON API (an unknown order: 400, not 404). */
+  kiteStatus?: number;
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  200: '200 OK', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found',
-  405: '405 Method Not Allowed', 413: '413 Payload Too Large', 429: '429 Too Many Requests',
+  200: '200 OK', 201: '201 Created', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found',
+  405: '405 Method Not Allowed', 409: '409 Conflict', 413: '413 Payload Too Large', 429: '429 Too Many Requests',
   500: '500 Internal Server Error', 502: '502 Bad Gateway', 503: '503 Service Unavailable',
 };
 
@@ -113,7 +118,7 @@ export function kiteErrorType(status: number): string {
 }
 
 export function errorBody(style: ErrorStyle, e: HttpError): string {
-  if (style === 'kite') return JSON.stringify({ status: 'error', message: e.message, data: null, error_type: kiteErrorType(e.status) });
+  if (style === 'kite') return JSON.stringify({ status: 'error', message: e.message, data: null, error_type: e.kiteType ?? kiteErrorType(e.kiteStatus ?? e.status) });
   return JSON.stringify(e.field === undefined ? { error: e.code, message: e.message } : { error: e.code, message: e.message, field: e.field });
 }
 
@@ -160,7 +165,7 @@ export interface RouterOptions {
 }
 
 /** Headers handlers may read; uWS's request is gone after the first await, so they are copied. */
-const COPIED_HEADERS = ['authorization', 'content-type', 'content-length', 'transfer-encoding', 'x-kite-version', 'accept'] as const;
+const COPIED_HEADERS = ['authorization', 'content-type', 'content-length', 'transfer-encoding', 'x-kite-version', 'accept', 'idempotency-key'] as const;
 
 interface Pending {
   aborted: boolean;
@@ -196,26 +201,51 @@ export class Router {
     return out;
   }
 
+  /**
+   * uWS keeps a parameter's name in its route tree: `/kite/orders/:variety` and
+   * `/kite/orders/:order_id` are two branches, and the first registered wins, so GET
+   * `/kite/orders/:order_id` and `/kite/orders/:order_id/trades` would never be reached. So routes
+   * are grouped by shape (parameter names ignored), each group is one uWS pattern whose parameters
+   * are named by position (`:p0`, `:p1`: uWS reads them by position anyway), dispatching on the
+   * method with each route's own names. With one name per position, a fixed segment wins over a
+   * parameter whatever the order of registration.
+   */
   mount(app: TemplatedApp): void {
+    const shapes = new Map<string, { path: string; defs: { def: RouteDef; names: string[] }[] }>();
     for (const [path, defs] of this.byPath) {
+      const shape = path.replace(/:[A-Za-z_][A-Za-z0-9_]*/g, ':');
+      let g = shapes.get(shape);
+      if (g === undefined) shapes.set(shape, (g = { path, defs: [] }));
       const names = [...path.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]);
-      app.any(path, (res, req) => this.dispatch(res, req, path, names, defs));
+      for (const def of defs) {
+        if (g.defs.some((d) => d.def.method === def.method)) throw new Error(`routes ${def.method} ${g.path} and ${path} have the same shape`);
+        g.defs.push({ def, names });
+      }
+    }
+    const params = (shape: string) => (shape.match(/:/g) ?? []).length;
+    const ordered = [...shapes.entries()].sort((a, b) => params(a[0]) - params(b[0]));
+    for (const [shape, g] of ordered) {
+      let i = 0;
+      const pattern = shape.replace(/:/g, () => `:p${i++}`);
+      app.any(pattern, (res, req) => this.dispatch(res, req, g.defs));
     }
   }
 
-  private dispatch(res: HttpResponse, req: UwsRequest, path: string, names: string[], defs: RouteDef[]): void {
+  private dispatch(res: HttpResponse, req: UwsRequest, defs: { def: RouteDef; names: string[] }[]): void {
     const method = req.getCaseSensitiveMethod().toUpperCase() as Method;
+    const found = defs.find((d) => d.def.method === method);
+    const path = found?.def.path ?? defs[0].def.path;
     const p: Pending = { aborted: false, answered: false, t0: performance.now(), route: path, method };
     res.onAborted(() => {
       p.aborted = true;
     });
-    const def = defs.find((d) => d.method === method);
-    if (def === undefined) {
-      const allow = defs.map((d) => d.method).join(', ');
-      const style = defs[0].style;
+    if (found === undefined) {
+      const allow = defs.map((d) => d.def.method).join(', ');
+      const style = defs[0].def.style;
       this.fail(res, p, style, new HttpError(405, 'method_not_allowed', `${method} is not allowed on ${path}; use ${allow}`, undefined, { Allow: allow }));
       return;
     }
+    const { def, names } = found;
     // Copy everything out of req now: it is invalid once this function returns.
     const headers: Record<string, string> = {};
     for (const h of COPIED_HEADERS) {
@@ -319,7 +349,8 @@ export class Router {
   }
 
   private fail(res: HttpResponse, p: Pending, style: ErrorStyle, e: HttpError, close = false): void {
-    this.write(res, p, e.status, 'application/json', errorBody(style, e), e.headers, close);
+    const status = style === 'kite' && e.kiteStatus !== undefined ? e.kiteStatus : e.status;
+    this.write(res, p, status, 'application/json', errorBody(style, e), e.headers, close);
   }
 
   private reply(res: HttpResponse, p: Pending, r: HttpReply): void {

@@ -35,6 +35,7 @@ import { errorBody, HttpError, RateLimiter, Router, type HttpReply, type HttpReq
 import type { RestMetrics } from './metrics.ts';
 import type { DepthLevel, LiveQuote } from './quotes.ts';
 import type { Config } from '../config.ts';
+import { addKiteOrderRoutes, type OrderRouteDeps } from './orders.ts';
 import type { Db } from '../core/db.ts';
 import type { Logger } from '../log.ts';
 import type { Authenticator } from './feed.ts';
@@ -56,6 +57,8 @@ export interface KiteRestDeps {
   log: Logger;
   /** Shared with the JSON routes when mounted by mountRest. */
   directory?: Directory;
+  /** The order service: mounts the order routes (orders.ts) on both APIs when given. */
+  orders?: OrderRouteDeps;
 }
 
 /** Kite's per-call instrument limits: 500 for /quote, 1000 for /quote/ohlc and /quote/ltp. */
@@ -85,6 +88,7 @@ export function mountKiteRest(app: TemplatedApp, deps: KiteRestDeps, shared?: { 
     .add({ ...k, path: '/kite/quote/ohlc', handler: (r) => kite.quote(r, 'ohlc') })
     .add({ ...k, path: '/kite/quote/ltp', handler: (r) => kite.quote(r, 'ltp') })
     .add({ ...k, path: '/kite/instruments/historical/:instrument_token/:interval', handler: (r) => kite.historical(r) });
+  if (deps.orders) addKiteOrderRoutes(router, deps.orders);
   router.mount(app);
   // Kite's own 404 for any other /kite path, so the client throws a GeneralException, not a parse error.
   app.any('/kite/*', (res, req) => {

@@ -24,6 +24,7 @@ import { Directory } from './directory.ts';
 import { historyJson, parseIstWallClock, sourceTimeframe, storageError } from './history.ts';
 import { HttpError, queryObject, RateLimiter, Router, validate, type HttpReply, type HttpRequest, type RouteInfo } from './http.ts';
 import { mountKiteRest, type KiteRestDeps } from './kite-rest.ts';
+import { addApiOrderRoutes, ORDER_QUERY_PARAMS } from './orders.ts';
 import { RestMetrics, type MetricsSources } from './metrics.ts';
 import type { LiveQuote } from './quotes.ts';
 
@@ -81,6 +82,7 @@ export function mountRest(app: TemplatedApp, deps: RestDeps): RestHandle {
       method: 'GET', path: '/metrics', ...json,
       handler: async () => ({ body: await metrics.text(), contentType: metrics.contentType }),
     });
+  if (deps.orders) addApiOrderRoutes(router, deps.orders);
   router.mount(app);
   const kiteRoutes = mountKiteRest(app, { ...deps, directory: dir }, { limiter, metrics });
   return { routes: [...router.routes(), ...kiteRoutes], metrics, limiter };
@@ -160,6 +162,7 @@ export const API_QUERY_PARAMS: Readonly<Record<string, readonly string[]>> = {
   'GET /api/quote': Object.keys(quoteQuery.shape),
   'GET /api/bars': Object.keys(barsQuery([60_000], 1).shape),
   'GET /api/option-chain': Object.keys(optionChainQuery.shape),
+  ...ORDER_QUERY_PARAMS,
 };
 
 // --- handlers --------------------------------------------------------------------------------------

@@ -1,0 +1,324 @@
+/**
+ * Order routes on both APIs, over the one order service (src/orders/service.ts).
+ *
+ * Kite-compatible, under /kite (the official KiteConnect with `root` at /kite works unchanged):
+ *
+ * | route                                   | answer (`{status:'success', data}`)                      |
+ * |-----------------------------------------|----------------------------------------------------------|
+ * | POST /kite/orders/{variety}             | `{order_id}`; autoslice: `{order_id, children:[...]}`    |
+ * | PUT /kite/orders/{variety}/{order_id}   | `{order_id}`                                             |
+ * | DELETE /kite/orders/{variety}/{order_id}| `{order_id}`                                             |
+ * | GET /kite/orders                        | the key's orders, latest state each                      |
+ * | GET /kite/orders/{order_id}             | its history: one row per status                          |
+ * | GET /kite/trades, /kite/orders/{id}/trades | trades                                                |
+ * | GET /kite/portfolio/positions           | `{net, day}`                                             |
+ * | GET /kite/portfolio/holdings            | CNC quantities carried from earlier days                 |
+ * | GET /kite/user/margins[/{segment}]      | the paper account's funds                                |
+ * | POST /kite/margins/orders               | the margin our checks require per order (JSON body)      |
+ *
+ * Bodies are form-encoded, as the official clients send them. Errors are Kite's envelope with
+ * Kite's exception names: InputException 400 (a check failed: the message names the field and the
+ * rule), MarginException 400 (funds), OrderException 400 (an order that cannot be modified or
+ * cancelled), PermissionException 403, TokenException 403, NetworkException 429 (rate limit, with
+ * Retry-After). An unknown order id, or another key's, is an InputException "not found".
+ *
+ * JSON, under /api (docs/openapi.yaml): the same service with Kite's field names in JSON bodies,
+ * `Idempotency-Key`, baskets and closing positions. Errors `{error, message, field}`.
+ */
+import { z } from 'zod';
+import type { Instrument } from '../core/instrument.ts';
+import { OrderRejection } from '../orders/errors.ts';
+import { kiteOrderRow, paiseToRupees, type Order } from '../orders/model.ts';
+import { parseModifyForm, parseModifyJson, parsePlaceForm, parsePlaceJson, type PlaceRequest } from '../orders/request.ts';
+import { IdempotencyConflict, OrderNotFound, RateLimited, type OrderService, type Remembered } from '../orders/service.ts';
+import { HttpError, queryObject, validate, type HttpReply, type HttpRequest, type Router } from './http.ts';
+
+const KITE_TYPE: Record<OrderRejection['kind'], string> = {
+  input: 'InputException', margin: 'MarginException', order: 'OrderException', permission: 'PermissionException',
+};
+
+/** An order-path error as the HTTP answer it becomes on either API. */
+export function orderHttpError(e: unknown): unknown {
+  if (e instanceof OrderRejection) {
+    const h = new HttpError(e.kind === 'permission' ? 403 : 400, e.rule, e.message, e.field);
+    h.kiteType = KITE_TYPE[e.kind];
+    return h;
+  }
+  if (e instanceof RateLimited) {
+    const secs = Math.max(1, Math.ceil(e.retryAfterMs / 1000));
+    const h = new HttpError(429, 'rate_limited', e.message, undefined, { 'Retry-After': String(secs) });
+    h.kiteType = 'NetworkException';
+    return h;
+  }
+  if (e instanceof OrderNotFound) {
+    const h = new HttpError(404, 'order_not_found', e.message, 'order_id');
+    // Kite answers an unknown order with an InputException; the JSON API with a 404.
+    h.kiteStatus = 400;
+    h.kiteType = 'InputException';
+    return h;
+  }
+  if (e instanceof IdempotencyConflict) return new HttpError(409, 'idempotency_conflict', e.message, 'Idempotency-Key');
+  return e;
+}
+
+async function guarded<T>(fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw orderHttpError(e);
+  }
+}
+
+function formOf(req: HttpRequest): URLSearchParams {
+  const type = req.headers['content-type'] ?? '';
+  const text = req.body?.toString('utf8') ?? '';
+  if (type.includes('application/json')) {
+    // Some clients post JSON to Kite's form routes: read it as the same fields.
+    let obj: unknown;
+    try {
+      obj = JSON.parse(text);
+    } catch {
+      throw new HttpError(400, 'invalid_body', 'body: not valid JSON', 'body');
+    }
+    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new HttpError(400, 'invalid_body', 'body: expected an object of order fields', 'body');
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(obj)) q.append(k, String(v));
+    return q;
+  }
+  return new URLSearchParams(text);
+}
+
+function jsonOf(req: HttpRequest): unknown {
+  const text = req.body?.toString('utf8') ?? '';
+  if (text.trim() === '') throw new HttpError(400, 'invalid_body', 'body: required, a JSON object', 'body');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'invalid_body', 'body: not valid JSON', 'body');
+  }
+}
+
+const ok = (data: unknown): HttpReply => ({ body: { status: 'success', data } });
+
+export interface OrderRouteDeps {
+  orders: OrderService;
+  /** Instruments for Kite's margin calculator rows. */
+  instrument(exchange: string, symbol: string): Instrument | null;
+}
+
+/** Kite's `/user/margins` equity segment, from the paper account. */
+function equityMargins(s: OrderService, key: string) {
+  const f = s.funds(key);
+  const r = paiseToRupees;
+  return {
+    enabled: true,
+    net: r(f.availablePaise),
+    available: { adhoc_margin: 0, cash: r(f.capitalPaise + f.realisedPaise), opening_balance: r(f.capitalPaise), live_balance: r(f.availablePaise), collateral: 0, intraday_payin: 0 },
+    utilised: {
+      debits: r(f.usedPaise), exposure: 0, m2m_realised: r(f.realisedPaise), m2m_unrealised: r(f.unrealisedPaise), option_premium: 0,
+      payout: 0, span: 0, holding_sales: 0, turnover: 0, liquid_collateral: 0, stock_collateral: 0, delivery: 0,
+    },
+  };
+}
+
+function marginRow(s: OrderService, key: string, req: PlaceRequest) {
+  const c = s.marginFor(key, req);
+  const total = paiseToRupees(c.marginPaise);
+  return {
+    type: 'equity', tradingsymbol: c.instrument.tradingsymbol, exchange: c.instrument.exchange,
+    // SPAN is not available here: the whole requirement is reported under `var` (CNC: full value)
+    // or `exposure` (a fraction of the value for MIS/NRML), as checks.ts computes it.
+    span: 0, exposure: c.req.product === 'CNC' ? 0 : total, option_premium: 0, additional: 0, bo: 0, cash: 0,
+    var: c.req.product === 'CNC' ? total : 0, pnl: { realised: 0, unrealised: 0 }, leverage: 1,
+    charges: { transaction_tax: 0, transaction_tax_type: '', exchange_turnover_charge: 0, sebi_turnover_charge: 0, brokerage: 0, stamp_duty: 0, gst: { igst: 0, cgst: 0, sgst: 0, total: 0 }, total: 0 },
+    total,
+  };
+}
+
+export function addKiteOrderRoutes(router: Router, deps: OrderRouteDeps): void {
+  const s = deps.orders;
+  const k = { auth: 'kite', style: 'kite' } as const;
+  const who = (r: HttpRequest) => r.principal!.name;
+  router
+    .add({ ...k, method: 'POST', path: '/kite/orders/:variety', handler: (r) => guarded(async () => ok(await s.place(who(r), parsePlaceForm(r.params.variety, formOf(r))))) })
+    .add({ ...k, method: 'PUT', path: '/kite/orders/:variety/:order_id', handler: (r) => guarded(async () => ok(await s.modify(who(r), r.params.order_id, parseModifyForm(formOf(r))))) })
+    .add({ ...k, method: 'DELETE', path: '/kite/orders/:variety/:order_id', handler: (r) => guarded(async () => ok(await s.cancel(who(r), r.params.order_id))) })
+    .add({ ...k, method: 'GET', path: '/kite/orders', handler: (r) => ok(s.orders(who(r)).map((o) => kiteOrderRow(o))) })
+    .add({ ...k, method: 'GET', path: '/kite/orders/:order_id', handler: (r) => guarded(() => ok(s.history(who(r), r.params.order_id))) })
+    .add({ ...k, method: 'GET', path: '/kite/trades', handler: (r) => ok(s.trades(who(r)).map((t) => s.tradeRow(t))) })
+    .add({ ...k, method: 'GET', path: '/kite/orders/:order_id/trades', handler: (r) => guarded(() => ok(s.orderTrades(who(r), r.params.order_id).map((t) => s.tradeRow(t)))) })
+    .add({ ...k, method: 'GET', path: '/kite/portfolio/positions', handler: (r) => ok(s.kitePositions(who(r))) })
+    .add({ ...k, method: 'GET', path: '/kite/portfolio/holdings', handler: (r) => ok(s.kiteHoldings(who(r))) })
+    .add({ ...k, method: 'GET', path: '/kite/user/margins', handler: (r) => ok({ equity: equityMargins(s, who(r)), commodity: { enabled: false, net: 0, available: {}, utilised: {} } }) })
+    .add({
+      ...k, method: 'GET', path: '/kite/user/margins/:segment', handler: (r) => {
+        if (r.params.segment === 'equity') return ok(equityMargins(s, who(r)));
+        if (r.params.segment === 'commodity') return ok({ enabled: false, net: 0, available: {}, utilised: {} });
+        throw new HttpError(400, 'invalid_segment', `Invalid segment "${r.params.segment.slice(0, 20)}": use equity or commodity`, 'segment');
+      },
+    })
+    .add({
+      ...k, method: 'POST', path: '/kite/margins/orders', handler: (r) => guarded(() => {
+        const body = jsonOf(r);
+        if (!Array.isArray(body)) throw new HttpError(400, 'invalid_body', 'body: a JSON array of orders', 'body');
+        if (body.length > 200) throw new HttpError(400, 'invalid_body', 'body: at most 200 orders per call', 'body');
+        return ok(body.map((o, i) => {
+          try {
+            const req = parsePlaceJson({ ...(o as object), variety: (o as { variety?: string } | null)?.variety ?? 'regular' });
+            return marginRow(s, who(r), req);
+          } catch (e) {
+            if (e instanceof OrderRejection) throw e.inLeg(i);
+            throw e;
+          }
+        }));
+      }),
+    });
+}
+
+// --- JSON API ------------------------------------------------------------------------------------
+
+const STATUS_FILTER = ['open', 'complete', 'cancelled', 'rejected', 'all'] as const;
+const one = z.preprocess((v) => (Array.isArray(v) ? v[0] : v), z.string());
+const ordersQuery = z.strictObject({
+  status: one.pipe(z.enum(STATUS_FILTER)).optional(),
+  symbol: one.pipe(z.string().max(64)).optional(),
+  from: one.pipe(z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date, YYYY-MM-DD (IST)')).optional(),
+  to: one.pipe(z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date, YYYY-MM-DD (IST), inclusive')).optional(),
+});
+export const ORDER_QUERY_PARAMS = { 'GET /api/orders': Object.keys(ordersQuery.shape) } as const;
+
+const closeBody = z.strictObject({
+  symbol: z.string().max(64).optional(),
+  product: z.enum(['CNC', 'NRML', 'MIS', 'MTF']).optional(),
+});
+
+const IST = 5.5 * 3600_000;
+
+function statusGroup(o: Order): (typeof STATUS_FILTER)[number] {
+  if (o.status === 'COMPLETE') return 'complete';
+  if (o.status === 'CANCELLED') return 'cancelled';
+  if (o.status === 'REJECTED') return 'rejected';
+  return 'open';
+}
+
+function apiOrder(s: OrderService, key: string, o: Order, withEvents: boolean) {
+  const row = kiteOrderRow(o);
+  if (!withEvents) return row;
+  return { ...row, events: s.events_(key, o.id).map((e) => ({ seq: e.seq, status: e.status, time: new Date(e.atMs).toISOString(), order: e.row })) };
+}
+
+async function remembered(s: OrderService, req: HttpRequest, fn: () => Promise<Remembered>): Promise<HttpReply> {
+  const idem = req.headers['idempotency-key'] ?? null;
+  if (idem !== null && (idem.length === 0 || idem.length > 255)) throw new HttpError(400, 'invalid_header', 'Idempotency-Key: 1-255 characters', 'Idempotency-Key');
+  const r = await guarded(() => s.idempotent(req.principal!.name, idem, req.body, async () => {
+    try {
+      return await fn();
+    } catch (e) {
+      const h = orderHttpError(e);
+      // A refusal is an answer too: the same request with the same key gets it again.
+      if (h instanceof HttpError && h.status < 500 && h.status !== 429) return { status: h.status, body: { error: h.code, message: h.message, ...(h.field ? { field: h.field } : {}) } };
+      throw e;
+    }
+  }));
+  return { status: r.status, body: r.body };
+}
+
+export function addApiOrderRoutes(router: Router, deps: OrderRouteDeps): void {
+  const s = deps.orders;
+  const j = { auth: 'key', style: 'json' } as const;
+  const who = (r: HttpRequest) => r.principal!.name;
+  router
+    .add({
+      ...j, method: 'POST', path: '/api/orders', handler: (r) => remembered(s, r, async () => {
+        const a = await s.place(who(r), parsePlaceJson(jsonOf(r)));
+        const o = s.order(who(r), a.order_id);
+        return { status: 201, body: a.children ? { ...apiOrder(s, who(r), o, true), children: a.children } : apiOrder(s, who(r), o, true) };
+      }),
+    })
+    .add({
+      ...j, method: 'POST', path: '/api/orders/basket', handler: (r) => remembered(s, r, async () => {
+        const body = jsonOf(r) as { orders?: unknown };
+        if (body === null || typeof body !== 'object' || !Array.isArray(body.orders)) throw new HttpError(400, 'invalid_body', 'orders: required, an array of orders', 'orders');
+        if (body.orders.length === 0 || body.orders.length > 50) throw new HttpError(400, 'invalid_body', 'orders: 1 to 50 orders', 'orders');
+        const unknown = Object.keys(body).find((k) => k !== 'orders');
+        if (unknown !== undefined) throw new HttpError(400, 'invalid_body', `unknown body field "${unknown.slice(0, 40)}"`, unknown.slice(0, 40));
+        const reqs = body.orders.map((o, i) => {
+          try {
+            return parsePlaceJson(o);
+          } catch (e) {
+            if (e instanceof OrderRejection) throw e.inLeg(i);
+            throw e;
+          }
+        });
+        const placed = await s.basket(who(r), reqs);
+        return { status: 201, body: { orders: placed.map((o) => apiOrder(s, who(r), o, false)) } };
+      }),
+    })
+    .add({
+      ...j, method: 'GET', path: '/api/orders', handler: (r) => {
+        const q = validate(ordersQuery, queryObject(r.query));
+        const from = q.from === undefined ? -Infinity : Date.parse(`${q.from}T00:00:00Z`) - IST;
+        const to = q.to === undefined ? Infinity : Date.parse(`${q.to}T00:00:00Z`) - IST + 86_400_000;
+        const sym = q.symbol?.toUpperCase();
+        const out = s.orders(who(r)).filter((o) =>
+          (q.status === undefined || q.status === 'all' || statusGroup(o) === q.status) &&
+          (sym === undefined || o.symbol === sym || `${o.exchange}:${o.symbol}` === sym) &&
+          o.createdMs >= from && o.createdMs < to);
+        return { body: { orders: out.map((o) => apiOrder(s, who(r), o, false)) } };
+      },
+    })
+    .add({ ...j, method: 'GET', path: '/api/orders/:id', handler: (r) => guarded(() => ({ body: apiOrder(s, who(r), s.order(who(r), r.params.id), true) })) })
+    .add({
+      ...j, method: 'PUT', path: '/api/orders/:id', handler: (r) => guarded(async () => {
+        await s.modify(who(r), r.params.id, parseModifyJson(jsonOf(r)));
+        return { body: apiOrder(s, who(r), s.order(who(r), r.params.id), true) };
+      }),
+    })
+    .add({
+      ...j, method: 'DELETE', path: '/api/orders/:id', handler: (r) => guarded(async () => {
+        await s.cancel(who(r), r.params.id);
+        return { body: apiOrder(s, who(r), s.order(who(r), r.params.id), true) };
+      }),
+    })
+    .add({ ...j, method: 'GET', path: '/api/trades', handler: (r) => ({ body: { trades: s.trades(who(r)).map((t) => s.tradeRow(t)) } }) })
+    .add({ ...j, method: 'GET', path: '/api/positions', handler: (r) => ({ body: s.kitePositions(who(r)) }) })
+    .add({
+      ...j, method: 'POST', path: '/api/positions/close', handler: (r) => remembered(s, r, async () => {
+        const text = r.body?.toString('utf8') ?? '';
+        const body = validate(closeBody, text.trim() === '' ? {} : jsonOf(r), 'body');
+        const placed = await closePositions(s, deps, who(r), body.symbol, body.product);
+        return { status: 201, body: { orders: placed.map((o) => apiOrder(s, who(r), o, false)) } };
+      }),
+    });
+}
+
+/**
+ * Flatten one position (symbol) or all: a MARKET order (automatic protection) against each open
+ * net quantity, sliced at the freeze quantity (the freeze table in config) and at lot multiples,
+ * all placed as one basket: every slice passes the checks or none is placed.
+ */
+async function closePositions(s: OrderService, deps: OrderRouteDeps, key: string, symbol: string | undefined, product: string | undefined): Promise<Order[]> {
+  const { net } = s.kitePositions(key) as { net: { tradingsymbol: string; exchange: string; product: string; quantity: number }[] };
+  const sym = symbol?.toUpperCase();
+  const open = net.filter((p) => p.quantity !== 0 && (product === undefined || p.product === product) &&
+    (sym === undefined || p.tradingsymbol === sym || `${p.exchange}:${p.tradingsymbol}` === sym));
+  if (open.length === 0) throw new HttpError(400, 'nothing_to_close', sym === undefined ? 'no open position to close' : `symbol: no open position in ${sym.slice(0, 64)}`, 'symbol');
+  const reqs: PlaceRequest[] = [];
+  for (const p of open) {
+    const inst = deps.instrument(p.exchange, p.tradingsymbol);
+    const lot = Math.max(1, inst?.lotSize ?? 1);
+    const freeze = inst === null ? Infinity : (s.freezeOf(inst) ?? Infinity);
+    const sliceMax = Number.isFinite(freeze) ? Math.max(lot, Math.floor(freeze / lot) * lot) : Math.abs(p.quantity);
+    let left = Math.abs(p.quantity);
+    while (left > 0) {
+      const q = Math.min(left, sliceMax);
+      left -= q;
+      reqs.push({
+        variety: 'regular', exchange: p.exchange, tradingsymbol: p.tradingsymbol, transaction_type: p.quantity > 0 ? 'SELL' : 'BUY',
+        quantity: q, product: p.product as PlaceRequest['product'], order_type: 'MARKET', validity: 'DAY', market_protection: -1,
+        autoslice: false, tag: 'close',
+      });
+    }
+  }
+  return s.basket(key, reqs);
+}

@@ -1,0 +1,754 @@
+/**
+ * The order service: the one owner of every order, trade and position, for both APIs (/kite and
+ * /api) and every key. A request goes through it in this order; each step refuses by throwing
+ * (OrderRejection, RateLimited, OrderNotFound) and nothing after a refusal happens:
+ *
+ * | step           | what                                                                          |
+ * |----------------|-------------------------------------------------------------------------------|
+ * | idempotency    | the same Idempotency-Key and body answer the first answer; another body: 409  |
+ * | checks         | checks.ts: instrument, lot, freeze, tick, band, coherence, hours, risk, funds |
+ * | rate limit     | rate-limit.ts: the Kite account's budget, shared fairly by the keys           |
+ * | record         | the order and its first events in one transaction, then the answer           |
+ * | broker         | the paper broker (paper/broker.ts) works it; its events come back here        |
+ *
+ * Every state change is one `order_events` row, persisted with the order's new state (and the
+ * trade and position of a fill) in one transaction (store.ts), and pushed to the owning key's
+ * sockets (`OrderPush`). The state only moves through `transition`, which refuses to leave a
+ * final status: a fill that lands before a cancel is processed wins, and the cancel then finds
+ * nothing left.
+ *
+ * Ownership: an order belongs to the key that placed it; to any other key it does not exist
+ * (the same "not found" as an unknown id, so ids reveal nothing).
+ *
+ * Margin (what `/kite/margins/orders` answers and the funds check uses) is an approximation:
+ * SPAN is not available here. checks.ts `requiredMarginPaise` prices an order; positions are
+ * charged the same way on their open quantity at the average price.
+ */
+import { createHash } from 'node:crypto';
+import type { OrdersConfig } from '../config.ts';
+import { AppError } from '../core/errors.ts';
+import type { Instrument } from '../core/instrument.ts';
+import { istDayStart } from '../core/ist.ts';
+import { N, N_FIELDS } from '../core/tick.ts';
+import type { Logger } from '../log.ts';
+import { checkModify, checkPlace, freezeQuantity, requiredMarginPaise, type CheckContext, type CheckedOrder } from './checks.ts';
+import { OrderRejection } from './errors.ts';
+import {
+  FINAL_STATUSES, IdSource, kiteOrderRow, kiteTradeRow, pendingQuantity, Status, WORKING_STATUSES,
+  type BrokerMode, type Order, type OrderStatus, type Trade,
+} from './model.ts';
+import { PaperBroker, type MarketView } from './paper/broker.ts';
+import { PositionBook } from './positions.ts';
+import { OrderRateLimiter } from './rate-limit.ts';
+import type { ModifyRequest, PlaceRequest } from './request.ts';
+import type { IdempotencyRecord, OrderChange, OrderEventRecord, OrderStore, PositionRecord } from './store.ts';
+
+/** Pushes to the owning key's sockets (/kite text frames, /ws msgpack frames). */
+export interface OrderPush {
+  order(key: string, row: Record<string, unknown>): void;
+  positions(key: string, rows: readonly object[]): void;
+}
+
+/** The account's budget is used up: answer 429 with Retry-After. */
+export class RateLimited extends AppError {
+  constructor(message: string, readonly retryAfterMs: number, readonly window: string) {
+    super('RATE_LIMITED', message, { window, retryAfterMs });
+    this.name = 'RateLimited';
+  }
+}
+
+/** No such order for this key (it may exist for another: to this key it does not). */
+export class OrderNotFound extends AppError {
+  constructor(id: string) {
+    super('ORDER_NOT_FOUND', `Order ${id.slice(0, 32)} not found: check the order_id (orders are visible only to the API key that placed them)`, { orderId: id });
+    this.name = 'OrderNotFound';
+  }
+}
+
+/** The same Idempotency-Key came with a different body. */
+export class IdempotencyConflict extends AppError {
+  constructor(idemKey: string) {
+    super('IDEMPOTENCY_CONFLICT', `Idempotency-Key "${idemKey.slice(0, 64)}" was used with a different request body; use a new key for a new order`, { idemKey });
+    this.name = 'IdempotencyConflict';
+  }
+}
+
+export interface OrderServiceOptions {
+  config: OrdersConfig;
+  store: OrderStore;
+  /** Instrument by exchange and trading symbol (Kite's master), or by token. */
+  instrument(exchange: string, symbol: string): Instrument | null;
+  instrumentByToken(token: number): Instrument | null;
+  market: MarketView;
+  rows: number;
+  /** Which broker a key trades through. */
+  modeOf(key: string): BrokerMode;
+  push: OrderPush;
+  log: Logger;
+  now?: () => number;
+}
+
+export interface PlaceAnswer {
+  order_id: string;
+  /** Autoslice: one entry per child, `{order_id}` or `{error}` as Kite answers. */
+  children?: ({ order_id: string } | { error: { code: number; error_type: string; message: string; data: null } })[];
+}
+
+/** An answer kept for an Idempotency-Key. */
+export interface Remembered {
+  status: number;
+  body: unknown;
+}
+
+/** Push positions of a key at most this often while they change, ms. */
+export const POSITION_PUSH_MS = 250;
+
+interface KeyState {
+  orders: Order[];
+  trades: Trade[];
+  /** Orders placed per IST day, for the daily risk limit. */
+  day: number;
+  ordersToday: number;
+  positionsDirty: boolean;
+  positionsPushedAt: number;
+}
+
+export class OrderService {
+  readonly broker: PaperBroker;
+  readonly positions = new PositionBook();
+  readonly limiter: OrderRateLimiter;
+  private readonly ids: IdSource;
+  private readonly tradeIds: IdSource;
+  private readonly byId = new Map<string, Order>();
+  private readonly events = new Map<string, OrderEventRecord[]>();
+  private readonly tradesByOrder = new Map<string, Trade[]>();
+  private readonly keys = new Map<string, KeyState>();
+  private readonly margins = new Map<string, number>();
+  /** Iceberg legs still to place, by the id of the leg now working. */
+  private readonly icebergNext = new Map<string, { legs: CheckedOrder; key: string; leg: number; parentId: string }>();
+  private readonly idem = new Map<string, IdempotencyRecord>();
+  private readonly idemInFlight = new Map<string, Promise<Remembered>>();
+  /** Rows whose instruments some key holds a position in: their ticks move m2m. */
+  private readonly heldRows: Uint8Array;
+  private readonly now: () => number;
+  private pushTimer: NodeJS.Timeout | null = null;
+  private writes: Promise<void> = Promise.resolve();
+  private writeErrors = 0;
+
+  constructor(private readonly opts: OrderServiceOptions) {
+    this.now = opts.now ?? Date.now;
+    this.ids = new IdSource(null, this.now);
+    this.tradeIds = new IdSource(null, this.now);
+    this.limiter = new OrderRateLimiter(opts.config, this.now);
+    this.heldRows = new Uint8Array(opts.rows);
+    this.broker = new PaperBroker({
+      latencyMs: opts.config.paperLatencyMs,
+      market: opts.market,
+      rows: opts.rows,
+      tickPaise: (token) => Math.round((opts.instrumentByToken(token)?.tickSize ?? 0.05) * 100),
+      events: {
+        opened: (o, status) => this.transition(o, status, null),
+        filled: (o, qty, price) => this.fill(o, qty, price),
+        triggered: (o) => this.transition(o, Status.OPEN, null),
+        cancelled: (o, message) => this.cancelled(o, message),
+        rejected: (o, message) => this.transition(o, Status.REJECTED, message),
+      },
+    });
+  }
+
+  /** Load what the store holds and put working orders back to work. */
+  async start(): Promise<void> {
+    const s = await this.opts.store.load();
+    for (const o of s.orders) {
+      this.byId.set(o.id, o);
+      this.keyState(o.key).orders.push(o);
+      this.ids.observe(o.id);
+    }
+    for (const e of s.events) {
+      let list = this.events.get(e.orderId);
+      if (list === undefined) this.events.set(e.orderId, (list = []));
+      list.push(e);
+    }
+    for (const list of this.events.values()) list.sort((a, b) => a.seq - b.seq);
+    for (const t of s.trades) {
+      this.tradeIds.observe(t.tradeId);
+      this.keyState(t.key).trades.push(t);
+      let list = this.tradesByOrder.get(t.orderId);
+      if (list === undefined) this.tradesByOrder.set(t.orderId, (list = []));
+      list.push(t);
+    }
+    for (const p of s.positions) {
+      this.positions.restore(p);
+      this.markHeld(p.token);
+    }
+    for (const r of s.idempotency) this.idem.set(`${r.key}\n${r.idemKey}`, r);
+    const today = istDayStart(this.now());
+    this.positions.rollDay(today);
+    for (const o of s.orders) {
+      if (o.createdMs >= today) this.keyState(o.key).ordersToday++;
+      if (FINAL_STATUSES.has(o.status)) continue;
+      this.margins.set(o.id, this.marginOf(o));
+      if (o.status === Status.OPEN || o.status === Status.TRIGGER_PENDING) {
+        this.broker.restore(o, o.status);
+      } else if (o.status === Status.CANCEL_PENDING) {
+        this.broker.restore(o, this.lastWorkingStatus(o));
+        this.broker.cancel(o);
+      } else if (o.status === Status.MODIFY_PENDING || o.status === Status.MODIFY_VALIDATION_PENDING) {
+        // The modification's outcome was lost with the process: it did not apply, say so.
+        const st = this.lastWorkingStatus(o);
+        o.statusMessage = 'Modification not applied: the service restarted while it was pending. Modify again.';
+        this.transition(o, st as OrderStatus, o.statusMessage);
+        this.broker.restore(o, st);
+      } else {
+        // Accepted but not yet at the exchange: it arrives now.
+        this.broker.place(o);
+      }
+    }
+    this.pushTimer = setInterval(() => this.pushPositions(), POSITION_PUSH_MS);
+    this.pushTimer.unref();
+    this.opts.log.info({ orders: s.orders.length, trades: s.trades.length, working: this.broker.book.size }, 'orders loaded');
+  }
+
+  /** Wait for every pending write, then stop matching. */
+  async close(): Promise<void> {
+    if (this.pushTimer) clearInterval(this.pushTimer);
+    this.broker.close();
+    await this.writes;
+  }
+
+  // --- hub listener ------------------------------------------------------------------------------
+
+  tick(f: Float64Array, o: number, row: number): void {
+    this.broker.tick(f, o, row);
+    if (this.heldRows[row] === 1) this.heldRows[row] = 2;
+  }
+
+  // --- requests ----------------------------------------------------------------------------------
+
+  /**
+   * Run `fn` once per (key, Idempotency-Key): a retry with the same body gets the first answer and
+   * places nothing; another body is an IdempotencyConflict. A retry while the first is still in
+   * flight waits for it. Refusals (4xx) are remembered too: the same request gets the same answer.
+   */
+  async idempotent(key: string, idemKey: string | null, body: Buffer | null, fn: () => Promise<Remembered>): Promise<Remembered> {
+    if (idemKey === null) return fn();
+    const k = `${key}\n${idemKey}`;
+    const sha = createHash('sha256').update(body ?? Buffer.alloc(0)).digest('hex');
+    const known = this.idem.get(k);
+    if (known !== undefined) {
+      if (known.bodySha256 !== sha) throw new IdempotencyConflict(idemKey);
+      return { status: known.status, body: known.response };
+    }
+    const running = this.idemInFlight.get(k);
+    if (running !== undefined) {
+      const r = await running;
+      if (this.idem.get(k)?.bodySha256 !== sha) throw new IdempotencyConflict(idemKey);
+      return r;
+    }
+    const p = (async () => {
+      const r = await fn();
+      if (r.status < 500) {
+        const rec: IdempotencyRecord = { key, idemKey, bodySha256: sha, orderId: (r.body as { order_id?: string } | null)?.order_id ?? null, status: r.status, response: r.body, createdMs: this.now() };
+        this.idem.set(k, rec);
+        await this.write({ idempotency: [rec] });
+      }
+      return r;
+    })();
+    this.idemInFlight.set(k, p);
+    try {
+      return await p;
+    } finally {
+      this.idemInFlight.delete(k);
+    }
+  }
+
+  /** Place one order (or an autoslice or an iceberg) for `key`. Resolves once it is recorded. */
+  async place(key: string, req: PlaceRequest): Promise<PlaceAnswer> {
+    const checked = this.check(key, req);
+    this.live(key);
+    if (checked.slices.length > 1 && !checked.iceberg) return this.placeSlices(key, checked);
+    this.take(key, 1);
+    if (checked.iceberg) return { order_id: (await this.placeIcebergLeg(key, checked, 1, null)).id };
+    const o = this.newOrder(key, checked, checked.slices[0], null, null);
+    await this.accept(o, checked.marginPaise);
+    return { order_id: o.id };
+  }
+
+  /**
+   * Place several orders, all or none: every leg passes the checks (funds counted cumulatively)
+   * and the rate limit takes them at once before any is recorded.
+   */
+  async basket(key: string, reqs: readonly PlaceRequest[]): Promise<Order[]> {
+    this.live(key);
+    const checked: CheckedOrder[] = [];
+    let extraMargin = 0;
+    for (let i = 0; i < reqs.length; i++) {
+      try {
+        const c = this.check(key, reqs[i], extraMargin);
+        if (c.slices.length > 1 || c.iceberg) throw new OrderRejection('input', 'quantity', 'basket_leg', 'a basket leg is one order: autoslice and iceberg legs are not allowed in a basket');
+        extraMargin += c.marginPaise;
+        checked.push(c);
+      } catch (e) {
+        if (e instanceof OrderRejection) throw e.inLeg(i);
+        throw e;
+      }
+    }
+    this.take(key, checked.length);
+    const orders = checked.map((c) => this.newOrder(key, c, c.slices[0], null, null));
+    await Promise.all(orders.map((o, i) => this.accept(o, checked[i].marginPaise)));
+    return orders;
+  }
+
+  async modify(key: string, id: string, req: ModifyRequest): Promise<{ order_id: string }> {
+    const o = this.owned(key, id);
+    if (!WORKING_STATUSES.has(o.status) && o.status !== Status.OPEN) {
+      throw new OrderRejection('order', 'order_id', 'not_open', `Order ${id} is ${o.status}: only OPEN or TRIGGER PENDING orders can be modified`);
+    }
+    if (o.modifications >= this.opts.config.modificationsPerOrder) {
+      throw new OrderRejection('order', 'order_id', 'modifications', `Maximum allowed order modifications exceeded (${this.opts.config.modificationsPerOrder} per order): cancel and place a new order`);
+    }
+    const inst = this.opts.instrumentByToken(o.token);
+    const ch = checkModify(o, req, this.context(key, inst, 0));
+    this.take(key, 1);
+    const back = o.status;
+    o.modifications++;
+    this.transition(o, Status.MODIFY_VALIDATION_PENDING, null);
+    this.transition(o, Status.MODIFY_PENDING, null);
+    this.broker.modify(o, () => {
+      if (FINAL_STATUSES.has(o.status)) return;
+      if (ch.quantity < o.filledQuantity) {
+        this.transition(o, back, `Modification refused: quantity ${ch.quantity} is below the ${o.filledQuantity} already filled`);
+        return;
+      }
+      o.quantity = ch.quantity;
+      o.pricePaise = ch.pricePaise;
+      o.triggerPaise = ch.triggerPaise;
+      o.orderType = ch.orderType;
+      o.validity = ch.validity;
+      o.disclosedQuantity = ch.disclosedQuantity;
+      o.marketProtection = ch.marketProtection;
+      this.margins.set(o.id, this.marginOf(o));
+      this.transition(o, Status.MODIFIED, null);
+      const stop = (o.orderType === 'SL' || o.orderType === 'SL-M') && back === Status.TRIGGER_PENDING;
+      this.transition(o, stop ? Status.TRIGGER_PENDING : Status.OPEN, null);
+      if (o.filledQuantity >= o.quantity) this.transition(o, Status.COMPLETE, null);
+    });
+    await this.writes;
+    return { order_id: o.id };
+  }
+
+  async cancel(key: string, id: string): Promise<{ order_id: string }> {
+    const o = this.owned(key, id);
+    if (FINAL_STATUSES.has(o.status)) {
+      throw new OrderRejection('order', 'order_id', 'not_open', `Order ${id} is ${o.status} and cannot be cancelled`);
+    }
+    if (o.status === Status.CANCEL_PENDING) return { order_id: o.id };
+    this.take(key, 1);
+    this.transition(o, Status.CANCEL_PENDING, null);
+    this.broker.cancel(o);
+    // Iceberg: cancelling a leg cancels the legs still to come.
+    this.icebergNext.delete(o.id);
+    await this.writes;
+    return { order_id: o.id };
+  }
+
+  // --- reads -------------------------------------------------------------------------------------
+
+  orders(key: string): readonly Order[] {
+    return this.keys.get(key)?.orders ?? [];
+  }
+
+  order(key: string, id: string): Order {
+    return this.owned(key, id);
+  }
+
+  /** Kite's order history: one row per status the order went through. */
+  history(key: string, id: string): Record<string, unknown>[] {
+    this.owned(key, id);
+    return (this.events.get(id) ?? []).map((e) => e.row);
+  }
+
+  events_(key: string, id: string): readonly OrderEventRecord[] {
+    this.owned(key, id);
+    return this.events.get(id) ?? [];
+  }
+
+  trades(key: string): readonly Trade[] {
+    return this.keys.get(key)?.trades ?? [];
+  }
+
+  orderTrades(key: string, id: string): readonly Trade[] {
+    this.owned(key, id);
+    return this.tradesByOrder.get(id) ?? [];
+  }
+
+  tradeRow(t: Trade): Record<string, unknown> {
+    return kiteTradeRow(t, this.byId.get(t.orderId) ?? { id: t.orderId, createdMs: t.timeMs });
+  }
+
+  kitePositions(key: string): { net: object[]; day: object[] } {
+    return this.positions.kitePositions(key, (t) => this.mark(t));
+  }
+
+  kiteHoldings(key: string): object[] {
+    return this.positions.kiteHoldings(key, (t) => this.mark(t));
+  }
+
+  /** The paper account's funds, as Kite's `GET /user/margins` shows them (equity segment). */
+  funds(key: string): { capitalPaise: number; usedPaise: number; availablePaise: number; realisedPaise: number; unrealisedPaise: number } {
+    const totals = this.positions.totals(key, (t) => this.mark(t));
+    const used = this.usedMargin(key);
+    const capital = this.opts.config.paperCapitalPaise;
+    return {
+      capitalPaise: capital,
+      usedPaise: used,
+      availablePaise: capital + totals.realisedPaise + Math.min(0, totals.unrealisedPaise) - used,
+      realisedPaise: totals.realisedPaise,
+      unrealisedPaise: totals.unrealisedPaise,
+    };
+  }
+
+  /** The margin our checks would require for `req` (Kite's `POST /margins/orders`), without placing it. */
+  marginFor(key: string, req: PlaceRequest): CheckedOrder {
+    return this.check(key, req, 0, { funds: false });
+  }
+
+  /** The trading symbol of a token ('' when the master does not know it). */
+  kiteSymbol(token: number): string {
+    return this.opts.instrumentByToken(token)?.tradingsymbol ?? '';
+  }
+
+  /** NSE's freeze quantity of an F&O instrument (config table by underlying), null when none applies. */
+  freezeOf(inst: Instrument): number | null {
+    return freezeQuantity(this.opts.config, inst);
+  }
+
+  stats(): { orders: number; working: number; writeErrors: number } {
+    return { orders: this.byId.size, working: this.broker.book.size, writeErrors: this.writeErrors };
+  }
+
+  /** The latest price and previous close of a token, paise; null before its first tick. */
+  mark(token: number): { lastPaise: number; closePaise: number } | null {
+    const m = this.opts.market;
+    const row = m.rowOf(token);
+    if (row < 0 || m.hasTick[row] === 0) return null;
+    const o = row * N_FIELDS;
+    return { lastPaise: Math.round(m.latestTicks[o + N.PRICE] * 100), closePaise: Math.round(m.latestTicks[o + N.CLOSE] * 100) };
+  }
+
+  // --- internals: checks -------------------------------------------------------------------------
+
+  private check(key: string, req: PlaceRequest, extraMargin = 0, opt: { funds: boolean } = { funds: true }): CheckedOrder {
+    const inst = this.opts.instrument(req.exchange, req.tradingsymbol);
+    const ctx = this.context(key, inst, extraMargin);
+    // An order that only reduces the key's position in that product (a sell of what it holds, a
+    // cover of a short) frees margin rather than using it: the funds check does not apply.
+    const reduces = inst !== null && this.reduces(key, inst.instrumentToken, req);
+    if (!opt.funds || reduces) ctx.availablePaise = Number.MAX_SAFE_INTEGER;
+    return checkPlace(req, ctx);
+  }
+
+  private reduces(key: string, token: number, req: PlaceRequest): boolean {
+    const p = this.positions.get(key, token, req.product);
+    if (p === undefined) return false;
+    const net = p.buyQty - p.sellQty;
+    let pendingSameSide = 0;
+    for (const o of this.keyState(key).orders) {
+      if (o.token === token && o.product === req.product && o.side === req.transaction_type && !FINAL_STATUSES.has(o.status)) pendingSameSide += pendingQuantity(o);
+    }
+    const room = req.transaction_type === 'SELL' ? net - pendingSameSide : -net - pendingSameSide;
+    return room > 0 && req.quantity <= room;
+  }
+
+  private context(key: string, inst: Instrument | null, extraMargin: number): CheckContext {
+    const m = inst === null ? null : this.mark(inst.instrumentToken);
+    const ks = this.keyState(key);
+    this.rollKeyDay(ks);
+    let openQty = 0;
+    if (inst !== null) {
+      openQty = Math.abs(this.positions.netQuantity(key, inst.instrumentToken));
+      for (const o of ks.orders) if (o.token === inst.instrumentToken && !FINAL_STATUSES.has(o.status)) openQty += pendingQuantity(o);
+    }
+    return {
+      config: this.opts.config,
+      instrument: inst,
+      lastPricePaise: m?.lastPaise ?? null,
+      closePaise: m !== null && m.closePaise > 0 ? m.closePaise : null,
+      nowMs: this.now(),
+      openQty,
+      ordersToday: ks.ordersToday,
+      availablePaise: this.funds(key).availablePaise - extraMargin,
+    };
+  }
+
+  /** Live keys need the live broker, which this build does not have yet: refuse, saying so. */
+  private live(key: string): void {
+    if (this.opts.modeOf(key) === 'live') {
+      throw new OrderRejection('permission', 'api_key', 'live_broker',
+        'This key is marked live, and live orders through Kite are not available in this build: use a paper key (npm run keys -- create NAME) until the live broker is enabled');
+    }
+  }
+
+  private take(key: string, n: number): void {
+    const d = this.limiter.take(key, n);
+    if (!d.ok) throw new RateLimited(d.message, d.retryAfterMs, d.window);
+  }
+
+  private usedMargin(key: string): number {
+    let used = 0;
+    const ks = this.keys.get(key);
+    if (ks === undefined) return 0;
+    for (const o of ks.orders) if (!FINAL_STATUSES.has(o.status)) used += this.margins.get(o.id) ?? 0;
+    for (const p of this.positions.forKey(key)) {
+      const net = p.buyQty - p.sellQty;
+      if (net === 0) continue;
+      const inst = this.opts.instrumentByToken(p.token);
+      const avgValue = net > 0 ? Math.ceil((p.buyValuePaise * net) / Math.max(1, p.buyQty)) : Math.ceil((p.sellValuePaise * -net) / Math.max(1, p.sellQty));
+      used += requiredMarginPaise(this.opts.config, inst, p.product, net > 0 ? 'BUY' : 'SELL', avgValue);
+    }
+    return used;
+  }
+
+  private marginOf(o: Order): number {
+    const inst = this.opts.instrumentByToken(o.token);
+    const price = o.pricePaise > 0 ? o.pricePaise : (this.mark(o.token)?.lastPaise ?? 0);
+    return requiredMarginPaise(this.opts.config, inst, o.product, o.side, price * pendingQuantity(o));
+  }
+
+  // --- internals: orders -------------------------------------------------------------------------
+
+  private newOrder(key: string, c: CheckedOrder, quantity: number, parentId: string | null, meta: Record<string, unknown> | null): Order {
+    const now = this.now();
+    const r = c.req;
+    return {
+      id: this.ids.next(),
+      key,
+      mode: this.opts.modeOf(key),
+      parentId,
+      variety: r.variety,
+      exchange: c.instrument.exchange,
+      symbol: c.instrument.tradingsymbol,
+      token: c.instrument.instrumentToken,
+      side: r.transaction_type,
+      product: r.product,
+      orderType: r.order_type,
+      validity: r.validity,
+      validityTtl: r.validity_ttl ?? 0,
+      quantity,
+      disclosedQuantity: r.disclosed_quantity ?? 0,
+      pricePaise: c.pricePaise,
+      triggerPaise: c.triggerPaise,
+      marketProtection: c.marketProtection,
+      tag: r.tag ?? null,
+      guid: r.guid ?? null,
+      status: Status.PUT_ORDER_REQ_RECEIVED,
+      statusMessage: null,
+      filledQuantity: 0,
+      filledValuePaise: 0,
+      cancelledQuantity: 0,
+      modifications: 0,
+      createdMs: now,
+      updatedMs: now,
+      exchangeMs: null,
+      meta,
+    };
+  }
+
+  /** Record a new order with its first three events in one transaction, then hand it to the broker. */
+  private async accept(o: Order, marginPaise: number): Promise<void> {
+    this.byId.set(o.id, o);
+    const ks = this.keyState(o.key);
+    ks.orders.push(o);
+    ks.ordersToday++;
+    this.margins.set(o.id, marginPaise);
+    const amo = o.variety === 'amo';
+    const first = this.event(o, amo ? Status.AMO_REQ_RECEIVED : Status.PUT_ORDER_REQ_RECEIVED);
+    const events = amo ? [first] : [first, this.event(o, Status.VALIDATION_PENDING), this.event(o, Status.OPEN_PENDING)];
+    o.status = events[events.length - 1].status as OrderStatus;
+    await this.write({ orders: [o], events });
+    for (const e of events) this.opts.push.order(o.key, e.row);
+    if (o.validity === 'TTL' && o.validityTtl > 0) {
+      setTimeout(() => {
+        if (!FINAL_STATUSES.has(o.status)) this.broker.cancel(o, `TTL of ${o.validityTtl} min expired`);
+      }, o.validityTtl * 60_000).unref();
+    }
+    this.broker.place(o);
+  }
+
+  private async placeSlices(key: string, c: CheckedOrder): Promise<PlaceAnswer> {
+    const children: PlaceAnswer['children'] = [];
+    let parent: string | null = null;
+    for (const q of c.slices) {
+      const d = this.limiter.take(key, 1);
+      if (!d.ok) {
+        children.push({ error: { code: 429, error_type: 'NetworkException', message: d.message, data: null } });
+        continue;
+      }
+      const o = this.newOrder(key, c, q, parent, null);
+      parent ??= o.id;
+      await this.accept(o, Math.ceil((c.marginPaise * q) / c.req.quantity));
+      children.push({ order_id: o.id });
+    }
+    if (parent === null) {
+      const first = children[0] as { error: { message: string } };
+      throw new RateLimited(first.error.message, 1000, 'second');
+    }
+    return { order_id: parent, children };
+  }
+
+  /** Iceberg: legs go one at a time, the next when the previous completes (as Kite works them). */
+  private async placeIcebergLeg(key: string, c: CheckedOrder, leg: number, parentId: string | null): Promise<Order> {
+    const legs = c.slices.length;
+    const legQty = c.slices[leg - 1];
+    const done = c.slices.slice(0, leg - 1).reduce((a: number, b: number) => a + b, 0);
+    const meta = { iceberg: { leg, legs, leg_quantity: legQty, total_quantity: c.req.quantity, remaining_quantity: c.req.quantity - done } };
+    const o = this.newOrder(key, c, legQty, parentId, meta);
+    const parent = parentId ?? o.id;
+    if (leg < legs) this.icebergNext.set(o.id, { legs: c, key, leg: leg + 1, parentId: parent });
+    await this.accept(o, Math.ceil((c.marginPaise * legQty) / c.req.quantity));
+    return o;
+  }
+
+  private owned(key: string, id: string): Order {
+    const o = this.byId.get(id);
+    if (o === undefined || o.key !== key) throw new OrderNotFound(id);
+    return o;
+  }
+
+  private lastWorkingStatus(o: Order): string {
+    const list = this.events.get(o.id) ?? [];
+    for (let i = list.length - 1; i >= 0; i--) {
+      if (list[i].status === Status.OPEN || list[i].status === Status.TRIGGER_PENDING) return list[i].status;
+    }
+    return Status.OPEN;
+  }
+
+  private event(o: Order, status: string): OrderEventRecord {
+    let list = this.events.get(o.id);
+    if (list === undefined) this.events.set(o.id, (list = []));
+    const at = this.now();
+    const e: OrderEventRecord = { orderId: o.id, seq: list.length + 1, status, atMs: at, key: o.key, mode: o.mode, row: kiteOrderRow(o, status, at) };
+    list.push(e);
+    return e;
+  }
+
+  /**
+   * The one way an order's status changes: refused once final (a fill before the cancel wins,
+   * and the late cancel finds nothing); recorded, persisted and pushed.
+   */
+  private transition(o: Order, status: OrderStatus, message: string | null, extra: Omit<OrderChange, 'orders' | 'events'> = {}): void {
+    if (FINAL_STATUSES.has(o.status)) return;
+    o.status = status;
+    if (message !== null) o.statusMessage = message;
+    o.updatedMs = this.now();
+    if ((status === Status.OPEN || status === Status.TRIGGER_PENDING) && o.exchangeMs === null) o.exchangeMs = o.updatedMs;
+    if (status === Status.REJECTED || status === Status.CANCELLED) this.margins.delete(o.id);
+    const e = this.event(o, status);
+    void this.write({ ...extra, orders: [o], events: [e] });
+    this.opts.push.order(o.key, e.row);
+    if (status === Status.COMPLETE) this.nextIcebergLeg(o);
+  }
+
+  private fill(o: Order, qty: number, pricePaise: number): void {
+    if (FINAL_STATUSES.has(o.status) || qty <= 0) return;
+    const now = this.now();
+    const t: Trade = {
+      tradeId: this.tradeIds.next(), orderId: o.id, key: o.key, mode: o.mode, exchange: o.exchange, symbol: o.symbol,
+      token: o.token, product: o.product, side: o.side, quantity: qty, pricePaise, timeMs: now,
+    };
+    o.filledQuantity += qty;
+    o.filledValuePaise += qty * pricePaise;
+    const ks = this.keyState(o.key);
+    ks.trades.push(t);
+    let list = this.tradesByOrder.get(o.id);
+    if (list === undefined) this.tradesByOrder.set(o.id, (list = []));
+    list.push(t);
+    const pos = this.positions.apply(t, istDayStart(now));
+    this.markHeld(o.token);
+    ks.positionsDirty = true;
+    const complete = o.filledQuantity >= o.quantity;
+    if (complete) this.margins.delete(o.id);
+    else this.margins.set(o.id, this.marginOf(o));
+    // Kite reports a partial fill as an update of the OPEN order; the last fill completes it.
+    const status = complete ? Status.COMPLETE : o.status === Status.TRIGGER_PENDING ? Status.OPEN : o.status;
+    this.transition(o, status, null, { trades: [t], positions: [this.positions.record(pos)] });
+  }
+
+  private cancelled(o: Order, message: string | null): void {
+    if (FINAL_STATUSES.has(o.status)) return;
+    o.cancelledQuantity = o.quantity - o.filledQuantity;
+    this.icebergNext.delete(o.id);
+    this.transition(o, Status.CANCELLED, message);
+  }
+
+  private nextIcebergLeg(o: Order): void {
+    const next = this.icebergNext.get(o.id);
+    if (next === undefined) return;
+    this.icebergNext.delete(o.id);
+    this.placeIcebergLeg(next.key, next.legs, next.leg, next.parentId).catch((err: unknown) => {
+      this.opts.log.error({ err, parent: next.parentId }, 'iceberg leg could not be placed');
+    });
+  }
+
+  private markHeld(token: number): void {
+    const row = this.opts.market.rowOf(token);
+    if (row >= 0 && this.heldRows[row] === 0) this.heldRows[row] = 1;
+  }
+
+  private pushPositions(): void {
+    const now = this.now();
+    // A held instrument that ticked moves m2m: every key holding it gets fresh positions.
+    const ticked = new Set<number>();
+    for (let r = 0; r < this.heldRows.length; r++) {
+      if (this.heldRows[r] === 2) {
+        ticked.add(r);
+        this.heldRows[r] = 1;
+      }
+    }
+    for (const [key, ks] of this.keys) {
+      let due = ks.positionsDirty;
+      if (!due && ticked.size > 0) {
+        for (const p of this.positions.forKey(key)) {
+          if (p.buyQty !== p.sellQty && ticked.has(this.opts.market.rowOf(p.token))) {
+            due = true;
+            break;
+          }
+        }
+      }
+      if (!due || now - ks.positionsPushedAt < POSITION_PUSH_MS) continue;
+      ks.positionsDirty = false;
+      ks.positionsPushedAt = now;
+      this.opts.push.positions(key, this.kitePositions(key).net);
+    }
+  }
+
+  private keyState(key: string): KeyState {
+    let ks = this.keys.get(key);
+    if (ks === undefined) {
+      ks = { orders: [], trades: [], day: istDayStart(this.now()), ordersToday: 0, positionsDirty: false, positionsPushedAt: 0 };
+      this.keys.set(key, ks);
+    }
+    return ks;
+  }
+
+  private rollKeyDay(ks: KeyState): void {
+    const day = istDayStart(this.now());
+    if (day !== ks.day) {
+      ks.day = day;
+      ks.ordersToday = 0;
+      this.positions.rollDay(day);
+    }
+  }
+
+  /** Persist in call order; a failed write is logged and counted (the state in memory stands). */
+  private write(change: OrderChange): Promise<void> {
+    const p = this.opts.store.write(change);
+    this.writes = this.writes.then(() => p).catch((err: unknown) => {
+      this.writeErrors++;
+      this.opts.log.error({ err }, 'order store write failed');
+    });
+    return p;
+  }
+}
+
+export type { PositionRecord };
