@@ -20,6 +20,9 @@ import type { Db } from '../../src/core/db.ts';
 import { silentLogger } from '../../src/log.ts';
 import { N, N_FIELDS, NType } from '../../src/core/tick.ts';
 import { IST_OFFSET_MS, MINUTE_MS, timeframeName } from '../../src/core/ist.ts';
+import { loadConfig } from '../../src/config.ts';
+import { OrderService } from '../../src/orders/service.ts';
+import { dbStore, OrderStore } from '../../src/orders/store.ts';
 
 export const KEY = 'rest-test-key-0123456789';
 export const OTHER_KEY = 'rest-other-key-0123456789';
@@ -228,6 +231,8 @@ export async function startRestServer(opts: {
   /** Where quotes come from: the in-process quote cache (default), or the hub's latest ticks. */
   quotes?: 'cache' | 'hub';
   extra?: Partial<RestDeps>;
+  /** Mount the order routes over a real order service whose store is this database (migrated). */
+  orders?: Db;
 }): Promise<RestServer> {
   const hub = new FeedHub(followed, STORED);
   const specs = tickSpecs();
@@ -240,6 +245,23 @@ export async function startRestServer(opts: {
     quotes = cache;
   }
   const readyState: ReadyState = { feedConnected: true, dbOk: true, cacheOk: true, ringsOk: true };
+  let orders: OrderService | null = null;
+  if (opts.orders !== undefined) {
+    const bySym = new Map(master.map((i) => [`${i.exchange}:${i.tradingsymbol}`, i]));
+    const byTok = new Map(master.map((i) => [i.instrumentToken, i]));
+    orders = new OrderService({
+      config: loadConfig({}).orders,
+      store: new OrderStore(dbStore(opts.orders)),
+      instrument: (e, sym) => bySym.get(`${e}:${sym}`) ?? null,
+      instrumentByToken: (t) => byTok.get(t) ?? null,
+      market: { latestTicks: hub.latestTicks, hasTick: hub.hasTick, rowOf: (t) => hub.rowOfToken.get(t) ?? -1 },
+      rows: hub.rows,
+      modeOf: () => 'paper',
+      push: { order() {}, positions() {} },
+      log: silentLogger,
+    });
+    await orders.start();
+  }
   let handle!: RestHandle;
   const gateway = await startGateway({
     host: '127.0.0.1', port: 0, health: () => ({}),
@@ -255,12 +277,16 @@ export async function startRestServer(opts: {
         metrics: opts.metrics ?? {},
         log: silentLogger,
         now: () => TODAY.getTime(),
+        ...(orders === null ? {} : { orders: { orders, instrument: (e: string, sym: string) => master.find((i) => i.exchange === e && i.tradingsymbol === sym) ?? null } }),
         ...opts.extra,
       });
     },
   });
   return {
     port: gateway.port, base: `http://127.0.0.1:${gateway.port}`, hub, handle, gateway, readyState,
-    close: () => gateway.close(),
+    close: () => {
+      gateway.close();
+      void orders?.close();
+    },
   };
 }
