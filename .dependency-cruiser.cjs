@@ -8,6 +8,9 @@
  *   workers/    the threads' code: imports only src/core/ (and its own files).
  *   src/        the main thread: may import src/core/, never workers/ (the thread-starting code
  *               names worker modules by URL, which is not an import).
+ *   src/orders/ the order domain: checks, limits, broker, positions, store. The gateway calls it;
+ *               it never imports the gateway, storage or the service wiring (it is handed what
+ *               it needs: a store interface, a market view, push callbacks).
  * No import circles anywhere; the running service never imports a dev dependency or test code.
  */
 const TEST = '(\\.test\\.ts$|^test/|^bench/)';
@@ -41,6 +44,13 @@ module.exports = {
       comment: 'The main thread reaches worker code only by starting its thread (a module URL); shared definitions belong in src/core/.',
       from: { path: '^src/', pathNot: TEST },
       to: { path: '^workers/' },
+    },
+    {
+      name: 'orders-below-the-gateway',
+      severity: 'error',
+      comment: 'The order domain is called by the gateway and handed its storage: it must not import src/gateway/, src/storage/ or the service wiring.',
+      from: { path: '^src/orders/', pathNot: TEST },
+      to: { path: '^src/(gateway/|storage/|service\\.ts$)' },
     },
     {
       name: 'service-not-to-test-code',
