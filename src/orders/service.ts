@@ -28,7 +28,7 @@ import { createHash } from 'node:crypto';
 import type { OrdersConfig } from '../config.ts';
 import { AppError } from '../core/errors.ts';
 import type { Instrument } from '../core/instrument.ts';
-import { istDayStart } from '../core/ist.ts';
+import { DAY_MS, IST_OFFSET_MS, istDayStart } from '../core/ist.ts';
 import { N, N_FIELDS } from '../core/tick.ts';
 import type { Logger } from '../log.ts';
 import { checkModify, checkPlace, freezeQuantity, requiredMarginPaise, type CheckContext, type CheckedOrder } from './checks.ts';
@@ -100,6 +100,24 @@ export interface Remembered {
   body: unknown;
 }
 
+/** NSE's normal session in IST minutes after midnight: 09:15 to 15:30. */
+export const SESSION_OPEN_MIN = 9 * 60 + 15;
+export const SESSION_CLOSE_MIN = 15 * 60 + 30;
+
+/**
+ * The first weekday time `minuteOfDay` (IST) strictly after `nowMs`. Exchange holidays are not
+ * known here (Kite publishes no holiday list): a holiday is taken for a trading day.
+ */
+export function nextIstWeekdayTime(nowMs: number, minuteOfDay: number): number {
+  let day = istDayStart(nowMs);
+  for (;;) {
+    const t = day + minuteOfDay * 60_000;
+    const weekday = new Date(day + IST_OFFSET_MS).getUTCDay();
+    if (t > nowMs && weekday !== 0 && weekday !== 6) return t;
+    day += DAY_MS;
+  }
+}
+
 /** Push positions of a key at most this often while they change, ms. */
 export const POSITION_PUSH_MS = 250;
 
@@ -132,6 +150,7 @@ export class OrderService {
   private readonly heldRows: Uint8Array;
   private readonly now: () => number;
   private pushTimer: NodeJS.Timeout | null = null;
+  private sessionTimers: NodeJS.Timeout[] = [];
   private writes: Promise<void> = Promise.resolve();
   private writeErrors = 0;
 
@@ -199,10 +218,16 @@ export class OrderService {
         o.statusMessage = 'Modification not applied: the service restarted while it was pending. Modify again.';
         this.transition(o, st as OrderStatus, o.statusMessage);
         this.broker.restore(o, st);
+      } else if (o.status === Status.AMO_REQ_RECEIVED && this.opts.config.marketHours === 'exchange') {
+        // Waits for the session's open (sessionTimers).
       } else {
         // Accepted but not yet at the exchange: it arrives now.
         this.broker.place(o);
       }
+    }
+    if (this.opts.config.marketHours === 'exchange') {
+      this.atSession(SESSION_OPEN_MIN, () => this.openAfterMarketOrders());
+      this.atSession(SESSION_CLOSE_MIN, () => this.expireDayOrders());
     }
     this.pushTimer = setInterval(() => this.pushPositions(), POSITION_PUSH_MS);
     this.pushTimer.unref();
@@ -212,6 +237,7 @@ export class OrderService {
   /** Wait for every pending write, then stop matching. */
   async close(): Promise<void> {
     if (this.pushTimer) clearInterval(this.pushTimer);
+    for (const t of this.sessionTimers) clearTimeout(t);
     this.broker.close();
     await this.writes;
   }
@@ -436,6 +462,37 @@ export class OrderService {
     return { lastPaise: Math.round(m.latestTicks[o + N.PRICE] * 100), closePaise: Math.round(m.latestTicks[o + N.CLOSE] * 100) };
   }
 
+  // --- internals: the session (MARKET_HOURS=exchange) -------------------------------------------
+
+  /** Run `fn` at every weekday `minuteOfDay` IST, from now on. */
+  private atSession(minuteOfDay: number, fn: () => void): void {
+    const arm = () => {
+      const wait = nextIstWeekdayTime(this.now(), minuteOfDay) - this.now();
+      const t = setTimeout(() => {
+        this.sessionTimers = this.sessionTimers.filter((x) => x !== t);
+        fn();
+        arm();
+      }, Math.max(1, wait));
+      t.unref();
+      this.sessionTimers.push(t);
+    };
+    arm();
+  }
+
+  /** At the open: after-market orders go to the exchange. */
+  private openAfterMarketOrders(): void {
+    for (const o of this.byId.values()) if (o.status === Status.AMO_REQ_RECEIVED) this.broker.place(o);
+  }
+
+  /** At the close: DAY orders still working expire (Kite cancels them), as do TTL orders. */
+  private expireDayOrders(): void {
+    for (const o of this.byId.values()) {
+      if ((o.status === Status.OPEN || o.status === Status.TRIGGER_PENDING) && o.validity !== 'IOC') {
+        this.broker.cancel(o, `${o.validity} order expired at the close of the session`);
+      }
+    }
+  }
+
   // --- internals: checks -------------------------------------------------------------------------
 
   private check(key: string, req: PlaceRequest, extraMargin = 0, opt: { funds: boolean } = { funds: true }): CheckedOrder {
@@ -572,7 +629,8 @@ export class OrderService {
         if (!FINAL_STATUSES.has(o.status)) this.broker.cancel(o, `TTL of ${o.validityTtl} min expired`);
       }, o.validityTtl * 60_000).unref();
     }
-    this.broker.place(o);
+    // An after-market order waits for the open when the exchange's hours apply.
+    if (!(amo && this.opts.config.marketHours === 'exchange')) this.broker.place(o);
   }
 
   private async placeSlices(key: string, c: CheckedOrder): Promise<PlaceAnswer> {
