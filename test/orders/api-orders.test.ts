@@ -26,15 +26,19 @@ let option: { symbol: string; lot: number; token: number };
 let far = 0;
 const px = (steps: number) => Math.round((far - steps * 0.05) * 100) / 100;
 
-beforeAll(async () => {
-  db = await createTestDatabase('api_orders');
-  dataDir = mkdtempSync(join(tmpdir(), 'api-orders-'));
+async function startIt(): Promise<void> {
   service = await startService(loadConfig({
     DATABASE_URL: db.url, DATA_DIR: dataDir, PORT: '0', API_KEYS: `alice:${ALICE},bob:${BOB}`, WORKERS: '1',
     SIM_RATE: '5000', PAPER_LATENCY_MS: '2', OPTION_STRIKES: '1', OPTION_EXPIRIES: '1', WRITER_BATCH_MS: '20',
     API_RATE_PER_SEC: '1000', API_RATE_BURST: '1000',
   }), silentLogger);
   base = `http://127.0.0.1:${service.port}`;
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('api_orders');
+  dataDir = mkdtempSync(join(tmpdir(), 'api-orders-'));
+  await startIt();
   const inst = (await (await call(ALICE, 'GET', '/api/instruments?type=CE')).json()) as { instruments: { symbol: string; token: number; lotSize?: number; lot_size?: number }[] };
   const ce = inst.instruments[0];
   option = { symbol: ce.symbol, lot: (ce.lotSize ?? ce.lot_size)!, token: ce.token };
@@ -195,5 +199,17 @@ describe('JSON order API', () => {
     const t0 = times[times.length - 1] - 999;
     for (const x of rows) if (new Date(x.created_at as string).getTime() >= t0) perKey.set(x.api_key as string, (perKey.get(x.api_key as string) ?? 0) + 1);
     for (const n of perKey.values()) expect(n).toBeLessThan(10);
+  });
+
+  it('Idempotency-Key holds across a restart: the retry after it gets the same order', async () => {
+    const h = { 'Idempotency-Key': 'survives-restart' };
+    const first = (await (await call(BOB, 'POST', '/api/orders', limitBuy({ price: px(30) }), h)).json()) as any;
+    await service.close();
+    await startIt();
+    const again = await call(BOB, 'POST', '/api/orders', limitBuy({ price: px(30) }), h);
+    expect(again.status).toBe(201);
+    expect(((await again.json()) as any).order_id).toBe(first.order_id);
+    const n = await db.sql`SELECT count(*)::int AS n FROM orders WHERE api_key = 'bob' AND price_paise = ${Math.round(px(30) * 100)}`;
+    expect(n[0].n).toBe(1);
   });
 });
