@@ -37,6 +37,8 @@ export interface FeedClientEvents {
   bars: [FeedBar[]];
   snapshot: [{ ticks: FeedTick[]; bars: FeedBar[] }];
   order: [Record<string, unknown>];
+  /** The key's net positions (Kite's position rows), at most every 250 ms while they change. */
+  position: [Record<string, unknown>[]];
   error: [Error];
   open: [];
   close: [number, string];
@@ -132,6 +134,7 @@ export class FeedClient extends EventEmitter<FeedClientEvents> {
       case 'bars': this.emit('bars', m.d as FeedBar[]); break;
       case 'snapshot': this.emit('snapshot', m as unknown as { ticks: FeedTick[]; bars: FeedBar[] }); break;
       case 'order': this.emit('order', m.d as Record<string, unknown>); break;
+      case 'position': this.emit('position', m.d as Record<string, unknown>[]); break;
       case 'ack': {
         const a = m as unknown as Ack;
         this.acks.get(a.id)?.(a);
