@@ -8,7 +8,7 @@
  * | POST /kite/orders/{variety}             | `{order_id}`; autoslice: `{order_id, children:[...]}`    |
  * | PUT /kite/orders/{variety}/{order_id}   | `{order_id}`                                             |
  * | DELETE /kite/orders/{variety}/{order_id}| `{order_id}`                                             |
- * | GET /kite/orders                        | the key's orders, latest state each                      |
+ * | GET /kite/orders                        | the key's orders of the day (IST) and any still working  |
  * | GET /kite/orders/{order_id}             | its history: one row per status                          |
  * | GET /kite/trades, /kite/orders/{id}/trades | trades                                                |
  * | GET /kite/portfolio/positions           | `{net, day}`                                             |
@@ -28,7 +28,8 @@
 import { z } from 'zod';
 import type { Instrument } from '../core/instrument.ts';
 import { OrderRejection } from '../orders/errors.ts';
-import { kiteOrderRow, paiseToRupees, type Order } from '../orders/model.ts';
+import { FINAL_STATUSES, kiteOrderRow, paiseToRupees, type Order } from '../orders/model.ts';
+import { istDayStart } from '../core/ist.ts';
 import { parseModifyForm, parseModifyJson, parsePlaceForm, parsePlaceJson, type PlaceRequest } from '../orders/request.ts';
 import { IdempotencyConflict, OrderNotFound, RateLimited, type OrderService, type Remembered } from '../orders/service.ts';
 import { HttpError, queryObject, validate, type HttpReply, type HttpRequest, type Router } from './http.ts';
@@ -143,9 +144,20 @@ export function addKiteOrderRoutes(router: Router, deps: OrderRouteDeps): void {
     .add({ ...k, method: 'POST', path: '/kite/orders/:variety', handler: (r) => guarded(async () => ok(await s.place(who(r), parsePlaceForm(r.params.variety, formOf(r))))) })
     .add({ ...k, method: 'PUT', path: '/kite/orders/:variety/:order_id', handler: (r) => guarded(async () => ok(await s.modify(who(r), r.params.order_id, parseModifyForm(formOf(r))))) })
     .add({ ...k, method: 'DELETE', path: '/kite/orders/:variety/:order_id', handler: (r) => guarded(async () => ok(await s.cancel(who(r), r.params.order_id))) })
-    .add({ ...k, method: 'GET', path: '/kite/orders', handler: (r) => ok(s.orders(who(r)).map((o) => kiteOrderRow(o))) })
+    // Kite's order and trade books are the day's: today's (IST) orders and any still working.
+    .add({
+      ...k, method: 'GET', path: '/kite/orders', handler: (r) => {
+        const today = istDayStart(Date.now());
+        return ok(s.orders(who(r)).filter((o) => o.createdMs >= today || !FINAL_STATUSES.has(o.status)).map((o) => kiteOrderRow(o)));
+      },
+    })
     .add({ ...k, method: 'GET', path: '/kite/orders/:order_id', handler: (r) => guarded(() => ok(s.history(who(r), r.params.order_id))) })
-    .add({ ...k, method: 'GET', path: '/kite/trades', handler: (r) => ok(s.trades(who(r)).map((t) => s.tradeRow(t))) })
+    .add({
+      ...k, method: 'GET', path: '/kite/trades', handler: (r) => {
+        const today = istDayStart(Date.now());
+        return ok(s.trades(who(r)).filter((t) => t.timeMs >= today).map((t) => s.tradeRow(t)));
+      },
+    })
     .add({ ...k, method: 'GET', path: '/kite/orders/:order_id/trades', handler: (r) => guarded(() => ok(s.orderTrades(who(r), r.params.order_id).map((t) => s.tradeRow(t)))) })
     .add({ ...k, method: 'GET', path: '/kite/portfolio/positions', handler: (r) => ok(s.kitePositions(who(r))) })
     .add({ ...k, method: 'GET', path: '/kite/portfolio/holdings', handler: (r) => ok(s.kiteHoldings(who(r))) })
