@@ -356,7 +356,8 @@ export class OrderService {
       this.margins.set(o.id, this.marginOf(o));
       this.transition(o, Status.MODIFIED, null);
       const stop = (o.orderType === 'SL' || o.orderType === 'SL-M') && back === Status.TRIGGER_PENDING;
-      this.transition(o, stop ? Status.TRIGGER_PENDING : Status.OPEN, null);
+      // An after-market order not yet at the exchange stays waiting for the open.
+      this.transition(o, back === Status.AMO_REQ_RECEIVED ? back : stop ? Status.TRIGGER_PENDING : Status.OPEN, null);
       if (o.filledQuantity >= o.quantity) this.transition(o, Status.COMPLETE, null);
     });
     await this.writes;
@@ -622,7 +623,17 @@ export class OrderService {
     const first = this.event(o, amo ? Status.AMO_REQ_RECEIVED : Status.PUT_ORDER_REQ_RECEIVED);
     const events = amo ? [first] : [first, this.event(o, Status.VALIDATION_PENDING), this.event(o, Status.OPEN_PENDING)];
     o.status = events[events.length - 1].status as OrderStatus;
-    await this.write({ orders: [o], events });
+    try {
+      await this.write({ orders: [o], events });
+    } catch (e) {
+      // Not recorded, so not placed: forget it, and the caller gets the error (nothing to retry blindly).
+      this.byId.delete(o.id);
+      ks.orders.splice(ks.orders.indexOf(o), 1);
+      ks.ordersToday--;
+      this.margins.delete(o.id);
+      this.events.delete(o.id);
+      throw e;
+    }
     for (const e of events) this.opts.push.order(o.key, e.row);
     if (o.validity === 'TTL' && o.validityTtl > 0) {
       setTimeout(() => {
@@ -702,7 +713,7 @@ export class OrderService {
     if ((status === Status.OPEN || status === Status.TRIGGER_PENDING) && o.exchangeMs === null) o.exchangeMs = o.updatedMs;
     if (status === Status.REJECTED || status === Status.CANCELLED) this.margins.delete(o.id);
     const e = this.event(o, status);
-    void this.write({ ...extra, orders: [o], events: [e] });
+    this.write({ ...extra, orders: [o], events: [e] }).catch(() => {}); // logged by write()
     this.opts.push.order(o.key, e.row);
     if (status === Status.COMPLETE) this.nextIcebergLeg(o);
   }
@@ -798,13 +809,17 @@ export class OrderService {
     }
   }
 
-  /** Persist in call order; a failed write is logged and counted (the state in memory stands). */
+  /**
+   * Persist (the store commits in call order). A failed write is logged and counted here, so a
+   * caller that does not await it leaves no unhandled rejection; one that awaits gets the error.
+   */
   private write(change: OrderChange): Promise<void> {
     const p = this.opts.store.write(change);
-    this.writes = this.writes.then(() => p).catch((err: unknown) => {
+    const logged = p.catch((err: unknown) => {
       this.writeErrors++;
-      this.opts.log.error({ err }, 'order store write failed');
+      this.opts.log.error({ err }, 'order store write failed: the order state in memory is ahead of the database');
     });
+    this.writes = this.writes.then(() => logged);
     return p;
   }
 }

@@ -130,7 +130,7 @@ export class PaperBroker {
       apply();
       if (pendingQuantity(order) <= 0) return;
       if (order.status === 'TRIGGER PENDING') this.rest(order, true);
-      else this.work(order);
+      else if (order.status !== 'AMO REQ RECEIVED') this.work(order);
     });
   }
 
