@@ -784,7 +784,8 @@ export class OrderService {
           }
         }
       }
-      if (!due || now - ks.positionsPushedAt < POSITION_PUSH_MS) continue;
+      // The interval itself spaces pushes POSITION_PUSH_MS apart: at most one per key per period.
+      if (!due) continue;
       ks.positionsDirty = false;
       ks.positionsPushedAt = now;
       this.opts.push.positions(key, this.kitePositions(key).net);

@@ -416,7 +416,7 @@ describe('the order service with the paper broker', () => {
 
   // Fails until src/orders/service.ts pushPositions stops throttling on the injected clock (see the
   // report): with `now` pinned, now − positionsPushedAt stays 0 and no second push is ever due.
-  it.fails('pushes positions after each fill while the service runs on a pinned clock', async () => {
+  it('pushes positions after each fill while the service runs on a pinned clock', async () => {
     const m = new Market();
     m.tick('INFY', { price: 1500, bids: [[1499.95, 10]], asks: [[1500.05, 50]] });
     const pinned = Date.UTC(2025, 11, 3, 4, 0, 0); // a Wednesday, 09:30 IST
