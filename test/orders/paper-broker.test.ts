@@ -414,8 +414,8 @@ describe('the order service with the paper broker', () => {
     expect(pushed.rows[0]).toMatchObject({ instrument_token: buy.token, quantity: 6, realised: 7.74 });
   });
 
-  // Fails until src/orders/service.ts pushPositions stops throttling on the injected clock (see the
-  // report): with `now` pinned, now − positionsPushedAt stays 0 and no second push is ever due.
+  // The push interval is the only throttle: a service on an injected (here pinned) clock still
+  // pushes after every fill.
   it('pushes positions after each fill while the service runs on a pinned clock', async () => {
     const m = new Market();
     m.tick('INFY', { price: 1500, bids: [[1499.95, 10]], asks: [[1500.05, 50]] });
