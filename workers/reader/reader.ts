@@ -56,6 +56,11 @@ export class Reader {
    */
   async transact(statements: readonly TxStatement[]): Promise<void> {
     if (statements.length === 0) return;
+    // One statement is its own transaction: no BEGIN and COMMIT round trips around it.
+    if (statements.length === 1) {
+      await this.run(async (sql) => { await sql.unsafe(statements[0].text, statements[0].params as postgres.ParameterOrJSON<never>[]); });
+      return;
+    }
     await this.run((sql) => sql.begin((tx) => statements.map((s) => tx.unsafe(s.text, s.params as postgres.ParameterOrJSON<never>[]))));
   }
 
