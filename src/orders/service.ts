@@ -9,6 +9,9 @@
  * | checks         | checks.ts: instrument, lot, freeze, tick, band, coherence, hours, risk, funds |
  * | rate limit     | rate-limit.ts: the Kite account's budget, shared fairly by the keys           |
  * | record         | the order and its first events in one transaction, then the answer           |
+ * |                | (the answer waits for the commit, so an acknowledged order survives a crash:  |
+ * |                | the round trip is bounded below by the database's commit latency, which     |
+ * |                | bench/orders.bench.ts prints beside it)                                       |
  * | broker         | the paper broker (paper/broker.ts) works it; its events come back here        |
  *
  * Every state change is one `order_events` row, persisted with the order's new state (and the
