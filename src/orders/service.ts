@@ -627,7 +627,8 @@ export class OrderService {
     const events = amo ? [first] : [first, this.event(o, Status.VALIDATION_PENDING), this.event(o, Status.OPEN_PENDING)];
     o.status = events[events.length - 1].status as OrderStatus;
     try {
-      await this.write({ orders: [o], events });
+      // Alone: no other write knows this order yet, so it need not queue behind theirs.
+      await this.write({ orders: [o], events }, true);
     } catch (e) {
       // Not recorded, so not placed: forget it, and the caller gets the error (nothing to retry blindly).
       this.byId.delete(o.id);
@@ -817,8 +818,8 @@ export class OrderService {
    * Persist (the store commits in call order). A failed write is logged and counted here, so a
    * caller that does not await it leaves no unhandled rejection; one that awaits gets the error.
    */
-  private write(change: OrderChange): Promise<void> {
-    const p = this.opts.store.write(change);
+  private write(change: OrderChange, alone = false): Promise<void> {
+    const p = this.opts.store.write(change, { alone });
     const logged = p.catch((err: unknown) => {
       this.writeErrors++;
       this.opts.log.error({ err }, 'order store write failed: the order state in memory is ahead of the database');

@@ -397,8 +397,19 @@ export class OrderStore {
     return this.queue.length;
   }
 
-  /** Make `change` durable: one transaction, committed after every write made before it. */
-  write(change: OrderChange): Promise<void> {
+  /**
+   * Make `change` durable: one transaction, committed after every write made before it. With
+   * `alone`, the caller vouches that no other write touches its rows until this one resolves (a
+   * new order's first write: nothing else knows the order yet), so it commits at once beside the
+   * queue instead of waiting behind it: the order's acknowledgement does not wait for other orders'
+   * fills and status changes.
+   */
+  write(change: OrderChange, opts: { alone?: boolean } = {}): Promise<void> {
+    if (opts.alone === true) {
+      return this.commit(asOneStatement(changeStatements([change]))).catch((e: unknown) => {
+        throw writeError(e);
+      });
+    }
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ change, resolve, reject });
       if (!this.draining) {
