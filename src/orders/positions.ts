@@ -40,26 +40,11 @@
 import { AppError } from '../core/errors.ts';
 import { istDayStart } from '../core/ist.ts';
 import type { BrokerMode, Product, Trade } from './model.ts';
+import type { PositionRecord } from './store.ts';
 import { averageRupees, divRoundHalfEven, kiteTime, paiseToRupees, PRODUCTS } from './model.ts';
 
-/** A position as the store persists it: the sums, nothing derived. */
-export interface PositionRecord {
-  key: string;
-  mode: BrokerMode;
-  token: number;
-  product: Product;
-  exchange: string;
-  symbol: string;
-  buyQty: number;
-  buyValuePaise: number;
-  sellQty: number;
-  sellValuePaise: number;
-  dayBuyQty: number;
-  dayBuyValuePaise: number;
-  daySellQty: number;
-  daySellValuePaise: number;
-  updatedMs: number;
-}
+/** A position as the store persists it (store.ts): the sums, nothing derived. */
+export type { PositionRecord };
 
 /** A position in the book. Read only outside it: change it through `apply`, `restore`, `rollDay`. */
 export type PositionState = Readonly<PositionRecord>;

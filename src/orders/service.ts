@@ -44,7 +44,7 @@ import { PaperBroker, type MarketView } from './paper/broker.ts';
 import { PositionBook } from './positions.ts';
 import { OrderRateLimiter } from './rate-limit.ts';
 import type { ModifyRequest, PlaceRequest } from './request.ts';
-import type { IdempotencyRecord, OrderChange, OrderEventRecord, OrderStore, PositionRecord } from './store.ts';
+import type { IdempotencyRecord, OrderChange, OrderEventRecord, OrderStore } from './store.ts';
 
 /** Pushes to the owning key's sockets (/kite text frames, /ws msgpack frames). */
 export interface OrderPush {
@@ -829,4 +829,3 @@ export class OrderService {
   }
 }
 
-export type { PositionRecord };
