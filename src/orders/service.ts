@@ -126,6 +126,8 @@ export const POSITION_PUSH_MS = 250;
 
 interface KeyState {
   orders: Order[];
+  /** Its orders not yet final: what the risk, funds and margin sums walk (not the day's whole book). */
+  open: Set<Order>;
   trades: Trade[];
   /** Orders placed per IST day, for the daily risk limit. */
   day: number;
@@ -183,7 +185,9 @@ export class OrderService {
     const s = await this.opts.store.load();
     for (const o of s.orders) {
       this.byId.set(o.id, o);
-      this.keyState(o.key).orders.push(o);
+      const ks = this.keyState(o.key);
+      ks.orders.push(o);
+      if (!FINAL_STATUSES.has(o.status)) ks.open.add(o);
       this.ids.observe(o.id);
     }
     for (const e of s.events) {
@@ -514,7 +518,7 @@ export class OrderService {
     if (p === undefined) return false;
     const net = p.buyQty - p.sellQty;
     let pendingSameSide = 0;
-    for (const o of this.keyState(key).orders) {
+    for (const o of this.keyState(key).open) {
       if (o.token === token && o.product === req.product && o.side === req.transaction_type && !FINAL_STATUSES.has(o.status)) pendingSameSide += pendingQuantity(o);
     }
     const room = req.transaction_type === 'SELL' ? net - pendingSameSide : -net - pendingSameSide;
@@ -528,7 +532,7 @@ export class OrderService {
     let openQty = 0;
     if (inst !== null) {
       openQty = Math.abs(this.positions.netQuantity(key, inst.instrumentToken));
-      for (const o of ks.orders) if (o.token === inst.instrumentToken && !FINAL_STATUSES.has(o.status)) openQty += pendingQuantity(o);
+      for (const o of ks.open) if (o.token === inst.instrumentToken) openQty += pendingQuantity(o);
     }
     return {
       config: this.opts.config,
@@ -559,7 +563,7 @@ export class OrderService {
     let used = 0;
     const ks = this.keys.get(key);
     if (ks === undefined) return 0;
-    for (const o of ks.orders) if (!FINAL_STATUSES.has(o.status)) used += this.margins.get(o.id) ?? 0;
+    for (const o of ks.open) used += this.margins.get(o.id) ?? 0;
     for (const p of this.positions.forKey(key)) {
       const net = p.buyQty - p.sellQty;
       if (net === 0) continue;
@@ -620,6 +624,7 @@ export class OrderService {
     this.byId.set(o.id, o);
     const ks = this.keyState(o.key);
     ks.orders.push(o);
+    ks.open.add(o);
     ks.ordersToday++;
     this.margins.set(o.id, marginPaise);
     const amo = o.variety === 'amo';
@@ -633,6 +638,7 @@ export class OrderService {
       // Not recorded, so not placed: forget it, and the caller gets the error (nothing to retry blindly).
       this.byId.delete(o.id);
       ks.orders.splice(ks.orders.indexOf(o), 1);
+      ks.open.delete(o);
       ks.ordersToday--;
       this.margins.delete(o.id);
       this.events.delete(o.id);
@@ -716,6 +722,7 @@ export class OrderService {
     o.updatedMs = this.now();
     if ((status === Status.OPEN || status === Status.TRIGGER_PENDING) && o.exchangeMs === null) o.exchangeMs = o.updatedMs;
     if (status === Status.REJECTED || status === Status.CANCELLED) this.margins.delete(o.id);
+    if (FINAL_STATUSES.has(status)) this.keys.get(o.key)?.open.delete(o);
     const e = this.event(o, status);
     this.write({ ...extra, orders: [o], events: [e] }).catch(() => {}); // logged by write()
     this.opts.push.order(o.key, e.row);
@@ -799,7 +806,7 @@ export class OrderService {
   private keyState(key: string): KeyState {
     let ks = this.keys.get(key);
     if (ks === undefined) {
-      ks = { orders: [], trades: [], day: istDayStart(this.now()), ordersToday: 0, positionsDirty: false, positionsPushedAt: 0 };
+      ks = { orders: [], open: new Set(), trades: [], day: istDayStart(this.now()), ordersToday: 0, positionsDirty: false, positionsPushedAt: 0 };
       this.keys.set(key, ks);
     }
     return ks;
