@@ -26,9 +26,11 @@
  * an order fails, the failure (status code and body) is printed and the summary says so; nothing
  * in the service is worked around. BENCH_ORDERS_N sets the timed pairs (default 3,000).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import postgres from 'postgres';
 import { loadConfig } from '../src/config.ts';
@@ -46,6 +48,13 @@ import { cpuMs, forceGc, loadLine, schedDelta, schedOf, us, type Sched } from '.
 
 const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
 const EMBEDDED = process.env.BENCH_ORDERS_DB === 'embedded';
+/**
+ * Where the feed comes from. `process` (default): the Kite simulator as its own process (`npm run
+ * sim`), as Kite is in production, remote, so the service's main thread does what it does in
+ * production: ingest, hub, REST. `inprocess`: the built-in simulator inside the service's main
+ * thread (what `npm start` with no Kite credentials does), which adds generating 20k ticks/s to it.
+ */
+const SIM_WHERE = process.env.BENCH_ORDERS_SIM === 'inprocess' ? 'inprocess' : 'process';
 const PAIRS = Number(process.env.BENCH_ORDERS_N ?? 3000);
 const WARMUP_PAIRS = 500;
 const CANCEL_EVERY = 500;
@@ -81,7 +90,7 @@ interface FeedRate {
   ticksPerS: number;
   packetsPerS: number;
   seconds: number;
-  /** The service's main thread (simulator, ingest, hub, REST) over the window: share of wall time on a core, and waiting for one. */
+  /** The service's main thread (ingest, hub, REST; and the simulator with BENCH_ORDERS_SIM=inprocess) over the window: share of wall time on a core, and waiting for one. */
   mainBusy: number | null;
   mainWaiting: number | null;
   /** Its event loop's delay, µs. */
@@ -135,6 +144,24 @@ function runClient(service: Service, opts: RoundTripOptions): Promise<{ rt: Roun
   });
 }
 
+/** `npm run sim` as a child process at SIM_RATE; resolves with its URLs from its start-up log line. */
+function startSimProcess(): Promise<{ child: ChildProcess; wsUrl: string; apiUrl: string }> {
+  const entry = fileURLToPath(new URL('../src/kite/sim/main.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    env: { PATH: process.env.PATH ?? '', SIM_RATE: String(SIM_RATE), SIM_PORT: '0', LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = /KITE_WS_URL=(\S+) KITE_API_URL=(\S+?)"/.exec(buf);
+      if (m !== null) resolve({ child, wsUrl: m[1], apiUrl: m[2] });
+    });
+    child.on('exit', (code) => reject(new Error(`the simulator process exited (${code}) before listening`)));
+  });
+}
+
 function describe(e: unknown): string {
   const err = e as Error & { code?: string };
   return `${err.name ?? 'Error'}${err.code ? ` [${err.code}]` : ''}: ${err.message ?? String(e)}`;
@@ -146,10 +173,19 @@ async function roundTrip(): Promise<Part1> {
   const admin = EMBEDDED ? null : postgres(ADMIN_URL, pgOptions({ max: 1 }));
   let storage = EMBEDDED ? `embedded PGlite in ${dataDir}` : `PostgreSQL database ${name}`;
   let service: Service | null = null;
+  let sim: ChildProcess | null = null;
   try {
     const env: Record<string, string> = {
       DATA_DIR: dataDir, PORT: '0', API_KEYS: `bench:${SECRET}`, SIM_RATE: String(SIM_RATE), ...RAISED,
     };
+    if (SIM_WHERE === 'process') {
+      const started = await startSimProcess();
+      sim = started.child;
+      Object.assign(env, {
+        KITE_API_KEY: 'sim', KITE_ACCESS_TOKEN: 'sim', KITE_WS_URL: started.wsUrl, KITE_API_URL: started.apiUrl, MARKET_HOURS: 'always',
+      });
+    }
+    console.log(`   feed source: ${SIM_WHERE === 'process' ? 'the Kite simulator in a process of its own (npm run sim), as Kite is remote in production' : 'the built-in simulator in the service\'s main thread (BENCH_ORDERS_SIM=inprocess)'}`);
     if (admin !== null) {
       await admin.unsafe(`DROP DATABASE IF EXISTS ${name}`);
       await admin.unsafe(`CREATE DATABASE ${name}`);
@@ -188,6 +224,7 @@ async function roundTrip(): Promise<Part1> {
     return { ok: false, storage, failure: describe(e) };
   } finally {
     await service?.close();
+    sim?.kill('SIGTERM');
     if (admin !== null) {
       await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
       await admin.end();
@@ -217,7 +254,7 @@ function printPart1(p: Part1): void {
   console.log(`   feed during the measurement: ${feed.ticksPerS.toFixed(0)} ticks/s reached the hub ` +
     `(${feed.packetsPerS.toFixed(0)} packets/s decoded) over ${feed.seconds.toFixed(1)} s; asked ${SIM_RATE} ticks/s`);
   if (feed.mainBusy !== null && feed.mainWaiting !== null) {
-    console.log(`   the service's main thread (simulator, ingest, hub, REST) over the measurement: on a core ${(feed.mainBusy * 100).toFixed(0)} % ` +
+    console.log(`   the service's main thread (${SIM_WHERE === 'process' ? '' : 'simulator, '}ingest, hub, REST) over the measurement: on a core ${(feed.mainBusy * 100).toFixed(0)} % ` +
       `of the time, runnable but waiting for one ${(feed.mainWaiting * 100).toFixed(0)} %; event loop delay (past a 1 ms timer) p50 ${us(feed.loopP50Us)}, p99 ${us(feed.loopP99Us)}`);
   }
   if (rt.failure !== null) console.log(`   FAILED after ${rt.ordersPlaced} orders: ${rt.failure}`);
@@ -327,7 +364,7 @@ const ns = (x: number): string => (x < 1000 ? `${x.toFixed(0)} ns` : `${(x / 100
 export default async function run(): Promise<void> {
   console.log(loadLine());
 
-  console.log(`\n1. Order round trip on paper, the whole service in this process (simulator at ${SIM_RATE} ticks/s, ` +
+  console.log(`\n1. Order round trip on paper, the whole service in this process (feed at ${SIM_RATE} ticks/s, ` +
     `shard workers, batch writer, paper broker, REST), ${PAIRS} quote/order pairs after ${WARMUP_PAIRS} warm-up, one at a time:`);
   console.log(`   raised so the bench measures latency, not refusals: ${Object.entries(RAISED).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   const p1 = await roundTrip();
