@@ -41,6 +41,7 @@ import {
   type BrokerMode, type Order, type OrderStatus, type Trade,
 } from './model.ts';
 import { PaperBroker, type MarketView } from './paper/broker.ts';
+import type { Broker, BrokerEvents } from './broker.ts';
 import { PositionBook } from './positions.ts';
 import { OrderRateLimiter } from './rate-limit.ts';
 import type { ModifyRequest, PlaceRequest } from './request.ts';
@@ -87,6 +88,8 @@ export interface OrderServiceOptions {
   /** Which broker a key trades through. */
   modeOf(key: string): BrokerMode;
   push: OrderPush;
+  /** Builds the live broker for live keys' orders (given the events to report); none: live keys are refused. */
+  live?: (events: BrokerEvents) => Broker;
   log: Logger;
   now?: () => number;
 }
@@ -137,7 +140,10 @@ interface KeyState {
 }
 
 export class OrderService {
+  /** The paper broker (every paper key's orders). */
   readonly broker: PaperBroker;
+  /** The live broker (live keys' orders); null until one is configured (issue #12). */
+  private readonly liveBroker: Broker | null;
   readonly positions = new PositionBook();
   readonly limiter: OrderRateLimiter;
   private readonly ids: IdSource;
@@ -165,19 +171,31 @@ export class OrderService {
     this.tradeIds = new IdSource(null, this.now);
     this.limiter = new OrderRateLimiter(opts.config, this.now);
     this.heldRows = new Uint8Array(opts.rows);
+    const events: BrokerEvents = {
+      opened: (o, status) => this.transition(o, status, null),
+      filled: (o, qty, price) => this.fill(o, qty, price),
+      triggered: (o) => this.transition(o, Status.OPEN, null),
+      cancelled: (o, message) => this.cancelled(o, message),
+      rejected: (o, message) => this.transition(o, Status.REJECTED, message),
+      modifyRejected: (o, message) => this.transition(o, this.lastWorkingStatus(o) as OrderStatus, `Modification refused: ${message}`),
+    };
     this.broker = new PaperBroker({
       latencyMs: opts.config.paperLatencyMs,
       market: opts.market,
       rows: opts.rows,
       tickPaise: (token) => Math.round((opts.instrumentByToken(token)?.tickSize ?? 0.05) * 100),
-      events: {
-        opened: (o, status) => this.transition(o, status, null),
-        filled: (o, qty, price) => this.fill(o, qty, price),
-        triggered: (o) => this.transition(o, Status.OPEN, null),
-        cancelled: (o, message) => this.cancelled(o, message),
-        rejected: (o, message) => this.transition(o, Status.REJECTED, message),
-      },
+      events,
     });
+    this.liveBroker = opts.live?.(events) ?? null;
+  }
+
+  /** The broker an order works through: by the mode it was placed in. */
+  private brokerOf(o: Order): Broker {
+    if (o.mode === 'live') {
+      if (this.liveBroker === null) throw new AppError('LIVE_BROKER_MISSING', 'a live order exists but no live broker is configured: set the Kite credentials');
+      return this.liveBroker;
+    }
+    return this.broker;
   }
 
   /** Load what the store holds and put working orders back to work. */
@@ -213,23 +231,27 @@ export class OrderService {
     for (const o of s.orders) {
       if (o.createdMs >= today) this.keyState(o.key).ordersToday++;
       if (FINAL_STATUSES.has(o.status)) continue;
+      if (o.mode === 'live' && this.liveBroker === null) {
+        this.opts.log.warn({ orderId: o.id, status: o.status }, 'a live order is still working but no live broker is configured (no Kite credentials): it is left as stored');
+        continue;
+      }
       this.margins.set(o.id, this.marginOf(o));
       if (o.status === Status.OPEN || o.status === Status.TRIGGER_PENDING) {
-        this.broker.restore(o, o.status);
+        this.brokerOf(o).restore(o, o.status);
       } else if (o.status === Status.CANCEL_PENDING) {
-        this.broker.restore(o, this.lastWorkingStatus(o));
-        this.broker.cancel(o);
+        this.brokerOf(o).restore(o, this.lastWorkingStatus(o));
+        this.brokerOf(o).cancel(o);
       } else if (o.status === Status.MODIFY_PENDING || o.status === Status.MODIFY_VALIDATION_PENDING) {
         // The modification's outcome was lost with the process: it did not apply, say so.
         const st = this.lastWorkingStatus(o);
         o.statusMessage = 'Modification not applied: the service restarted while it was pending. Modify again.';
         this.transition(o, st as OrderStatus, o.statusMessage);
-        this.broker.restore(o, st);
+        this.brokerOf(o).restore(o, st);
       } else if (o.status === Status.AMO_REQ_RECEIVED && this.opts.config.marketHours === 'exchange') {
         // Waits for the session's open (sessionTimers).
       } else {
         // Accepted but not yet at the exchange: it arrives now.
-        this.broker.place(o);
+        this.brokerOf(o).place(o);
       }
     }
     if (this.opts.config.marketHours === 'exchange') {
@@ -238,7 +260,7 @@ export class OrderService {
     }
     this.pushTimer = setInterval(() => this.pushPositions(), POSITION_PUSH_MS);
     this.pushTimer.unref();
-    this.opts.log.info({ orders: s.orders.length, trades: s.trades.length, working: this.broker.book.size }, 'orders loaded');
+    this.opts.log.info({ orders: s.orders.length, trades: s.trades.length, working: this.broker.working + (this.liveBroker?.working ?? 0) }, 'orders loaded');
   }
 
   /** Wait for every pending write, then stop matching. */
@@ -246,6 +268,7 @@ export class OrderService {
     if (this.pushTimer) clearInterval(this.pushTimer);
     for (const t of this.sessionTimers) clearTimeout(t);
     this.broker.close();
+    this.liveBroker?.close();
     await this.writes;
   }
 
@@ -347,7 +370,7 @@ export class OrderService {
     o.modifications++;
     this.transition(o, Status.MODIFY_VALIDATION_PENDING, null);
     this.transition(o, Status.MODIFY_PENDING, null);
-    this.broker.modify(o, () => {
+    this.brokerOf(o).modify(o, ch, () => {
       if (FINAL_STATUSES.has(o.status)) return;
       if (ch.quantity < o.filledQuantity) {
         this.transition(o, back, `Modification refused: quantity ${ch.quantity} is below the ${o.filledQuantity} already filled`);
@@ -379,7 +402,7 @@ export class OrderService {
     if (o.status === Status.CANCEL_PENDING) return { order_id: o.id };
     this.take(key, 1);
     this.transition(o, Status.CANCEL_PENDING, null);
-    this.broker.cancel(o);
+    this.brokerOf(o).cancel(o);
     // Iceberg: cancelling a leg cancels the legs still to come.
     this.icebergNext.delete(o.id);
     await this.writes;
@@ -458,7 +481,7 @@ export class OrderService {
   }
 
   stats(): { orders: number; working: number; writeErrors: number } {
-    return { orders: this.byId.size, working: this.broker.book.size, writeErrors: this.writeErrors };
+    return { orders: this.byId.size, working: this.broker.working + (this.liveBroker?.working ?? 0), writeErrors: this.writeErrors };
   }
 
   /** The latest price and previous close of a token, paise; null before its first tick. */
@@ -489,14 +512,14 @@ export class OrderService {
 
   /** At the open: after-market orders go to the exchange. */
   private openAfterMarketOrders(): void {
-    for (const o of this.byId.values()) if (o.status === Status.AMO_REQ_RECEIVED) this.broker.place(o);
+    for (const o of this.byId.values()) if (o.status === Status.AMO_REQ_RECEIVED) this.brokerOf(o).place(o);
   }
 
   /** At the close: DAY orders still working expire (Kite cancels them), as do TTL orders. */
   private expireDayOrders(): void {
     for (const o of this.byId.values()) {
       if ((o.status === Status.OPEN || o.status === Status.TRIGGER_PENDING) && o.validity !== 'IOC') {
-        this.broker.cancel(o, `${o.validity} order expired at the close of the session`);
+        this.brokerOf(o).cancel(o, `${o.validity} order expired at the close of the session`);
       }
     }
   }
@@ -546,9 +569,9 @@ export class OrderService {
     };
   }
 
-  /** Live keys need the live broker, which this build does not have yet: refuse, saying so. */
+  /** Live keys need the live broker: without one (no Kite credentials) their orders are refused. */
   private live(key: string): void {
-    if (this.opts.modeOf(key) === 'live') {
+    if (this.opts.modeOf(key) === 'live' && this.liveBroker === null) {
       throw new OrderRejection('permission', 'api_key', 'live_broker',
         'This key is marked live, and live orders through Kite are not available in this build: use a paper key (npm run keys -- create NAME) until the live broker is enabled');
     }
@@ -647,11 +670,11 @@ export class OrderService {
     for (const e of events) this.opts.push.order(o.key, e.row);
     if (o.validity === 'TTL' && o.validityTtl > 0) {
       setTimeout(() => {
-        if (!FINAL_STATUSES.has(o.status)) this.broker.cancel(o, `TTL of ${o.validityTtl} min expired`);
+        if (!FINAL_STATUSES.has(o.status)) this.brokerOf(o).cancel(o, `TTL of ${o.validityTtl} min expired`);
       }, o.validityTtl * 60_000).unref();
     }
     // An after-market order waits for the open when the exchange's hours apply.
-    if (!(amo && this.opts.config.marketHours === 'exchange')) this.broker.place(o);
+    if (!(amo && this.opts.config.marketHours === 'exchange')) this.brokerOf(o).place(o);
   }
 
   private async placeSlices(key: string, c: CheckedOrder): Promise<PlaceAnswer> {

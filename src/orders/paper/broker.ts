@@ -30,20 +30,10 @@ import { N, N_FIELDS } from '../../core/tick.ts';
 import type { Order } from '../model.ts';
 import { feedPaise, pendingQuantity } from '../model.ts';
 import { DepthFills, RestingBook, walkDepth } from './book.ts';
+import type { Broker, BrokerEvents, ModifyFields } from '../broker.ts';
 
-/** What the paper broker tells the order service. Each call is one state change. */
-export interface PaperEvents {
-  /** The order reached the exchange: OPEN (or TRIGGER PENDING for SL / SL-M). */
-  opened(order: Order, status: 'OPEN' | 'TRIGGER PENDING'): void;
-  /** A fill of `qty` at `pricePaise`. The service updates the order and records the trade. */
-  filled(order: Order, qty: number, pricePaise: number): void;
-  /** A stop order's trigger was crossed; it now works as `orderType`. */
-  triggered(order: Order): void;
-  /** The rest of the order is cancelled (IOC remainder, cancel request, TTL expiry). */
-  cancelled(order: Order, message: string | null): void;
-  /** The exchange refused it (no market data to price a market order, ...). */
-  rejected(order: Order, message: string): void;
-}
+/** What the paper broker tells the order service (the events every broker reports). */
+export type PaperEvents = BrokerEvents;
 
 /** Read-only view of the feed the broker fills against (the hub's latest tick per row). */
 export interface MarketView {
@@ -81,7 +71,7 @@ export function protectionPrice(side: 'BUY' | 'SELL', lastPaise: number, protect
   return Math.max(tick, Math.ceil(p / tick) * tick);
 }
 
-export class PaperBroker {
+export class PaperBroker implements Broker {
   readonly book: RestingBook;
   private readonly depth = new DepthFills();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -123,7 +113,7 @@ export class PaperBroker {
    * Apply a modification `latencyMs` from now: the order leaves the book, `apply` changes its
    * fields and status (the service records the event), and it works again as it now stands.
    */
-  modify(order: Order, apply: () => void): void {
+  modify(order: Order, _change: ModifyFields, apply: () => void): void {
     this.later(() => {
       if (pendingQuantity(order) <= 0) return; // filled or cancelled while the modification travelled
       this.book.remove(order);
@@ -146,6 +136,10 @@ export class PaperBroker {
       this.book.remove(order);
       this.opts.events.cancelled(order, message);
     });
+  }
+
+  get working(): number {
+    return this.book.size;
   }
 
   close(): void {
