@@ -91,6 +91,8 @@ export interface Order {
   exchangeMs: number | null;
   /** Kite's `meta` (iceberg leg details); null when empty. */
   meta: Record<string, unknown> | null;
+  /** Kite's order_id of a live order, once Kite has acknowledged it; absent or null otherwise. */
+  brokerOrderId?: string | null;
 }
 
 export interface Trade {

@@ -147,6 +147,7 @@ const ORDER_COLUMNS: Columns = [
   ['tag', 'text'], ['guid', 'text'], ['status', 'text'], ['status_message', 'text'], ['filled_quantity', 'integer'],
   ['filled_value_paise', 'bigint'], ['cancelled_quantity', 'integer'], ['modifications', 'integer'],
   ['created_at', 'timestamptz'], ['updated_at', 'timestamptz'], ['exchange_at', 'timestamptz'], ['meta', 'jsonb'],
+  ['broker_order_id', 'text'],
 ];
 const EVENT_COLUMNS: Columns = [
   ['order_id', 'text'], ['seq', 'integer'], ['status', 'text'], ['time', 'timestamptz'], ['api_key', 'text'], ['mode', 'text'], ['payload', 'jsonb'],
@@ -188,7 +189,7 @@ const ms = (col: string, as: string = col): string => `(extract(epoch from ${col
 const LOAD_ORDERS = `SELECT order_id, api_key, mode, parent_order_id, variety, exchange, tradingsymbol, instrument_token, transaction_type,
   product, order_type, validity, validity_ttl, quantity, disclosed_quantity, price_paise, trigger_price_paise, market_protection,
   tag, guid, status, status_message, filled_quantity, filled_value_paise, cancelled_quantity, modifications,
-  ${ms('created_at', 'created_ms')}, ${ms('updated_at', 'updated_ms')}, ${ms('exchange_at', 'exchange_ms')}, meta::text AS meta
+  ${ms('created_at', 'created_ms')}, ${ms('updated_at', 'updated_ms')}, ${ms('exchange_at', 'exchange_ms')}, meta::text AS meta, broker_order_id
 FROM orders ORDER BY created_at, order_id`;
 const LOAD_EVENTS = `SELECT order_id, seq, status, ${ms('time', 'at_ms')}, api_key, mode, payload::text AS payload
 FROM order_events ORDER BY order_id, seq`;
@@ -222,7 +223,7 @@ function orderRow(o: Order): Record<string, unknown> {
     price_paise: o.pricePaise, trigger_price_paise: o.triggerPaise, market_protection: o.marketProtection, tag: o.tag, guid: o.guid,
     status: o.status, status_message: o.statusMessage, filled_quantity: o.filledQuantity, filled_value_paise: o.filledValuePaise,
     cancelled_quantity: o.cancelledQuantity, modifications: o.modifications, created_at: iso(o.createdMs), updated_at: iso(o.updatedMs),
-    exchange_at: o.exchangeMs === null ? null : iso(o.exchangeMs), meta: o.meta,
+    exchange_at: o.exchangeMs === null ? null : iso(o.exchangeMs), meta: o.meta, broker_order_id: o.brokerOrderId ?? null,
   };
 }
 
@@ -238,6 +239,8 @@ function orderOf(r: Record<string, unknown>): Order {
     filledQuantity: Number(r.filled_quantity), filledValuePaise: Number(r.filled_value_paise), cancelledQuantity: Number(r.cancelled_quantity),
     modifications: Number(r.modifications), createdMs: Number(r.created_ms), updatedMs: Number(r.updated_ms),
     exchangeMs: r.exchange_ms === null ? null : Number(r.exchange_ms), meta: json(r.meta) as Record<string, unknown> | null,
+    // Only live orders carry one: a paper order loads exactly as it was written.
+    ...(typeof r.broker_order_id === 'string' ? { brokerOrderId: r.broker_order_id } : {}),
   };
 }
 
