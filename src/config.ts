@@ -124,6 +124,12 @@ export interface OrdersConfig {
   /** Margin as a fraction of order value for MIS and NRML (an approximation: SPAN is not available here). */
   readonly marginMis: number;
   readonly marginNrml: number;
+  /** Kite's API secret: verifies postbacks (SHA-256 of order_id + order_timestamp + secret). null: postbacks refused. */
+  readonly kiteApiSecret: string | null;
+  /** Live orders: a working order with no update for this long has its history read from Kite, ms. */
+  readonly livePollMs: number;
+  /** Live orders: how long a request to Kite may take before it counts as lost (then looked up, never re-sent blindly), ms. */
+  readonly kiteTimeoutMs: number;
 }
 
 export const KITE_API_URL_DEFAULT = 'https://api.kite.trade';
@@ -340,6 +346,9 @@ export function loadConfig(env: Env = process.env): Config {
       paperCapitalPaise: rupees(env, 'PAPER_CAPITAL', 1_00_00_000, '10000000'),
       marginMis: fraction(env, 'MARGIN_MIS_FRACTION', 0.2, '0.2'),
       marginNrml: fraction(env, 'MARGIN_NRML_FRACTION', 0.2, '0.2'),
+      kiteApiSecret: str(env, 'KITE_API_SECRET') ?? null,
+      livePollMs: int(env, 'LIVE_POLL_MS', 5000, 100, 3_600_000, '5000'),
+      kiteTimeoutMs: int(env, 'KITE_TIMEOUT_MS', 7000, 100, 120_000, '7000'),
     },
     sim: {
       rate: int(env, 'SIM_RATE', 2000, 1, 10_000_000, '2000'),

@@ -21,6 +21,8 @@ export interface BrokerEvents {
   rejected(order: Order, message: string): void;
   /** A modification the broker could not make: the order stays as it was, working. */
   modifyRejected(order: Order, message: string): void;
+  /** The broker's own id for the order is known (Kite's order_id of a live order): recorded with it. */
+  acknowledged(order: Order, brokerOrderId: string): void;
 }
 
 /** The fields a modification changes, as checked (checks.ts checkModify). */

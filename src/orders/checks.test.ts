@@ -30,7 +30,7 @@ const NIFTY_INDEX: Instrument = {
 const CONFIG: OrdersConfig = {
   marketHours: 'always', paperLatencyMs: 20, ratePerSec: 10, ratePerMin: 400, ratePerDay: 5000, modificationsPerOrder: 25,
   rateActiveMs: 60_000, freezeQty: { NIFTY: 1800, BANKNIFTY: 600 }, maxOrderValuePaise: 1_00_00_000_00, maxOpenQty: 100_000,
-  maxOrdersPerDay: 5000, priceBandPct: 20, optionBandPct: 500, paperCapitalPaise: 1_00_00_000_00, marginMis: 0.2, marginNrml: 0.25,
+  maxOrdersPerDay: 5000, priceBandPct: 20, optionBandPct: 500, paperCapitalPaise: 1_00_00_000_00, marginMis: 0.2, marginNrml: 0.25, kiteApiSecret: null, livePollMs: 5000, kiteTimeoutMs: 7000,
 };
 
 /** Wednesday 2026-01-14 10:00 IST, inside NSE's session. */

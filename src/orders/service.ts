@@ -149,6 +149,8 @@ export class OrderService {
   private readonly ids: IdSource;
   private readonly tradeIds: IdSource;
   private readonly byId = new Map<string, Order>();
+  /** Live orders by Kite's order_id. */
+  private readonly byBrokerId = new Map<string, Order>();
   private readonly events = new Map<string, OrderEventRecord[]>();
   private readonly tradesByOrder = new Map<string, Trade[]>();
   private readonly keys = new Map<string, KeyState>();
@@ -178,6 +180,11 @@ export class OrderService {
       cancelled: (o, message) => this.cancelled(o, message),
       rejected: (o, message) => this.transition(o, Status.REJECTED, message),
       modifyRejected: (o, message) => this.transition(o, this.lastWorkingStatus(o) as OrderStatus, `Modification refused: ${message}`),
+      acknowledged: (o, brokerOrderId) => {
+        o.brokerOrderId = brokerOrderId;
+        this.byBrokerId.set(brokerOrderId, o);
+        this.write({ orders: [o] }).catch(() => {}); // logged by write()
+      },
     };
     this.broker = new PaperBroker({
       latencyMs: opts.config.paperLatencyMs,
@@ -203,6 +210,7 @@ export class OrderService {
     const s = await this.opts.store.load();
     for (const o of s.orders) {
       this.byId.set(o.id, o);
+      if (o.brokerOrderId) this.byBrokerId.set(o.brokerOrderId, o);
       const ks = this.keyState(o.key);
       ks.orders.push(o);
       if (!FINAL_STATUSES.has(o.status)) ks.open.add(o);
@@ -468,6 +476,16 @@ export class OrderService {
   /** The margin our checks would require for `req` (Kite's `POST /margins/orders`), without placing it. */
   marginFor(key: string, req: PlaceRequest): CheckedOrder {
     return this.check(key, req, 0, { funds: false });
+  }
+
+  /** A live order by Kite's order_id (updates from Kite's ticker, postbacks, polls name it so). */
+  orderByBrokerId(brokerOrderId: string): Order | null {
+    return this.byBrokerId.get(brokerOrderId) ?? null;
+  }
+
+  /** Any order by our id, whoever owns it (for brokers; the APIs go through `order(key, id)`). */
+  orderById(id: string): Order | null {
+    return this.byId.get(id) ?? null;
   }
 
   /** The trading symbol of a token ('' when the master does not know it). */
