@@ -148,6 +148,8 @@ export async function startService(config: Config, log: Logger): Promise<Service
     const devKey = embedded ? await ensureDevKey(keys, log) : null;
     if (keys.size === 0) log.warn('no API keys: every feed and REST client will be refused. Set API_KEYS or run `npm run keys -- create NAME`.');
 
+    // Set once the order service exists (below); Kite's order updates before then are only logged.
+    let orderUpdates: OrderService | null = null;
     ingest = new KiteIngest({
       wsUrl,
       apiKey: rest.apiKey,
@@ -160,7 +162,10 @@ export async function startService(config: Config, log: Logger): Promise<Service
       onText: (text) => {
         const m = parseTextMessage(text, front.stats);
         if (m?.type === 'error') log.warn({ kite: m.data }, 'kite error message');
-        else if (m?.type === 'order') log.info({ orderId: m.data.order_id, status: m.data.status }, 'order postback');
+        else if (m?.type === 'order') {
+          // Kite's order update on the ticker: to the live broker, which moves only forward.
+          if (!orderUpdates?.liveUpdate(m.data as Record<string, unknown>, 'ticker')) log.info({ orderId: m.data.order_id, status: m.data.status }, 'kite order update (no live broker to take it)');
+        }
       },
     });
     const ing = ingest;
@@ -217,6 +222,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       log,
     });
     await orders.start();
+    orderUpdates = orders;
     cleanup.push(() => orders.close());
     hub.add({ tick: (f, o, row) => orders.tick(f, o, row) });
 
@@ -237,7 +243,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
           quotes: cache,
           db: historyDb,
           master: () => master,
-          orders: { orders, instrument: (exchange, symbol) => masterBySymbol.get(`${exchange}:${symbol}`) ?? null },
+          orders: { orders, postbackSecret: config.orders.kiteApiSecret, instrument: (exchange, symbol) => masterBySymbol.get(`${exchange}:${symbol}`) ?? null },
           pcr: (name, expiry) => pipeline.pcr(name, expiry),
           ready: readiness({ feedConnected: () => ing.connected(), db: historyDb, cache, rings }),
           metrics: {

@@ -25,6 +25,7 @@
  * JSON, under /api (docs/openapi.yaml): the same service with Kite's field names in JSON bodies,
  * `Idempotency-Key`, baskets and closing positions. Errors `{error, message, field}`.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { Instrument } from '../core/instrument.ts';
 import { OrderRejection } from '../orders/errors.ts';
@@ -103,6 +104,8 @@ const ok = (data: unknown): HttpReply => ({ body: { status: 'success', data } })
 
 export interface OrderRouteDeps {
   orders: OrderService;
+  /** KITE_API_SECRET: checks postbacks' checksums. null: postbacks are refused (503). */
+  postbackSecret?: string | null;
   /** Instruments for Kite's margin calculator rows. */
   instrument(exchange: string, symbol: string): Instrument | null;
 }
@@ -169,6 +172,9 @@ export function addKiteOrderRoutes(router: Router, deps: OrderRouteDeps): void {
         throw new HttpError(400, 'invalid_segment', `Invalid segment "${r.params.segment.slice(0, 20)}": use equity or commodity`, 'segment');
       },
     })
+    // Kite's postback (the URL a user registers with Kite): no API key (Kite cannot send ours); the
+    // checksum, SHA-256 of order_id + order_timestamp + api_secret, proves it came from Kite.
+    .add({ method: 'POST', path: '/kite/postback', auth: 'none', style: 'kite', handler: (r) => postback(s, deps.postbackSecret ?? null, r) })
     .add({
       ...k, method: 'POST', path: '/kite/margins/orders', handler: (r) => guarded(() => {
         const body = jsonOf(r);
@@ -185,6 +191,26 @@ export function addKiteOrderRoutes(router: Router, deps: OrderRouteDeps): void {
         }));
       }),
     });
+}
+
+/**
+ * A postback: verified, then handed to the live broker as an update. Idempotent: the same postback
+ * twice (Kite retries) changes nothing the second time, as the broker only moves orders forward.
+ */
+function postback(s: OrderService, secret: string | null, r: HttpRequest): HttpReply {
+  if (secret === null) throw new HttpError(503, 'postback_unconfigured', 'Postbacks are not accepted: set KITE_API_SECRET so their checksum can be verified');
+  const body = jsonOf(r) as Record<string, unknown>;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'invalid_body', 'body: a JSON object (Kite\'s order postback)', 'body');
+  const { order_id: id, order_timestamp: ts, checksum } = body as { order_id?: unknown; order_timestamp?: unknown; checksum?: unknown };
+  if (typeof id !== 'string' || id === '') throw new HttpError(400, 'invalid_body', 'order_id: required', 'order_id');
+  if (typeof ts !== 'string') throw new HttpError(400, 'invalid_body', 'order_timestamp: required', 'order_timestamp');
+  if (typeof checksum !== 'string' || !/^[0-9a-f]{64}$/i.test(checksum)) throw new HttpError(400, 'invalid_body', 'checksum: required, 64 hex digits', 'checksum');
+  const want = createHash('sha256').update(id + ts + secret).digest();
+  if (!timingSafeEqual(want, Buffer.from(checksum, 'hex'))) {
+    throw new HttpError(403, 'checksum_mismatch', 'checksum: does not match SHA-256(order_id + order_timestamp + api_secret); the postback is not from Kite or KITE_API_SECRET is wrong', 'checksum');
+  }
+  const taken = s.liveUpdate(body, 'postback');
+  return ok({ received: true, applied: taken });
 }
 
 // --- JSON API ------------------------------------------------------------------------------------

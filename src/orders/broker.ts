@@ -51,5 +51,10 @@ export interface Broker {
   restore(order: Order, status: string): void;
   /** Orders this broker is working now (for /health). */
   readonly working: number;
+  /**
+   * An order update from outside (the live broker: Kite's ticker, a postback, a poll), as Kite's
+   * order row. Idempotent: late, repeated and out-of-order rows change nothing.
+   */
+  update?(row: Record<string, unknown>, source: 'ticker' | 'postback' | 'poll'): void;
   close(): void;
 }

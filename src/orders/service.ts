@@ -478,6 +478,17 @@ export class OrderService {
     return this.check(key, req, 0, { funds: false });
   }
 
+  /**
+   * An update of a live order from Kite (its ticker's `{"type":"order"}` text, a postback, a
+   * poll), handed to the live broker, which records only what moves the order forward. False when
+   * there is no live broker to take it.
+   */
+  liveUpdate(row: Record<string, unknown>, source: 'ticker' | 'postback' | 'poll'): boolean {
+    if (this.liveBroker?.update === undefined) return false;
+    this.liveBroker.update(row, source);
+    return true;
+  }
+
   /** A live order by Kite's order_id (updates from Kite's ticker, postbacks, polls name it so). */
   orderByBrokerId(brokerOrderId: string): Order | null {
     return this.byBrokerId.get(brokerOrderId) ?? null;

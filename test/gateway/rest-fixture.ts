@@ -233,6 +233,8 @@ export async function startRestServer(opts: {
   extra?: Partial<RestDeps>;
   /** Mount the order routes over a real order service whose store is this database (migrated). */
   orders?: Db;
+  /** KITE_API_SECRET for the order routes' postback checksum. */
+  postbackSecret?: string;
 }): Promise<RestServer> {
   const hub = new FeedHub(followed, STORED);
   const specs = tickSpecs();
@@ -277,7 +279,7 @@ export async function startRestServer(opts: {
         metrics: opts.metrics ?? {},
         log: silentLogger,
         now: () => TODAY.getTime(),
-        ...(orders === null ? {} : { orders: { orders, instrument: (e: string, sym: string) => master.find((i) => i.exchange === e && i.tradingsymbol === sym) ?? null } }),
+        ...(orders === null ? {} : { orders: { orders, postbackSecret: opts.postbackSecret ?? null, instrument: (e: string, sym: string) => master.find((i) => i.exchange === e && i.tradingsymbol === sym) ?? null } }),
         ...opts.extra,
       });
     },
