@@ -30,7 +30,12 @@ export class Credentials {
 
   /** REST auth as Kite: `Authorization: token api_key:access_token`. */
   acceptsHeader(authorization: string): boolean {
+    return this.keyOf(authorization) !== null;
+  }
+
+  /** The api_key of an accepted `Authorization: token api_key:access_token`; null when refused. */
+  keyOf(authorization: string): string | null {
     const m = /^token ([^:]+):(.+)$/.exec(authorization ?? '');
-    return m !== null && this.accepts(m[1], m[2]);
+    return m !== null && this.accepts(m[1], m[2]) ? m[1] : null;
   }
 }

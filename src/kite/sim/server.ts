@@ -11,6 +11,9 @@
  * - tick-loop.ts: each batch: trades at `rate`, rounds to frames, heartbeats.
  * - frames.ts: a round as Kite frames per connection, within FRAME_CAP_BYTES; backpressure.
  * - market.ts, universe.ts: the seeded market model and its instruments.
+ * - orders.ts, portfolio.ts: Kite's orders, trades, positions and funds per api_key, matched
+ *   against the market each round; order-routes.ts serves them as Kite's REST API;
+ *   order-faults.ts has the fault switches for tests; postbacks.ts posts updates back.
  *
  * WebSocket (`ws://host:port/?api_key=K&access_token=T`):
  * - Upgrade refused with HTTP 403 and Kite's JSON error for missing or wrong credentials, with 429
@@ -23,7 +26,9 @@
  *   that reconnects and subscribes again gets each token's current packet, the very packet it
  *   last had when nothing traded meanwhile (Kite's snapshot on subscribe, a duplicate to drop).
  * - A 1-byte heartbeat when nothing was sent for `heartbeatMs`.
- * - Order postbacks as `{"type":"order","data":{...}}` to every connection of an api_key.
+ * - Order updates as `{"type":"order","data":{...}}` to every connection of the order's api_key,
+ *   on each status change of an order placed through the REST API (or sent by hand with
+ *   `sendOrderPostback`).
  *
  * Backpressure: a client whose unsent bytes pass `maxBufferedBytes` is skipped rather than buffered
  * for: its tokens are marked and get one fresh snapshot each once it drains (coalesced, counted in
@@ -46,8 +51,14 @@ import { Followers, Subscriptions } from './subscriptions.ts';
 import { FRAME_CAP_BYTES, FrameBuilder } from './frames.ts';
 import { type Conn, Connections } from './connections.ts';
 import { TickLoop } from './tick-loop.ts';
+import { FaultState, type OrderFaults } from './order-faults.ts';
+import { type KiteOrderRow, SimOrders } from './orders.ts';
+import { OrderRoutes } from './order-routes.ts';
+import { Postbacks } from './postbacks.ts';
 
 export { FRAME_CAP_BYTES };
+export type { OrderFaults } from './order-faults.ts';
+export type { KiteOrderRow, KiteTradeRow, OrderUpdate } from './orders.ts';
 
 export interface SimulatorOptions {
   /** 0 = any free port. Default 0. */
@@ -82,6 +93,18 @@ export interface SimulatorOptions {
    * packet sent.
    */
   onFrame?: (conn: number, frame: Uint8Array) => void;
+  /** Orders: time from OPEN PENDING to the exchange, and for modifications and cancels, ms. Default 5. */
+  acceptLatencyMs?: number;
+  /** Orders: funds of every api_key, paise. Default ₹1 crore. */
+  capitalPaise?: number;
+  /** Orders: Kite's user id in order rows (`placed_by`) and updates (`user_id`). Default 'SIM001'. */
+  userId?: string;
+  /** Orders: the updates' `app_id`. Default 1. */
+  appId?: number;
+  /** Orders: where Kite's postbacks go (http or https); needs `apiSecret`. Default none. */
+  postbackUrl?: string;
+  /** The app's api_secret: the postbacks' checksum is SHA-256 of order_id + order_timestamp + it. */
+  apiSecret?: string;
 }
 
 export interface SimStats {
@@ -105,6 +128,15 @@ export interface SimStats {
   droppedByUws: number;
   trades: number;
   rounds: number;
+  /** Order API requests received. */
+  orderRequests: number;
+  /** Order updates sent on ticker connections (one per connection). */
+  orderUpdates: number;
+  /** Placements carried out but left unanswered (fault dropPlaceResponse). */
+  droppedAnswers: number;
+  /** Postbacks the receiver took (2xx), and those that failed. */
+  postbacks: number;
+  postbackFailures: number;
 }
 
 export interface Simulator {
@@ -124,6 +156,15 @@ export interface Simulator {
   sendOrderPostback(order: Record<string, unknown>, apiKey?: string): number;
   setRate(ticksPerSecond: number): void;
   connections(): number;
+  /**
+   * Sets the order API's fault switches given (order-faults.ts; the others stay) and returns those
+   * in force; with no argument, only returns them. Also `POST /sim/order-faults`.
+   */
+  orderFaults(faults?: OrderFaults): OrderFaults;
+  /** The simulator's order book, latest state per order: every api_key's, or one's. Also `GET /sim/orders`. */
+  orders(apiKey?: string): KiteOrderRow[];
+  /** One order's history (any api_key), one row per status; null when unknown. */
+  orderHistory(orderId: string): KiteOrderRow[] | null;
 }
 
 const DEFAULTS = {
@@ -136,6 +177,10 @@ const DEFAULTS = {
   maxConnectionsPerKey: 3,
   maxTokensPerConnection: 3000,
   maxBufferedBytes: 4 * 1024 * 1024,
+  acceptLatencyMs: 5,
+  capitalPaise: 1_00_00_000_00,
+  userId: 'SIM001',
+  appId: 1,
 } as const;
 
 function checkInt(name: string, v: number | undefined, min: number, max: number): void {
@@ -160,6 +205,22 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   checkInt('maxBufferedBytes', opts.maxBufferedBytes, FRAME_CAP_BYTES, 2 ** 31 - 1);
   if (opts.rate !== undefined) checkRate(opts.rate);
   if (opts.apiKey === '' || opts.accessToken === '') throw new RangeError('startSimulator: apiKey and accessToken, when given, must be non-empty');
+  checkInt('acceptLatencyMs', opts.acceptLatencyMs, 0, 60_000);
+  checkInt('capitalPaise', opts.capitalPaise, 0, Number.MAX_SAFE_INTEGER);
+  checkInt('appId', opts.appId, 0, 2 ** 31 - 1);
+  if (opts.userId === '') throw new RangeError('startSimulator: userId, when given, must be non-empty');
+  if (opts.postbackUrl !== undefined) {
+    let u: URL | null = null;
+    try {
+      u = new URL(opts.postbackUrl);
+    } catch {
+      // reported below
+    }
+    if (u === null || (u.protocol !== 'http:' && u.protocol !== 'https:')) {
+      throw new RangeError(`startSimulator: postbackUrl must be an http(s) URL, e.g. http://127.0.0.1:8080/postback, got ${opts.postbackUrl}`);
+    }
+    if (!opts.apiSecret) throw new RangeError('startSimulator: postbackUrl needs apiSecret, the secret its checksum is made with');
+  }
 
   const port = opts.port ?? DEFAULTS.port;
   const host = opts.host ?? DEFAULTS.host;
@@ -196,18 +257,60 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     droppedByUws: 0,
     trades: 0,
     rounds: 0,
+    orderRequests: 0,
+    orderUpdates: 0,
+    droppedAnswers: 0,
+    postbacks: 0,
+    postbackFailures: 0,
   };
 
   const followers = new Followers(size);
   const connections = new Connections(maxPerKey);
   const frames = new FrameBuilder(market, stats, { maxBuffered, onFrame });
-  const loop = new TickLoop(market, followers, frames, stats, { rate, batchMs, heartbeatMs, maxBuffered });
+
+  const faults = new FaultState();
+  const postbacks = opts.postbackUrl === undefined ? null : new Postbacks(opts.postbackUrl, opts.apiSecret!, stats);
+  const orders = new SimOrders({
+    market,
+    followers,
+    clock,
+    acceptLatencyMs: opts.acceptLatencyMs ?? DEFAULTS.acceptLatencyMs,
+    capitalPaise: opts.capitalPaise ?? DEFAULTS.capitalPaise,
+    userId: opts.userId ?? DEFAULTS.userId,
+    appId: opts.appId ?? DEFAULTS.appId,
+    faults,
+    onUpdate(apiKey, update, postback) {
+      stats.orderUpdates += sendOrderUpdate(update, apiKey);
+      if (postback && postbacks !== null) postbacks.send(update);
+    },
+  });
+  const orderRoutes = new OrderRoutes(orders, credentials, faults, stats);
+  const loop = new TickLoop(market, followers, frames, stats, {
+    rate,
+    batchMs,
+    heartbeatMs,
+    maxBuffered,
+    onRound: (updated, k) => orders.onRound(updated, k),
+  });
 
   function sendText(c: Conn, text: string): void {
     if (c.ws === null) return;
     c.ws.send(text, false);
     c.lastSendMs = performance.now();
     stats.textMessages++;
+  }
+
+  /** `{"type":"order","data":order}` to every connection of `apiKey` (all, when undefined); how many. */
+  function sendOrderUpdate(order: object, apiKey: string | undefined): number {
+    const text = JSON.stringify({ type: 'order', data: order });
+    let n = 0;
+    for (const c of connections.open) {
+      if (apiKey === undefined || c.apiKey === apiKey) {
+        sendText(c, text);
+        n++;
+      }
+    }
+    return n;
   }
 
   function sendError(c: Conn, message: string): void {
@@ -277,6 +380,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       release(ws.getUserData());
     },
   });
+  orderRoutes.mount(app);
   rest.mount(app);
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
@@ -317,6 +421,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       if (closed) return;
       closed = true;
       clearInterval(timer);
+      orders.close();
+      orderRoutes.close();
+      await postbacks?.close();
       dropAllConnections();
       uws.us_listen_socket_close(listenSocket);
       // Present at runtime in this uWS build, missing from its typings: closes lingering HTTP sockets.
@@ -325,15 +432,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     },
     dropAllConnections,
     sendOrderPostback(order, apiKey) {
-      const text = JSON.stringify({ type: 'order', data: order });
-      let n = 0;
-      for (const c of connections.open) {
-        if (apiKey === undefined || c.apiKey === apiKey) {
-          sendText(c, text);
-          n++;
-        }
-      }
-      return n;
+      return sendOrderUpdate(order, apiKey);
     },
     setRate(ticksPerSecond) {
       checkRate(ticksPerSecond);
@@ -341,6 +440,15 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     },
     connections() {
       return connections.open.size;
+    },
+    orderFaults(f) {
+      return f === undefined ? faults.get() : faults.set(f);
+    },
+    orders(apiKey) {
+      return orders.all(apiKey);
+    },
+    orderHistory(orderId) {
+      return orders.historyOf(orderId);
     },
   };
 }

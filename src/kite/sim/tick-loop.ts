@@ -2,8 +2,8 @@
  * The simulator's batches: what goes out each time the server's timer fires.
  *
  * Each batch the market makes `rate * elapsed` trades over the rows anyone follows, in rounds of
- * distinct rows (Market.advance); each round becomes one or more frames per connection
- * (frames.ts). A batch that trades nothing still makes one pass, for the snapshots connections
+ * distinct rows (Market.advance); each round is matched against the simulator's working orders
+ * (`onRound`, orders.ts), then becomes one or more frames per connection (frames.ts). A batch that trades nothing still makes one pass, for the snapshots connections
  * are owed. Then each connection that was sent nothing for `heartbeatMs` gets Kite's 1-byte
  * heartbeat, unless it is behind.
  *
@@ -36,6 +36,8 @@ export interface TickLoopOptions {
   maxBuffered: number;
   /** Milliseconds, monotonic. Default performance.now. */
   now?: () => number;
+  /** After each round that traded, its rows (`updated[0..k)`): the simulator's order matching. */
+  onRound?: (updated: Int32Array, k: number) => void;
 }
 
 /** The counters batches keep (a subset of the simulator's SimStats). */
@@ -53,6 +55,7 @@ export class TickLoop {
   private readonly heartbeatMs: number;
   private readonly maxBuffered: number;
   private readonly now: () => number;
+  private readonly onRound: ((updated: Int32Array, k: number) => void) | undefined;
   /** Trades owed to the rate, fractions included. */
   private budget = 0;
   private lastBatchMs: number;
@@ -70,6 +73,7 @@ export class TickLoop {
     this.heartbeatMs = opts.heartbeatMs;
     this.maxBuffered = opts.maxBuffered;
     this.now = opts.now ?? (() => performance.now());
+    this.onRound = opts.onRound;
     this.updated = new Int32Array(market.size);
     this.lastBatchMs = this.now();
   }
@@ -94,6 +98,7 @@ export class TickLoop {
     do {
       const k = want > 0 ? market.advance(want, followers.rows, followers.count, updated) : 0;
       want -= k;
+      if (k > 0 && this.onRound !== undefined) this.onRound(updated, k);
       for (const c of conns) this.frames.emit(c, updated, k);
     } while (want > 0);
     this.stats.trades = market.trades;
