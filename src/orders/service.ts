@@ -164,6 +164,7 @@ export class OrderService {
   private readonly now: () => number;
   private pushTimer: NodeJS.Timeout | null = null;
   private sessionTimers: NodeJS.Timeout[] = [];
+  private readonly ttlTimers = new Set<NodeJS.Timeout>();
   private writes: Promise<void> = Promise.resolve();
   private writeErrors = 0;
 
@@ -262,6 +263,8 @@ export class OrderService {
         this.brokerOf(o).place(o);
       }
     }
+    for (const o of s.orders) if (!FINAL_STATUSES.has(o.status) && (o.mode === 'paper' || this.liveBroker !== null)) this.armTtl(o);
+    this.resumeIcebergs(s.orders);
     if (this.opts.config.marketHours === 'exchange') {
       this.atSession(SESSION_OPEN_MIN, () => this.openAfterMarketOrders());
       this.atSession(SESSION_CLOSE_MIN, () => this.expireDayOrders());
@@ -275,6 +278,7 @@ export class OrderService {
   async close(): Promise<void> {
     if (this.pushTimer) clearInterval(this.pushTimer);
     for (const t of this.sessionTimers) clearTimeout(t);
+    for (const t of this.ttlTimers) clearTimeout(t);
     this.broker.close();
     this.liveBroker?.close();
     await this.writes;
@@ -541,13 +545,17 @@ export class OrderService {
 
   /** At the open: after-market orders go to the exchange. */
   private openAfterMarketOrders(): void {
-    for (const o of this.byId.values()) if (o.status === Status.AMO_REQ_RECEIVED) this.brokerOf(o).place(o);
+    for (const o of this.byId.values()) {
+      if (o.status === Status.AMO_REQ_RECEIVED && !(o.mode === 'live' && this.liveBroker === null)) this.brokerOf(o).place(o);
+    }
   }
 
   /** At the close: DAY orders still working expire (Kite cancels them), as do TTL orders. */
   private expireDayOrders(): void {
     for (const o of this.byId.values()) {
-      if ((o.status === Status.OPEN || o.status === Status.TRIGGER_PENDING) && o.validity !== 'IOC') {
+      // Every order still in the market or on its way there (not an AMO waiting for the next open).
+      if (o.mode === 'live' && this.liveBroker === null) continue;
+      if (!FINAL_STATUSES.has(o.status) && o.status !== Status.AMO_REQ_RECEIVED && o.validity !== 'IOC') {
         this.brokerOf(o).cancel(o, `${o.validity} order expired at the close of the session`);
       }
     }
@@ -697,13 +705,62 @@ export class OrderService {
       throw e;
     }
     for (const e of events) this.opts.push.order(o.key, e.row);
-    if (o.validity === 'TTL' && o.validityTtl > 0) {
-      setTimeout(() => {
-        if (!FINAL_STATUSES.has(o.status)) this.brokerOf(o).cancel(o, `TTL of ${o.validityTtl} min expired`);
-      }, o.validityTtl * 60_000).unref();
-    }
+    this.armTtl(o);
     // An after-market order waits for the open when the exchange's hours apply.
     if (!(amo && this.opts.config.marketHours === 'exchange')) this.brokerOf(o).place(o);
+  }
+
+  /** A TTL order is cancelled `validity_ttl` minutes after it was placed (also after a restart). */
+  private armTtl(o: Order): void {
+    if (o.validity !== 'TTL' || o.validityTtl <= 0) return;
+    const wait = Math.max(0, o.createdMs + o.validityTtl * 60_000 - this.now());
+    const t = setTimeout(() => {
+      this.ttlTimers.delete(t);
+      if (!FINAL_STATUSES.has(o.status)) this.brokerOf(o).cancel(o, `TTL of ${o.validityTtl} min expired`);
+    }, wait);
+    t.unref();
+    this.ttlTimers.add(t);
+  }
+
+  /**
+   * After a restart, an iceberg whose legs were not all placed goes on: the legs still to come are
+   * rebuilt from the stored legs' `meta.iceberg` (the newest leg tells which comes next); a newest
+   * leg that completed while the service was down is followed at once.
+   */
+  private resumeIcebergs(orders: readonly Order[]): void {
+    const newest = new Map<string, { o: Order; leg: number; legs: number; total: number; legQty: number }>();
+    for (const o of orders) {
+      const ice = (o.meta as { iceberg?: { leg?: number; legs?: number; total_quantity?: number; leg_quantity?: number } } | null)?.iceberg;
+      if (ice?.leg === undefined || ice.legs === undefined || ice.total_quantity === undefined || ice.leg_quantity === undefined) continue;
+      const parent = o.parentId ?? o.id;
+      const seen = newest.get(parent);
+      if (seen === undefined || ice.leg > seen.leg) newest.set(parent, { o, leg: ice.leg, legs: ice.legs, total: ice.total_quantity, legQty: ice.leg_quantity });
+    }
+    for (const [parent, n] of newest) {
+      if (n.leg >= n.legs || n.o.status === Status.CANCELLED || n.o.status === Status.REJECTED) continue;
+      const inst = this.opts.instrumentByToken(n.o.token);
+      if (inst === null) continue;
+      const o = n.o;
+      const slices = Array.from({ length: n.legs }, (_, i) => (i < n.legs - 1 ? n.legQty : n.total - n.legQty * (n.legs - 1)));
+      const c: CheckedOrder = {
+        req: {
+          variety: 'iceberg', exchange: o.exchange, tradingsymbol: o.symbol, transaction_type: o.side, quantity: n.total, product: o.product,
+          order_type: o.orderType, validity: o.validity, autoslice: false, price: o.pricePaise / 100, trigger_price: o.triggerPaise / 100,
+          ...(o.validityTtl > 0 ? { validity_ttl: o.validityTtl } : {}), ...(o.tag !== null ? { tag: o.tag } : {}),
+          ...(o.marketProtection !== null ? { market_protection: o.marketProtection } : {}),
+        },
+        instrument: inst, pricePaise: o.pricePaise, triggerPaise: o.triggerPaise, marketProtection: o.marketProtection,
+        slices, iceberg: true, valuePaise: o.pricePaise * n.total,
+        marginPaise: requiredMarginPaise(this.opts.config, inst, o.product, o.side, o.pricePaise * n.total),
+      };
+      const next = { legs: c, key: o.key, leg: n.leg + 1, parentId: parent };
+      if (o.status === Status.COMPLETE) {
+        this.icebergNext.set(o.id, next);
+        this.nextIcebergLeg(o);
+      } else {
+        this.icebergNext.set(o.id, next);
+      }
+    }
   }
 
   private async placeSlices(key: string, c: CheckedOrder): Promise<PlaceAnswer> {
