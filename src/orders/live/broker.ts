@@ -198,6 +198,7 @@ export class LiveBroker implements Broker {
   place(order: Order): void {
     if (this.closed || FINAL_STATUSES.has(order.status)) return;
     const w = this.watch(order);
+    if (w.sending) return; // handed over twice: one placement is on its way
     if (w.kiteId !== null) {
       // Kite has it already (handed over again after a restart): read where it stands.
       w.lastHeardMs = -Infinity;
@@ -208,7 +209,7 @@ export class LiveBroker implements Broker {
   }
 
   modify(order: Order, change: ModifyFields, apply: () => void): void {
-    if (this.closed) return;
+    if (this.closed || FINAL_STATUSES.has(order.status)) return;
     const w = this.watch(order);
     this.modifying(w, change, apply).catch((err: unknown) => {
       this.opts.log.error({ err, orderId: order.id }, 'live modification failed unexpectedly');
@@ -262,7 +263,8 @@ export class LiveBroker implements Broker {
         return;
       }
       const known = this.watches.get(o.id)?.kiteId ?? o.brokerOrderId ?? null;
-      if (known !== null && known !== v.orderId) {
+      // Another Kite order with this mark, or one of an order we gave up as never placed.
+      if ((known !== null && known !== v.orderId) || (known === null && FINAL_STATUSES.has(o.status))) {
         this.stray(o, v.orderId, v.status);
         return;
       }
@@ -273,6 +275,11 @@ export class LiveBroker implements Broker {
     // The placement's answer was lost, or is still on its way: the row says what Kite's id is.
     if (w.kiteId === null) this.ack(w, v.orderId);
     this.enqueue(w, v);
+  }
+
+  /** Resolves once every update handed in so far has been applied (for tests, and before close). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.watches.values()].map((w) => w.queue));
   }
 
   close(): void {
