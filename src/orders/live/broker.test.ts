@@ -252,6 +252,25 @@ describe('LiveBroker against the Kite simulator', () => {
     expect(atSim(o)).toHaveLength(1);
   });
 
+  it('a placement that times out while Kite\'s book cannot be read either is never sent again: it is looked for until found', async () => {
+    const rec = new Recorder();
+    const { b, lines } = broker(rec, { timeoutMs: 100, pollMs: 50 });
+    route = null; // no ticker: only the order book can tell
+    const o = await restingBuy(rec);
+    sim.orderFaults({ slowMs: 400 }); // every answer, order book included, comes after the timeout
+    b.place(o);
+    await until('left lost', () => lines.some((l) => /order book could not be read/.test(String(l.msg))));
+    expect(atSim(o)).toHaveLength(1); // Kite did place it
+    expect(o.brokerOrderId).toBeUndefined();
+    sim.orderFaults({ slowMs: 0 });
+    await until('found by the poller', () => o.brokerOrderId);
+    expect(o.brokerOrderId).toBe(atSim(o)[0].order_id);
+    expect(atSim(o)).toHaveLength(1);
+    await until('opened', () => statusOf(o) === 'OPEN');
+    b.cancel(o);
+    await until('cancelled', () => statusOf(o) === 'CANCELLED');
+  });
+
   it('backs off on 429 Too many requests, says so in the log, then places once', async () => {
     const rec = new Recorder();
     const { b, lines } = broker(rec);
