@@ -25,6 +25,7 @@ import { mountRest, readiness } from './gateway/rest.ts';
 import type { Db } from './core/db.ts';
 import { OrderService } from './orders/service.ts';
 import { OrderStore } from './orders/store.ts';
+import { LiveBroker } from './orders/live/broker.ts';
 
 /** Simulator credentials used when the service runs against its own simulator. */
 const SIM_CREDENTIALS = { apiKey: 'sim', accessToken: 'sim' };
@@ -202,7 +203,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
 
     // Orders: one service for both APIs; the paper broker matches on the hub's ticks.
     const masterBySymbol = new Map(master.map((i) => [`${i.exchange}:${i.tradingsymbol}`, i]));
-    const orders = new OrderService({
+    const orders: OrderService = new OrderService({
       config: config.orders,
       store: new OrderStore({ transact: (st) => storage.transact(st), query: (text, params) => storage.db().query(text, params) }),
       instrument: (exchange, symbol) => masterBySymbol.get(`${exchange}:${symbol}`) ?? null,
@@ -210,6 +211,16 @@ export async function startService(config: Config, log: Logger): Promise<Service
       market: { latestTicks: hub.latestTicks, hasTick: hub.hasTick, rowOf: (t) => hub.rowOfToken.get(t) ?? -1 },
       rows: hub.rows,
       modeOf: (key) => keys.modeOf(key),
+      // Live keys' orders go to Kite through the official client (with Kite credentials only).
+      live: config.kite !== null
+        ? (events) => new LiveBroker({
+          apiUrl: rest.apiUrl, apiKey: rest.apiKey, accessToken: rest.accessToken, events,
+          timeoutMs: config.orders.kiteTimeoutMs, pollMs: config.orders.livePollMs,
+          // Called only after construction, when `orders` exists.
+          lookup: { byBrokerId: (id) => orders.orderByBrokerId(id), byId: (id) => orders.orderById(id) },
+          log,
+        })
+        : undefined,
       push: {
         order: (key, row) => {
           kiteWs?.orderUpdate(key, row);
@@ -245,7 +256,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
           master: () => master,
           orders: { orders, postbackSecret: config.orders.kiteApiSecret, instrument: (exchange, symbol) => masterBySymbol.get(`${exchange}:${symbol}`) ?? null },
           pcr: (name, expiry) => pipeline.pcr(name, expiry),
-          ready: readiness({ feedConnected: () => ing.connected(), db: historyDb, cache, rings }),
+          ready: readiness({ feedConnected: () => ing.connected(), db: historyDb, cache, rings, live: () => orders.liveStatus() }),
           metrics: {
             pipeline: () => pipeline.counters(),
             decode: () => ({ ...front.stats, errors: front.stats.errorCounts() }),

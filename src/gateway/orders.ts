@@ -36,13 +36,13 @@ import { IdempotencyConflict, OrderNotFound, RateLimited, type OrderService, typ
 import { HttpError, queryObject, validate, type HttpReply, type HttpRequest, type Router } from './http.ts';
 
 const KITE_TYPE: Record<OrderRejection['kind'], string> = {
-  input: 'InputException', margin: 'MarginException', order: 'OrderException', permission: 'PermissionException',
+  input: 'InputException', margin: 'MarginException', order: 'OrderException', permission: 'PermissionException', token: 'TokenException',
 };
 
 /** An order-path error as the HTTP answer it becomes on either API. */
 export function orderHttpError(e: unknown): unknown {
   if (e instanceof OrderRejection) {
-    const h = new HttpError(e.kind === 'permission' ? 403 : 400, e.rule, e.message, e.field);
+    const h = new HttpError(e.kind === 'permission' || e.kind === 'token' ? 403 : 400, e.rule, e.message, e.field);
     h.kiteType = KITE_TYPE[e.kind];
     return h;
   }

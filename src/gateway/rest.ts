@@ -33,6 +33,9 @@ export interface ReadyState {
   dbOk: boolean;
   cacheOk: boolean;
   ringsOk: boolean;
+  /** Live orders: null when no live broker runs; else whether Kite takes its token (false: why, in `liveProblem`). */
+  liveOk?: boolean | null;
+  liveProblem?: string | null;
 }
 
 export interface RestDeps extends Omit<KiteRestDeps, 'directory'> {
@@ -353,9 +356,12 @@ class JsonApi {
       new Promise<ReadyState>((r) => { timer = setTimeout(() => r(failed), READY_TIMEOUT_MS); }),
     ]);
     clearTimeout(timer);
-    const checks = { feed: s.feedConnected, database: s.dbOk, cache: s.cacheOk, rings: s.ringsOk };
+    const checks: Record<string, boolean> = { feed: s.feedConnected, database: s.dbOk, cache: s.cacheOk, rings: s.ringsOk };
+    if (s.liveOk !== undefined && s.liveOk !== null) checks.liveOrders = s.liveOk;
     const failing = Object.entries(checks).filter(([, ok]) => !ok).map(([k]) => k);
-    return { status: failing.length === 0 ? 200 : 503, body: { ready: failing.length === 0, checks, failing } };
+    const body: Record<string, unknown> = { ready: failing.length === 0, checks, failing };
+    if (s.liveOk === false && s.liveProblem) body.liveOrders = s.liveProblem;
+    return { status: failing.length === 0 ? 200 : 503, body };
   }
 }
 
@@ -373,6 +379,8 @@ export function readiness(parts: {
   db?: Db | null;
   cache?: { ping(): Promise<boolean> } | null;
   rings?: () => readonly { depth: number; capacity: number; drops: number }[];
+  /** The live broker's token state: null when no live broker runs. */
+  live?: () => { ok: boolean; problem: string | null } | null;
 }): () => Promise<ReadyState> {
   let lastDrops = -1;
   return async () => {
@@ -387,7 +395,8 @@ export function readiness(parts: {
       ringsOk = rs.every((r) => r.depth < r.capacity * 0.9) && (lastDrops < 0 || drops === lastDrops);
       lastDrops = drops;
     }
-    return { feedConnected: parts.feedConnected(), dbOk, cacheOk, ringsOk };
+    const live = parts.live?.() ?? null;
+    return { feedConnected: parts.feedConnected(), dbOk, cacheOk, ringsOk, liveOk: live?.ok ?? null, liveProblem: live?.problem ?? null };
   };
 }
 

@@ -51,6 +51,8 @@ export interface Broker {
   restore(order: Order, status: string): void;
   /** Orders this broker is working now (for /health). */
   readonly working: number;
+  /** Why the broker cannot take orders now (the live broker: Kite refused the access token), or null. */
+  readonly tokenProblem?: string | null;
   /**
    * An order update from outside (the live broker: Kite's ticker, a postback, a poll), as Kite's
    * order row. Idempotent: late, repeated and out-of-order rows change nothing.

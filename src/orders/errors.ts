@@ -8,6 +8,7 @@
  * | margin     | MarginException     | 400  | required margin above the funds available              |
  * | order      | OrderException      | 400  | per-key risk limits; an order that can no longer change |
  * | permission | PermissionException | 403  | a key that may not do this                             |
+ * | token      | TokenException      | 403  | Kite refused the live broker's access token: renew it  |
  *
  * Messages say what to send instead ("quantity: 50 is not a multiple of the lot size 65 for
  * NIFTY26JAN24000CE; send 65, 130, ..."); where Kite documents a phrasing, the message starts
@@ -16,7 +17,7 @@
  */
 import { AppError } from '../core/errors.ts';
 
-export type RejectionKind = 'input' | 'margin' | 'order' | 'permission';
+export type RejectionKind = 'input' | 'margin' | 'order' | 'permission' | 'token';
 
 export class OrderRejection extends AppError {
   constructor(

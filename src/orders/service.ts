@@ -493,6 +493,13 @@ export class OrderService {
     return true;
   }
 
+  /** The live broker's state for /ready: null when there is none. */
+  liveStatus(): { ok: boolean; problem: string | null } | null {
+    if (this.liveBroker === null) return null;
+    const problem = this.liveBroker.tokenProblem ?? null;
+    return { ok: problem === null, problem };
+  }
+
   /** A live order by Kite's order_id (updates from Kite's ticker, postbacks, polls name it so). */
   orderByBrokerId(brokerOrderId: string): Order | null {
     return this.byBrokerId.get(brokerOrderId) ?? null;
@@ -546,7 +553,7 @@ export class OrderService {
   /** At the open: after-market orders go to the exchange. */
   private openAfterMarketOrders(): void {
     for (const o of this.byId.values()) {
-      if (o.status === Status.AMO_REQ_RECEIVED && !(o.mode === 'live' && this.liveBroker === null)) this.brokerOf(o).place(o);
+      if (o.status === Status.AMO_REQ_RECEIVED && o.mode === 'paper') this.brokerOf(o).place(o);
     }
   }
 
@@ -554,7 +561,7 @@ export class OrderService {
   private expireDayOrders(): void {
     for (const o of this.byId.values()) {
       // Every order still in the market or on its way there (not an AMO waiting for the next open).
-      if (o.mode === 'live' && this.liveBroker === null) continue;
+      if (o.mode === 'live') continue; // Kite expires live DAY orders itself
       if (!FINAL_STATUSES.has(o.status) && o.status !== Status.AMO_REQ_RECEIVED && o.validity !== 'IOC') {
         this.brokerOf(o).cancel(o, `${o.validity} order expired at the close of the session`);
       }
@@ -608,6 +615,8 @@ export class OrderService {
 
   /** Live keys need the live broker: without one (no Kite credentials) their orders are refused. */
   private live(key: string): void {
+    const problem = this.opts.modeOf(key) === 'live' ? (this.liveBroker?.tokenProblem ?? null) : null;
+    if (problem !== null) throw new OrderRejection('token', 'api_key', 'kite_token', problem);
     if (this.opts.modeOf(key) === 'live' && this.liveBroker === null) {
       throw new OrderRejection('permission', 'api_key', 'live_broker',
         'This key is marked live, and live orders through Kite are not available in this build: use a paper key (npm run keys -- create NAME) until the live broker is enabled');
@@ -707,12 +716,14 @@ export class OrderService {
     for (const e of events) this.opts.push.order(o.key, e.row);
     this.armTtl(o);
     // An after-market order waits for the open when the exchange's hours apply.
-    if (!(amo && this.opts.config.marketHours === 'exchange')) this.brokerOf(o).place(o);
+    // (Kite holds a live AMO itself: it goes to Kite at once.)
+    if (!(amo && this.opts.config.marketHours === 'exchange' && o.mode === 'paper')) this.brokerOf(o).place(o);
   }
 
   /** A TTL order is cancelled `validity_ttl` minutes after it was placed (also after a restart). */
   private armTtl(o: Order): void {
-    if (o.validity !== 'TTL' || o.validityTtl <= 0) return;
+    // Kite expires a live TTL order itself; its CANCELLED comes back as an update.
+    if (o.validity !== 'TTL' || o.validityTtl <= 0 || o.mode === 'live') return;
     const wait = Math.max(0, o.createdMs + o.validityTtl * 60_000 - this.now());
     const t = setTimeout(() => {
       this.ttlTimers.delete(t);
