@@ -1,0 +1,77 @@
+/**
+ * Live orders end to end: the whole service with Kite credentials (the simulator standing in for
+ * Kite, its order API included), a key marked live, and a strategy using the official
+ * `KiteConnect` against our /kite. The order goes to "Kite" through the live broker, Kite's ticker
+ * update comes back over our upstream connection, and our order book follows Kite's; the simulator
+ * holds exactly one order for each one placed, even when its answer to the place is lost.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KiteConnect } from 'kiteconnect';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KeyStore, keysFilePath } from '../../src/auth/keys.ts';
+import { loadConfig } from '../../src/config.ts';
+import { silentLogger } from '../../src/log.ts';
+import { startSimulator, type Simulator } from '../../src/kite/sim/server.ts';
+import { startService, type Service } from '../../src/service.ts';
+import { createTestDatabase, type TestDatabase } from '../support/pg.ts';
+import { until } from '../support/until.ts';
+
+let sim: Simulator;
+let db: TestDatabase;
+let dataDir: string;
+let service: Service;
+let live: InstanceType<typeof KiteConnect>;
+let liveSecret: string;
+
+beforeAll(async () => {
+  sim = await startSimulator({ apiKey: 'sim-key', accessToken: 'sim-token', rate: 2000, seed: 5 });
+  db = await createTestDatabase('live_orders');
+  dataDir = mkdtempSync(join(tmpdir(), 'live-orders-'));
+  // A live key, made as `npm run keys -- create trader --live` makes it.
+  const keys = await KeyStore.load({ configured: [], file: keysFilePath(dataDir) });
+  liveSecret = (await keys.create('trader', 'live')).secret;
+  service = await startService(loadConfig({
+    KITE_API_KEY: 'sim-key', KITE_ACCESS_TOKEN: 'sim-token', KITE_WS_URL: sim.wsUrl, KITE_API_URL: sim.apiUrl,
+    KITE_INSTRUMENTS: 'NSE:INFY,NSE:TCS', MARKET_HOURS: 'always', DATABASE_URL: db.url, DATA_DIR: dataDir, PORT: '0',
+    WORKERS: '1', LIVE_POLL_MS: '500', KITE_TIMEOUT_MS: '1000',
+  }), silentLogger);
+  live = new KiteConnect({ api_key: liveSecret, access_token: liveSecret, root: `http://127.0.0.1:${service.port}/kite` });
+  await until('INFY to tick', () => service.tokens.every((t) => service.orders.mark(t) !== null));
+});
+
+afterAll(async () => {
+  await service?.close();
+  await sim?.close();
+  await db?.drop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const buy = { exchange: 'NSE', tradingsymbol: 'INFY', transaction_type: 'BUY', quantity: 2, product: 'MIS', order_type: 'MARKET', market_protection: -1 };
+
+describe('live orders through Kite (the simulator), with the official KiteConnect on /kite', () => {
+  it('goes to Kite, and our order book follows Kite\'s updates to COMPLETE with its trades', async () => {
+    const { order_id: id } = await live.placeOrder('regular', buy as never);
+    await until('our order to complete from Kite\'s updates', async () => (await live.getOrderHistory(id)).some((r: any) => r.status === 'COMPLETE'), 20_000);
+    const ours = service.orders.orderById(id)!;
+    expect(ours.mode).toBe('live');
+    expect(ours.brokerOrderId).toMatch(/^\d+$/);
+    const atKite = sim.orders('sim-key').filter((o) => o.order_id === ours.brokerOrderId);
+    expect(atKite).toHaveLength(1);
+    expect(atKite[0]).toMatchObject({ status: 'COMPLETE', filled_quantity: 2 });
+    const trades = await live.getOrderTrades(id);
+    expect(trades.reduce((a: number, t: any) => a + t.quantity, 0)).toBe(2);
+    const stored = await db.sql`SELECT mode, broker_order_id, status FROM orders WHERE order_id = ${id}`;
+    expect(stored[0]).toMatchObject({ mode: 'live', broker_order_id: ours.brokerOrderId, status: 'COMPLETE' });
+  });
+
+  it('never places twice: a lost answer to the place leaves exactly one order at Kite, found by our mark', async () => {
+    const before = sim.orders('sim-key').length;
+    sim.orderFaults({ dropPlaceResponse: 1 });
+    const { order_id: id } = await live.placeOrder('regular', buy as never);
+    await until('the order to be acknowledged by lookup', () => service.orders.orderById(id)?.brokerOrderId, 20_000);
+    await until('our order to complete', () => service.orders.orderById(id)?.status === 'COMPLETE', 20_000);
+    expect(sim.orders('sim-key').length).toBe(before + 1);
+  });
+});
