@@ -198,7 +198,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       store: storage.stats(),
       live: { ticks: hub.ticks, bars: hub.bars, feed: feed?.stats, kite: kiteWs?.stats },
       cache: cache.stats(),
-      orders: orders.stats(),
+      orders: { ...orders.stats(), live: orders.liveStatus(), reconciliation: orders.reconciliation() },
     });
 
     // Orders: one service for both APIs; the paper broker matches on the hub's ticks.
@@ -234,6 +234,15 @@ export async function startService(config: Config, log: Logger): Promise<Service
     });
     await orders.start();
     orderUpdates = orders;
+    // Live orders: reconcile with Kite's book now, and after every upstream outage (a reconnect).
+    void orders.reconcile();
+    let upstreamDown = false;
+    ing.on('disconnect', () => { upstreamDown = true; });
+    ing.on('connect', () => {
+      if (!upstreamDown) return;
+      upstreamDown = false;
+      void orders.reconcile();
+    });
     cleanup.push(() => orders.close());
     hub.add({ tick: (f, o, row) => orders.tick(f, o, row) });
 

@@ -58,5 +58,9 @@ export interface Broker {
    * order row. Idempotent: late, repeated and out-of-order rows change nothing.
    */
   update?(row: Record<string, unknown>, source: 'ticker' | 'postback' | 'poll'): void;
+  /** The broker's own day order book as Kite's rows (the live broker), for reconciliation. */
+  orders?(): Promise<Record<string, unknown>[]>;
+  /** The broker's own positions `{ net, day }` as Kite's rows (the live broker), for reconciliation. */
+  positions?(): Promise<{ net: Record<string, unknown>[]; day: Record<string, unknown>[] }>;
   close(): void;
 }

@@ -42,6 +42,7 @@ import {
 } from './model.ts';
 import { PaperBroker, type MarketView } from './paper/broker.ts';
 import type { Broker, BrokerEvents } from './broker.ts';
+import { orderIdOfMark } from './live/mark.ts';
 import { PositionBook } from './positions.ts';
 import { OrderRateLimiter } from './rate-limit.ts';
 import type { ModifyRequest, PlaceRequest } from './request.ts';
@@ -124,6 +125,27 @@ export function nextIstWeekdayTime(nowMs: number, minuteOfDay: number): number {
   }
 }
 
+/**
+ * The owner of orders found at Kite that no key of ours placed (Kite web, another app): no key
+ * name can be empty, so no key sees or touches them; they are kept, marked external, so that the
+ * account's book, trades and positions are whole.
+ */
+export const EXTERNAL_KEY = '';
+
+/** What the last reconciliation with Kite found (shown in /health). */
+export interface ReconcileReport {
+  at: string;
+  /** Kite's orders read. */
+  orders: number;
+  /** Ours brought up to date from Kite's rows (through the live broker's update). */
+  updated: number;
+  /** Found at Kite, placed outside the service: recorded as external. */
+  external: string[];
+  /** Net quantity per instrument and product where Kite and our book disagree. */
+  positionDiffs: { tradingsymbol: string; product: string; kite: number; ours: number }[];
+  error: string | null;
+}
+
 /** Push positions of a key at most this often while they change, ms. */
 export const POSITION_PUSH_MS = 250;
 
@@ -166,6 +188,7 @@ export class OrderService {
   private sessionTimers: NodeJS.Timeout[] = [];
   private readonly ttlTimers = new Set<NodeJS.Timeout>();
   private writes: Promise<void> = Promise.resolve();
+  private reconciled: ReconcileReport | null = null;
   private writeErrors = 0;
 
   constructor(private readonly opts: OrderServiceOptions) {
@@ -491,6 +514,109 @@ export class OrderService {
     if (this.liveBroker?.update === undefined) return false;
     this.liveBroker.update(row, source);
     return true;
+  }
+
+  /**
+   * Reconcile with Kite (at start, and after an upstream outage): read Kite's day order book;
+   * every order of ours goes through the live broker's update (an order we thought open that Kite
+   * completed is brought up to date); orders Kite has that we never placed are recorded as
+   * external, owned by no key; net positions that differ are logged and kept for /health.
+   */
+  async reconcile(): Promise<ReconcileReport | null> {
+    const b = this.liveBroker;
+    if (b === null || b.orders === undefined) return null;
+    const report: ReconcileReport = { at: new Date(this.now()).toISOString(), orders: 0, updated: 0, external: [], positionDiffs: [], error: null };
+    try {
+      const rows = await b.orders();
+      report.orders = rows.length;
+      for (const row of rows) {
+        const kiteId = String(row.order_id ?? '');
+        if (kiteId === '') continue;
+        const known = this.byBrokerId.get(kiteId) ?? null;
+        const ours = known ?? this.ownMark(row);
+        if (ours !== null) {
+          b.update?.(row, 'poll');
+          report.updated++;
+        } else {
+          this.adoptExternal(row);
+          report.external.push(kiteId);
+        }
+      }
+      if (b.positions !== undefined) report.positionDiffs = this.positionDiffs((await b.positions()).net);
+    } catch (e) {
+      report.error = (e as Error).message;
+    }
+    if (report.external.length > 0 || report.positionDiffs.length > 0 || report.error !== null) {
+      this.opts.log.warn({ external: report.external, positionDiffs: report.positionDiffs, error: report.error }, 'reconciliation with Kite found differences');
+    }
+    this.reconciled = report;
+    return report;
+  }
+
+  /** The last reconciliation's findings, for /health. */
+  reconciliation(): ReconcileReport | null {
+    return this.reconciled;
+  }
+
+  /** One of our live orders by the mark in a Kite row's tag (live/mark.ts), not yet acknowledged. */
+  private ownMark(row: Record<string, unknown>): Order | null {
+    const id = typeof row.tag === 'string' ? orderIdOfMark(row.tag) : null;
+    return id === null ? null : (this.byId.get(id) ?? null);
+  }
+
+  /** Record an order Kite has that no key of ours placed: external, owned by no key, as Kite shows it. */
+  private adoptExternal(row: Record<string, unknown>): void {
+    const num = (v: unknown) => (typeof v === 'number' ? v : Number(v ?? 0)) || 0;
+    const paise = (v: unknown) => Math.round(num(v) * 100);
+    const inst = this.opts.instrument(String(row.exchange ?? ''), String(row.tradingsymbol ?? ''));
+    const now = this.now();
+    const filled = num(row.filled_quantity);
+    const o: Order = {
+      id: this.ids.next(), key: EXTERNAL_KEY, mode: 'live', parentId: null,
+      variety: (String(row.variety ?? 'regular')) as Order['variety'], exchange: String(row.exchange ?? ''), symbol: String(row.tradingsymbol ?? ''),
+      token: inst?.instrumentToken ?? num(row.instrument_token), side: row.transaction_type === 'SELL' ? 'SELL' : 'BUY',
+      product: String(row.product ?? 'CNC') as Order['product'], orderType: String(row.order_type ?? 'LIMIT') as Order['orderType'],
+      validity: String(row.validity ?? 'DAY') as Order['validity'], validityTtl: num(row.validity_ttl), quantity: num(row.quantity),
+      disclosedQuantity: num(row.disclosed_quantity), pricePaise: paise(row.price), triggerPaise: paise(row.trigger_price),
+      marketProtection: row.market_protection === undefined ? null : num(row.market_protection),
+      tag: typeof row.tag === 'string' ? row.tag : null, guid: typeof row.guid === 'string' ? row.guid : null,
+      status: String(row.status ?? 'OPEN') as OrderStatus, statusMessage: typeof row.status_message === 'string' ? row.status_message : null,
+      // Kite shows the average, not the fills: their value is the average times the quantity, to the paisa.
+      filledQuantity: filled, filledValuePaise: paise(row.average_price) * filled, cancelledQuantity: num(row.cancelled_quantity),
+      modifications: 0, createdMs: now, updatedMs: now, exchangeMs: now,
+      meta: { external: true, kite: row.meta ?? null }, brokerOrderId: String(row.order_id),
+    };
+    this.byId.set(o.id, o);
+    this.byBrokerId.set(o.brokerOrderId!, o);
+    this.keyState(EXTERNAL_KEY).orders.push(o);
+    const e = this.event(o, o.status);
+    this.write({ orders: [o], events: [e] }).catch(() => {}); // logged by write()
+  }
+
+  /** Kite's net positions against ours (live orders of every key, external ones included). */
+  private positionDiffs(kiteNet: readonly Record<string, unknown>[]): ReconcileReport['positionDiffs'] {
+    const ours = new Map<string, { tradingsymbol: string; product: string; qty: number }>();
+    for (const [key] of this.keys) {
+      for (const p of this.positions.forKey(key)) {
+        if (p.mode !== 'live') continue;
+        const k = `${p.token}\n${p.product}`;
+        const e = ours.get(k) ?? { tradingsymbol: p.symbol, product: p.product, qty: 0 };
+        e.qty += p.buyQty - p.sellQty;
+        ours.set(k, e);
+      }
+    }
+    const diffs: ReconcileReport['positionDiffs'] = [];
+    const seen = new Set<string>();
+    for (const r of kiteNet) {
+      const inst = this.opts.instrument(String(r.exchange ?? ''), String(r.tradingsymbol ?? ''));
+      const k = `${inst?.instrumentToken ?? Number(r.instrument_token)}\n${String(r.product)}`;
+      seen.add(k);
+      const kite = Number(r.quantity ?? 0);
+      const mine = ours.get(k)?.qty ?? 0;
+      if (kite !== mine) diffs.push({ tradingsymbol: String(r.tradingsymbol), product: String(r.product), kite, ours: mine });
+    }
+    for (const [k, e] of ours) if (!seen.has(k) && e.qty !== 0) diffs.push({ tradingsymbol: e.tradingsymbol, product: e.product, kite: 0, ours: e.qty });
+    return diffs;
   }
 
   /** The live broker's state for /ready: null when there is none. */

@@ -25,6 +25,20 @@ let service: Service;
 let live: InstanceType<typeof KiteConnect>;
 let liveSecret: string;
 
+function env(): Record<string, string> {
+  return {
+    KITE_API_KEY: 'sim-key', KITE_ACCESS_TOKEN: 'sim-token', KITE_WS_URL: sim.wsUrl, KITE_API_URL: sim.apiUrl,
+    KITE_INSTRUMENTS: 'NSE:INFY,NSE:TCS', MARKET_HOURS: 'always', DATABASE_URL: db.url, DATA_DIR: dataDir, PORT: '0',
+    WORKERS: '1', LIVE_POLL_MS: '500', KITE_TIMEOUT_MS: '1000',
+  };
+}
+
+async function startIt(): Promise<void> {
+  service = await startService(loadConfig(env()), silentLogger);
+  live = new KiteConnect({ api_key: liveSecret, access_token: liveSecret, root: `http://127.0.0.1:${service.port}/kite` });
+  await until('the instruments to tick', () => service.tokens.every((t) => service.orders.mark(t) !== null));
+}
+
 beforeAll(async () => {
   sim = await startSimulator({ apiKey: 'sim-key', accessToken: 'sim-token', rate: 2000, seed: 5 });
   db = await createTestDatabase('live_orders');
@@ -32,13 +46,7 @@ beforeAll(async () => {
   // A live key, made as `npm run keys -- create trader --live` makes it.
   const keys = await KeyStore.load({ configured: [], file: keysFilePath(dataDir) });
   liveSecret = (await keys.create('trader', 'live')).secret;
-  service = await startService(loadConfig({
-    KITE_API_KEY: 'sim-key', KITE_ACCESS_TOKEN: 'sim-token', KITE_WS_URL: sim.wsUrl, KITE_API_URL: sim.apiUrl,
-    KITE_INSTRUMENTS: 'NSE:INFY,NSE:TCS', MARKET_HOURS: 'always', DATABASE_URL: db.url, DATA_DIR: dataDir, PORT: '0',
-    WORKERS: '1', LIVE_POLL_MS: '500', KITE_TIMEOUT_MS: '1000',
-  }), silentLogger);
-  live = new KiteConnect({ api_key: liveSecret, access_token: liveSecret, root: `http://127.0.0.1:${service.port}/kite` });
-  await until('INFY to tick', () => service.tokens.every((t) => service.orders.mark(t) !== null));
+  await startIt();
 });
 
 afterAll(async () => {
@@ -73,5 +81,29 @@ describe('live orders through Kite (the simulator), with the official KiteConnec
     await until('the order to be acknowledged by lookup', () => service.orders.orderById(id)?.brokerOrderId, 20_000);
     await until('our order to complete', () => service.orders.orderById(id)?.status === 'COMPLETE', 20_000);
     expect(sim.orders('sim-key').length).toBe(before + 1);
+  });
+
+  it('reconciles at start: an order Kite completed while we were down is brought up to date, one placed behind our back appears as external', async () => {
+    const last = service.orders.mark(service.tokens.find((t) => service.orders.kiteSymbol(t) === 'TCS')!)!.lastPaise / 100;
+    const far = Math.floor(last * 0.9 * 20) / 20;
+    const { order_id: id } = await live.placeOrder('regular', { ...buy, tradingsymbol: 'TCS', order_type: 'LIMIT', price: far, market_protection: undefined } as never);
+    await until('OPEN at Kite and here', () => service.orders.orderById(id)?.status === 'OPEN', 20_000);
+    const kiteId = service.orders.orderById(id)!.brokerOrderId!;
+    await service.close();
+    // While the service is down: the order is made marketable at Kite, and another app places one.
+    const direct = new KiteConnect({ api_key: 'sim-key', access_token: 'sim-token', root: sim.apiUrl });
+    await direct.modifyOrder('regular', kiteId, { price: Math.ceil(last * 1.05 * 20) / 20 } as never);
+    await until('Kite to complete it', () => sim.orders('sim-key').find((o) => o.order_id === kiteId)?.status === 'COMPLETE', 20_000);
+    const { order_id: outside } = await direct.placeOrder('regular', { ...buy, tradingsymbol: 'TCS', order_type: 'LIMIT', price: far, market_protection: undefined } as never);
+
+    await startIt();
+    await until('our order brought up to date', () => service.orders.orderById(id)?.status === 'COMPLETE', 20_000);
+    const report = await until('a reconciliation report', () => service.orders.reconciliation());
+    expect(report.external).toContain(outside);
+    expect(service.orders.orderByBrokerId(outside)).toMatchObject({ key: '', mode: 'live', meta: { external: true } });
+    // Owned by no key: the live key does not see it.
+    expect((await live.getOrders()).some((o: any) => o.order_id === outside)).toBe(false);
+    const health = service.health() as { orders: { reconciliation: unknown } };
+    expect(health.orders.reconciliation).toBeTruthy();
   });
 });
