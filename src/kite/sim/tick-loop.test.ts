@@ -113,6 +113,22 @@ describe('TickLoop', () => {
     expect(stats.heartbeats).toBe(2);
   });
 
+  it('hands each round to onRound, and ends the batch when a round leaves no row followed', () => {
+    let hook = (_updated: Int32Array, _k: number) => {};
+    const { batch, followers } = setup({ rate: 1000, onRound: (u, k) => hook(u, k) });
+    // Followed by no connection, as the order book follows a row while an order works on it.
+    followers.follow(3);
+    const rounds: number[][] = [];
+    hook = (u, k) => {
+      rounds.push([...u.subarray(0, k)]);
+      followers.unfollow(3); // the round filled the row's last working order
+    };
+    expect(batch(50)).toBe(1);
+    expect(rounds).toEqual([[3]]);
+    expect(batch(50)).toBe(0);
+    expect(rounds).toHaveLength(1);
+  });
+
   it('sends nothing to a closed connection', () => {
     const { batch, connect, conns } = setup({ rate: 1000 });
     const c = connect(rowsOf(10));

@@ -95,12 +95,15 @@ export class TickLoop {
     } else {
       this.budget = 0;
     }
+    let k: number;
     do {
-      const k = want > 0 ? market.advance(want, followers.rows, followers.count, updated) : 0;
+      k = want > 0 ? market.advance(want, followers.rows, followers.count, updated) : 0;
       want -= k;
       if (k > 0 && this.onRound !== undefined) this.onRound(updated, k);
       for (const c of conns) this.frames.emit(c, updated, k);
-    } while (want > 0);
+      // A round can empty the followed rows (its fills finished the last working order of an
+      // otherwise unfollowed row): then nothing is left to trade this batch.
+    } while (want > 0 && k > 0);
     this.stats.trades = market.trades;
     this.stats.rounds = market.rounds;
 
