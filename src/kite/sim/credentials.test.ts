@@ -30,4 +30,12 @@ describe('Credentials', () => {
     // The access token is everything after the first colon.
     expect(new Credentials('key', 'a:b').acceptsHeader('token key:a:b')).toBe(true);
   });
+
+  it('names the api_key of an accepted header, which the order book files orders under', () => {
+    const open = new Credentials(undefined, 'tok');
+    expect(open.keyOf('token alice:tok')).toBe('alice');
+    expect(open.keyOf('token bob:tok')).toBe('bob');
+    expect(open.keyOf('token alice:bad')).toBeNull();
+    expect(open.keyOf('')).toBeNull();
+  });
 });
