@@ -164,13 +164,21 @@ export function addKiteOrderRoutes(router: Router, deps: OrderRouteDeps): void {
     .add({ ...k, method: 'GET', path: '/kite/orders/:order_id/trades', handler: (r) => guarded(() => ok(s.orderTrades(who(r), r.params.order_id).map((t) => s.tradeRow(t)))) })
     .add({ ...k, method: 'GET', path: '/kite/portfolio/positions', handler: (r) => ok(s.kitePositions(who(r))) })
     .add({ ...k, method: 'GET', path: '/kite/portfolio/holdings', handler: (r) => ok(s.kiteHoldings(who(r))) })
-    .add({ ...k, method: 'GET', path: '/kite/user/margins', handler: (r) => ok({ equity: equityMargins(s, who(r)), commodity: { enabled: false, net: 0, available: {}, utilised: {} } }) })
     .add({
-      ...k, method: 'GET', path: '/kite/user/margins/:segment', handler: (r) => {
+      ...k, method: 'GET', path: '/kite/user/margins', handler: (r) => guarded(async () => {
+        // A live key's funds are the Kite account's, as Kite reports them.
+        const kite = await s.liveMargins(who(r));
+        return ok(kite ?? { equity: equityMargins(s, who(r)), commodity: { enabled: false, net: 0, available: {}, utilised: {} } });
+      }),
+    })
+    .add({
+      ...k, method: 'GET', path: '/kite/user/margins/:segment', handler: (r) => guarded(async () => {
+        const kite = await s.liveMargins(who(r));
+        if (kite !== null && (r.params.segment === 'equity' || r.params.segment === 'commodity')) return ok(kite[r.params.segment] ?? {});
         if (r.params.segment === 'equity') return ok(equityMargins(s, who(r)));
         if (r.params.segment === 'commodity') return ok({ enabled: false, net: 0, available: {}, utilised: {} });
         throw new HttpError(400, 'invalid_segment', `Invalid segment "${r.params.segment.slice(0, 20)}": use equity or commodity`, 'segment');
-      },
+      }),
     })
     // Kite's postback (the URL a user registers with Kite): no API key (Kite cannot send ours); the
     // checksum, SHA-256 of order_id + order_timestamp + api_secret, proves it came from Kite.

@@ -60,6 +60,8 @@ export interface Broker {
   update?(row: Record<string, unknown>, source: 'ticker' | 'postback' | 'poll'): void;
   /** The broker's own day order book as Kite's rows (the live broker), for reconciliation. */
   orders?(): Promise<Record<string, unknown>[]>;
+  /** The broker's own funds and margins by segment, as Kite's `/user/margins` (the live broker). */
+  margins?(): Promise<Record<string, unknown>>;
   /** The broker's own positions `{ net, day }` as Kite's rows (the live broker), for reconciliation. */
   positions?(): Promise<{ net: Record<string, unknown>[]; day: Record<string, unknown>[] }>;
   close(): void;

@@ -619,6 +619,15 @@ export class OrderService {
     return diffs;
   }
 
+  /**
+   * A live key's funds are the Kite account's: Kite's own `/user/margins` (by segment), or null for
+   * a paper key (whose funds are the paper account's, `funds`).
+   */
+  async liveMargins(key: string): Promise<Record<string, unknown> | null> {
+    if (this.opts.modeOf(key) !== 'live' || this.liveBroker?.margins === undefined) return null;
+    return this.liveBroker.margins();
+  }
+
   /** The live broker's state for /ready: null when there is none. */
   liveStatus(): { ok: boolean; problem: string | null } | null {
     if (this.liveBroker === null) return null;

@@ -70,6 +70,9 @@ describe('live orders through Kite (the simulator), with the official KiteConnec
     expect(atKite[0]).toMatchObject({ status: 'COMPLETE', filled_quantity: 2 });
     const trades = await live.getOrderTrades(id);
     expect(trades.reduce((a: number, t: any) => a + t.quantity, 0)).toBe(2);
+    // A live key's funds are the Kite account's.
+    const direct = new KiteConnect({ api_key: 'sim-key', access_token: 'sim-token', root: sim.apiUrl });
+    expect(Object.keys(await live.getMargins() as object).sort()).toEqual(Object.keys(await direct.getMargins() as object).sort());
     const stored = await db.sql`SELECT mode, broker_order_id, status FROM orders WHERE order_id = ${id}`;
     expect(stored[0]).toMatchObject({ mode: 'live', broker_order_id: ours.brokerOrderId, status: 'COMPLETE' });
   });
