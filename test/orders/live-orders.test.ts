@@ -109,4 +109,35 @@ describe('live orders through Kite (the simulator), with the official KiteConnec
     const health = service.health() as { orders: { reconciliation: unknown } };
     expect(health.orders.reconciliation).toBeTruthy();
   });
+
+  it('reconciles again after an upstream outage (Kite\'s connection cut and reconnected)', async () => {
+    const first = await until('a reconciliation report', () => service.orders.reconciliation());
+    const last = service.orders.mark(service.tokens.find((t) => service.orders.kiteSymbol(t) === 'INFY')!)!.lastPaise / 100;
+    // Placed at Kite by another app, as the connection drops: reconciliation finds it.
+    const outside = await new KiteConnect({ api_key: 'sim-key', access_token: 'sim-token', root: sim.apiUrl })
+      .placeOrder('regular', { ...buy, order_type: 'LIMIT', price: Math.floor(last * 0.9 * 20) / 20, market_protection: undefined } as never);
+    sim.dropAllConnections();
+    const again = await until('a reconciliation after the reconnect', () => {
+      const r = service.orders.reconciliation();
+      return r !== null && r !== first ? r : null;
+    }, 20_000);
+    expect(again.external).toContain(outside.order_id);
+  });
+
+  // Last: an expired token stays expired until the service gets a new one.
+  it('an expired access token: the order is rejected saying to renew it, later ones are refused with TokenException, and /ready says why', async () => {
+    sim.orderFaults({ tokenExpired: true });
+    const { order_id: id } = await live.placeOrder('regular', buy as never);
+    await until('the order to be rejected', () => service.orders.orderById(id)?.status === 'REJECTED', 20_000);
+    expect(service.orders.orderById(id)!.statusMessage).toContain('KITE_ACCESS_TOKEN');
+    const err = await live.placeOrder('regular', buy as never).then(() => null, (e: unknown) => e as { error_type: string; message: string });
+    expect(err).toMatchObject({ error_type: 'TokenException' });
+    expect(err!.message).toContain('KITE_ACCESS_TOKEN');
+    const ready = await fetch(`http://127.0.0.1:${service.port}/ready`);
+    expect(ready.status).toBe(503);
+    const body = (await ready.json()) as { failing: string[]; liveOrders?: string };
+    expect(body.failing).toContain('liveOrders');
+    expect(body.liveOrders).toContain('KITE_ACCESS_TOKEN');
+    sim.orderFaults({ tokenExpired: false });
+  });
 });
