@@ -12,87 +12,18 @@
  * happen inside service.tick, so they are checked as soon as it returns.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { loadConfig, type OrdersConfig } from '../../src/config.ts';
+import type { OrdersConfig } from '../../src/config.ts';
 import { pgliteDb, type Db } from '../../src/core/db.ts';
 import { migrate } from '../../src/core/migrate.ts';
-import { N, N_FIELDS, NType } from '../../src/core/tick.ts';
-import { FeedHub } from '../../src/gateway/hub.ts';
-import { silentLogger } from '../../src/log.ts';
 import { OrderRejection } from '../../src/orders/errors.ts';
 import { averageRupees, Status, type Order, type Trade } from '../../src/orders/model.ts';
 import type { PlaceRequest } from '../../src/orders/request.ts';
-import { OrderService, POSITION_PUSH_MS } from '../../src/orders/service.ts';
-import { dbStore, OrderStore } from '../../src/orders/store.ts';
-import { followed, master } from '../gateway/rest-fixture.ts';
+import { POSITION_PUSH_MS } from '../../src/orders/service.ts';
+import { Market, paperSession, type PaperSession } from '../support/paper-orders.ts';
 import { freshPglite } from '../support/pglite.ts';
 import { until } from '../support/until.ts';
 
 const KEY = 'paper-alice';
-
-// --- the market ----------------------------------------------------------------------------------
-
-/** A depth level as the feed carries it: price in rupees, quantity. */
-type Level = readonly [price: number, qty: number];
-
-interface TickSpec {
-  /** Last traded price, rupees. */
-  price: number;
-  /** Previous close, rupees (the band's reference); 1 % under the price when not given. */
-  close?: number;
-  /** VOLUME_DELTA: units traded since the row's previous tick. */
-  traded?: number;
-  /** Best first, at most 5 each; no depth at all when both are absent. */
-  bids?: readonly Level[];
-  asks?: readonly Level[];
-}
-
-/** The hub's latest ticks, written by the test and delivered to the listening services. */
-class Market {
-  readonly hub = new FeedHub(followed, [60_000]);
-  readonly listeners = new Set<OrderService>();
-  private readonly volume = new Float64Array(this.hub.rows);
-
-  row(symbol: string): number {
-    const i = followed.find((x) => x.exchange === 'NSE' && x.tradingsymbol === symbol);
-    if (i === undefined) throw new Error(`${symbol} is not followed in the test universe`);
-    return this.hub.rowOfToken.get(i.instrumentToken)!;
-  }
-
-  /** Write `symbol`'s latest tick and hand it to every listening service, as FeedHub does. */
-  tick(symbol: string, t: TickSpec): void {
-    const row = this.row(symbol);
-    const f = this.hub.latestTicks;
-    const o = row * N_FIELDS;
-    const traded = t.traded ?? 0;
-    this.volume[row] += traded;
-    f.fill(0, o, o + N_FIELDS);
-    f[o + N.TYPE] = NType.TICK;
-    f[o + N.TOKEN] = followed[row].instrumentToken;
-    f[o + N.KIND] = 5;
-    f[o + N.EXCH_TIME_MS] = Date.now();
-    f[o + N.PRICE] = t.price;
-    f[o + N.LAST_QTY] = traded;
-    f[o + N.VOLUME] = this.volume[row];
-    f[o + N.VOLUME_DELTA] = traded;
-    f[o + N.CLOSE] = t.close ?? Math.round(t.price * 99) / 100;
-    f[o + N.INSTR] = row;
-    if (t.bids !== undefined || t.asks !== undefined) {
-      f[o + N.DEPTH_LEVELS] = 5;
-      const side = (levels: readonly Level[] | undefined, first: number) => {
-        (levels ?? []).slice(0, 5).forEach(([price, qty], k) => {
-          const d = o + N.DEPTH + 3 * (first + k);
-          f[d] = qty;
-          f[d + 1] = price;
-          f[d + 2] = 1;
-        });
-      };
-      side(t.bids, 0);
-      side(t.asks, 5);
-    }
-    this.hub.hasTick[row] = 1;
-    for (const s of this.listeners) s.tick(f, o, row);
-  }
-}
 
 // --- the service ---------------------------------------------------------------------------------
 
@@ -109,55 +40,13 @@ afterAll(async () => {
   await pg?.close();
 });
 
-interface Session {
-  svc: OrderService;
-  store: OrderStore;
-  /** Every order row pushed, in push order. */
-  orders: { key: string; row: Record<string, any> }[];
-  /** Every positions push. */
-  positions: { key: string; rows: Record<string, any>[] }[];
-  close(): Promise<void>;
-}
+type Session = PaperSession;
 
 const open: Session[] = [];
 
-const bySym = new Map(master.map((i) => [`${i.exchange}:${i.tradingsymbol}`, i]));
-const byTok = new Map(master.map((i) => [i.instrumentToken, i]));
-
 /** An OrderService over `market` and the file's database, started; closed after the test. */
 async function session(market: Market, over: Partial<OrdersConfig> = {}, now?: () => number): Promise<Session> {
-  const store = new OrderStore(dbStore(db));
-  const pushedOrders: Session['orders'] = [];
-  const pushedPositions: Session['positions'] = [];
-  const svc = new OrderService({
-    // The account's rate budget is not under test here (rate-limit.test.ts): 26 modifications in a
-    // second must pass it.
-    config: { ...loadConfig({}).orders, marketHours: 'always', paperLatencyMs: 0, ratePerSec: 1000, ...over },
-    store,
-    instrument: (e, sym) => bySym.get(`${e}:${sym}`) ?? null,
-    instrumentByToken: (t) => byTok.get(t) ?? null,
-    market: { latestTicks: market.hub.latestTicks, hasTick: market.hub.hasTick, rowOf: (t) => market.hub.rowOfToken.get(t) ?? -1 },
-    rows: market.hub.rows,
-    modeOf: () => 'paper',
-    push: {
-      order: (key, row) => pushedOrders.push({ key, row }),
-      positions: (key, rows) => pushedPositions.push({ key, rows: rows as Record<string, any>[] }),
-    },
-    log: silentLogger,
-    now,
-  });
-  await svc.start();
-  market.listeners.add(svc);
-  let closed = false;
-  const s: Session = {
-    svc, store, orders: pushedOrders, positions: pushedPositions,
-    close: async () => {
-      if (closed) return;
-      closed = true;
-      market.listeners.delete(svc);
-      await svc.close();
-    },
-  };
+  const s = await paperSession(market, db, over, now);
   open.push(s);
   return s;
 }

@@ -12,18 +12,14 @@
  * once (an order not yet OPEN) is caught on the next round.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { loadConfig, type OrdersConfig } from '../../src/config.ts';
+import type { OrdersConfig } from '../../src/config.ts';
 import { pgliteDb, type Db } from '../../src/core/db.ts';
 import { migrate } from '../../src/core/migrate.ts';
-import { N, N_FIELDS, NType } from '../../src/core/tick.ts';
-import { FeedHub } from '../../src/gateway/hub.ts';
-import { silentLogger } from '../../src/log.ts';
 import { OrderRejection } from '../../src/orders/errors.ts';
 import { Status, type Order } from '../../src/orders/model.ts';
 import type { PlaceRequest } from '../../src/orders/request.ts';
-import { nextIstWeekdayTime, OrderService, RateLimited, SESSION_CLOSE_MIN, SESSION_OPEN_MIN, type PlaceAnswer } from '../../src/orders/service.ts';
-import { dbStore, OrderStore } from '../../src/orders/store.ts';
-import { followed, master } from '../gateway/rest-fixture.ts';
+import { nextIstWeekdayTime, RateLimited, SESSION_CLOSE_MIN, SESSION_OPEN_MIN, type PlaceAnswer } from '../../src/orders/service.ts';
+import { Market, paperSession, type PaperSession } from '../support/paper-orders.ts';
 import { freshPglite } from '../support/pglite.ts';
 import { until } from '../support/until.ts';
 
@@ -33,49 +29,6 @@ const OPT = 'NIFTY25D0926000CE';
 
 /** Epoch ms of an IST wall-clock time ('2025-12-03T09:14:59.800'). 2025-12-03 is a Wednesday. */
 const ist = (local: string): number => Date.parse(`${local}+05:30`);
-
-// --- the market ----------------------------------------------------------------------------------
-
-type Level = readonly [price: number, qty: number];
-
-/** The hub's latest ticks, written by the test and handed to the listening services. */
-class Market {
-  readonly hub = new FeedHub(followed, [60_000]);
-  readonly listeners = new Set<OrderService>();
-  private readonly volume = new Float64Array(this.hub.rows);
-
-  /** `symbol` is NSE's, or `EXCHANGE:SYMBOL`. */
-  tick(symbol: string, t: { price: number; traded?: number; bids?: readonly Level[]; asks?: readonly Level[] }): void {
-    const [ex, sym] = symbol.includes(':') ? symbol.split(':') : ['NSE', symbol];
-    const i = followed.find((x) => x.exchange === ex && x.tradingsymbol === sym);
-    if (i === undefined) throw new Error(`${symbol} is not followed in the test universe`);
-    const row = this.hub.rowOfToken.get(i.instrumentToken)!;
-    const f = this.hub.latestTicks;
-    const o = row * N_FIELDS;
-    const traded = t.traded ?? 0;
-    this.volume[row] += traded;
-    f.fill(0, o, o + N_FIELDS);
-    f[o + N.TYPE] = NType.TICK;
-    f[o + N.TOKEN] = i.instrumentToken;
-    f[o + N.KIND] = 5;
-    f[o + N.EXCH_TIME_MS] = Date.now();
-    f[o + N.PRICE] = t.price;
-    f[o + N.LAST_QTY] = traded;
-    f[o + N.VOLUME] = this.volume[row];
-    f[o + N.VOLUME_DELTA] = traded;
-    f[o + N.CLOSE] = Math.round(t.price * 99) / 100;
-    f[o + N.INSTR] = row;
-    if (t.bids !== undefined || t.asks !== undefined) {
-      f[o + N.DEPTH_LEVELS] = 5;
-      const side = (levels: readonly Level[] | undefined, first: number) =>
-        (levels ?? []).forEach(([price, qty], k) => f.set([qty, price, 1], o + N.DEPTH + 3 * (first + k)));
-      side(t.bids, 0);
-      side(t.asks, 5);
-    }
-    this.hub.hasTick[row] = 1;
-    for (const s of this.listeners) s.tick(f, o, row);
-  }
-}
 
 // --- the service ---------------------------------------------------------------------------------
 
@@ -92,44 +45,13 @@ afterAll(async () => {
   await pg?.close();
 });
 
-interface Session {
-  svc: OrderService;
-  /** Every order row pushed, in push order. */
-  pushed: Record<string, any>[];
-  close(): Promise<void>;
-}
+type Session = PaperSession;
 
 const open: Session[] = [];
-const bySym = new Map(master.map((i) => [`${i.exchange}:${i.tradingsymbol}`, i]));
-const byTok = new Map(master.map((i) => [i.instrumentToken, i]));
 
 /** An OrderService over `market` and the file's database, started; closed after the test. */
 async function session(market: Market, over: Partial<OrdersConfig> = {}, now?: () => number): Promise<Session> {
-  const pushed: Record<string, any>[] = [];
-  const svc = new OrderService({
-    config: { ...loadConfig({}).orders, marketHours: 'always', paperLatencyMs: 0, ratePerSec: 1000, ...over },
-    store: new OrderStore(dbStore(db)),
-    instrument: (e, sym) => bySym.get(`${e}:${sym}`) ?? null,
-    instrumentByToken: (t) => byTok.get(t) ?? null,
-    market: { latestTicks: market.hub.latestTicks, hasTick: market.hub.hasTick, rowOf: (t) => market.hub.rowOfToken.get(t) ?? -1 },
-    rows: market.hub.rows,
-    modeOf: () => 'paper',
-    push: { order: (_key, row) => pushed.push(row), positions: () => {} },
-    log: silentLogger,
-    now,
-  });
-  await svc.start();
-  market.listeners.add(svc);
-  let closed = false;
-  const s: Session = {
-    svc, pushed,
-    close: async () => {
-      if (closed) return;
-      closed = true;
-      market.listeners.delete(svc);
-      await svc.close();
-    },
-  };
+  const s = await paperSession(market, db, over, now);
   open.push(s);
   return s;
 }
@@ -193,7 +115,7 @@ describe('iceberg orders', () => {
     expect(s.svc.trades(KEY).every((t) => t.pricePaise === 100_05)).toBe(true);
 
     // One at a time: a leg's first row is pushed only after the previous leg's COMPLETE.
-    const at = (id: string, status?: string) => s.pushed.findIndex((r) => r.order_id === id && (status === undefined || r.status === status));
+    const at = (id: string, status?: string) => s.orders.map((x) => x.row).findIndex((r) => r.order_id === id && (status === undefined || r.status === status));
     expect(at(legs[1].id)).toBeGreaterThan(at(legs[0].id, Status.COMPLETE));
     expect(at(legs[2].id)).toBeGreaterThan(at(legs[1].id, Status.COMPLETE));
   });
