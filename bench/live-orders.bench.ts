@@ -58,17 +58,16 @@
  * direct orders, 2,000 of ours). A failure (status and Kite's error body) ends the run and is
  * printed; nothing in the service is worked around.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import diagnostics from 'node:diagnostics_channel';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { ClientRequest } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parentPort, workerData, type Worker } from 'node:worker_threads';
 import { KiteConnect } from 'kiteconnect';
 import { until } from '../test/support/until.ts';
-import { loadLine, schedDelta, schedOf, us, type Sched } from './support.ts';
+import { loadLine, schedDelta, schedOf, startSimProcess, us, type Sched } from './support.ts';
 
 const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
 const ROUNDS = Number(process.env.BENCH_LIVE_N ?? 1000);
@@ -504,24 +503,6 @@ function procSched(pid: number): Sched | null {
   }
 }
 
-/** `npm run sim` as a child process; resolves with its URLs from its start-up log line. */
-function startSimProcess(): Promise<{ child: ChildProcess; wsUrl: string; apiUrl: string }> {
-  const entry = fileURLToPath(new URL('../src/kite/sim/main.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
-    env: { PATH: process.env.PATH ?? '', SIM_RATE: String(SIM_RATE), SIM_PORT: '0', LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const m = /KITE_WS_URL=(\S+) KITE_API_URL=(\S+?)"/.exec(buf);
-      if (m !== null) resolve({ child, wsUrl: m[1], apiUrl: m[2] });
-    });
-    child.on('exit', (code) => reject(new Error(`the simulator process exited (${code}) before listening`)));
-  });
-}
-
 type Outcome = { ok: true; result: ClientResult; measured: Measured | null } | { ok: false; failure: string };
 
 /** One session: a fresh simulator process, database and service; `rounds` timed rounds after the warm-up. */
@@ -535,7 +516,7 @@ async function session(rounds: number): Promise<Outcome> {
   let service: Service | null = null;
   let sim: ChildProcess | null = null;
   try {
-    const started = await startSimProcess();
+    const started = await startSimProcess(SIM_RATE);
     sim = started.child;
     await admin.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME}`);
     await admin.unsafe(`CREATE DATABASE ${DB_NAME}`);

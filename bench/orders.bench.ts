@@ -26,11 +26,10 @@
  * an order fails, the failure (status code and body) is printed and the summary says so; nothing
  * in the service is worked around. BENCH_ORDERS_N sets the timed pairs (default 3,000).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import postgres from 'postgres';
 import { loadConfig } from '../src/config.ts';
@@ -44,7 +43,7 @@ import { startWorker } from '../src/threads.ts';
 import { until } from '../test/support/until.ts';
 import { matchingBench, type MatchingResult } from './orders-matching.ts';
 import type { Latency, RoundTripMessage, RoundTripOptions, RoundTripResult } from './orders-roundtrip.ts';
-import { cpuMs, forceGc, loadLine, schedDelta, schedOf, us, type Sched } from './support.ts';
+import { cpuMs, forceGc, loadLine, schedDelta, schedOf, startSimProcess, us, type Sched } from './support.ts';
 
 const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
 const EMBEDDED = process.env.BENCH_ORDERS_DB === 'embedded';
@@ -144,24 +143,6 @@ function runClient(service: Service, opts: RoundTripOptions): Promise<{ rt: Roun
   });
 }
 
-/** `npm run sim` as a child process at SIM_RATE; resolves with its URLs from its start-up log line. */
-function startSimProcess(): Promise<{ child: ChildProcess; wsUrl: string; apiUrl: string }> {
-  const entry = fileURLToPath(new URL('../src/kite/sim/main.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
-    env: { PATH: process.env.PATH ?? '', SIM_RATE: String(SIM_RATE), SIM_PORT: '0', LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const m = /KITE_WS_URL=(\S+) KITE_API_URL=(\S+?)"/.exec(buf);
-      if (m !== null) resolve({ child, wsUrl: m[1], apiUrl: m[2] });
-    });
-    child.on('exit', (code) => reject(new Error(`the simulator process exited (${code}) before listening`)));
-  });
-}
-
 function describe(e: unknown): string {
   const err = e as Error & { code?: string };
   return `${err.name ?? 'Error'}${err.code ? ` [${err.code}]` : ''}: ${err.message ?? String(e)}`;
@@ -179,7 +160,7 @@ async function roundTrip(): Promise<Part1> {
       DATA_DIR: dataDir, PORT: '0', API_KEYS: `bench:${SECRET}`, SIM_RATE: String(SIM_RATE), ...RAISED,
     };
     if (SIM_WHERE === 'process') {
-      const started = await startSimProcess();
+      const started = await startSimProcess(SIM_RATE);
       sim = started.child;
       Object.assign(env, {
         KITE_API_KEY: 'sim', KITE_ACCESS_TOKEN: 'sim', KITE_WS_URL: started.wsUrl, KITE_API_URL: started.apiUrl, MARKET_HOURS: 'always',

@@ -1,11 +1,14 @@
 /**
  * Helpers shared by the ring and pipeline benches: the CPU clock, a GC counter, a latency
- * histogram that records without allocating, and a line about how busy the machine is.
+ * histogram that records without allocating, a line about how busy the machine is, and the Kite
+ * simulator as a process of its own.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
+import { fileURLToPath } from 'node:url';
 import { runInNewContext } from 'node:vm';
 import type { TimestampProvider } from 'tinybench';
 import type { WireTick } from '../src/kite/codec.ts';
@@ -210,5 +213,26 @@ export function canonicalFromWire(t: WireTick, f: Float64Array, o: number): void
     f[o + N.DEPTH + 3 * i] = d.quantity;
     f[o + N.DEPTH + 3 * i + 1] = d.price / div;
     f[o + N.DEPTH + 3 * i + 2] = d.orders;
+  });
+}
+
+/**
+ * `npm run sim` as a child process at `rate` ticks/s (Kite is remote in production, so benches run
+ * it apart from the service); resolves with its URLs from its start-up log line.
+ */
+export function startSimProcess(rate: number): Promise<{ child: ChildProcess; wsUrl: string; apiUrl: string }> {
+  const entry = fileURLToPath(new URL('../src/kite/sim/main.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    env: { PATH: process.env.PATH ?? '', SIM_RATE: String(rate), SIM_PORT: '0', LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = /KITE_WS_URL=(\S+) KITE_API_URL=(\S+?)"/.exec(buf);
+      if (m !== null) resolve({ child, wsUrl: m[1], apiUrl: m[2] });
+    });
+    child.on('exit', (code) => reject(new Error(`the simulator process exited (${code}) before listening`)));
   });
 }
