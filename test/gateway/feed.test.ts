@@ -6,7 +6,7 @@ import { Market } from '../../src/kite/sim/market.ts';
 import { createUnpackr } from '../../src/gateway/messages.ts';
 import type { HubListener } from '../../src/gateway/hub.ts';
 import { N } from '../../src/core/tick.ts';
-import { kiteOrderRow, type Order } from '../../src/orders/model.ts';
+import { orderRow } from '../support/order-row.ts';
 import { universe } from '../pipeline/harness.ts';
 import { until } from '../support/until.ts';
 import { startStack, type Stack } from './stack.ts';
@@ -44,19 +44,6 @@ function connect(port: number, query = `key=${KEY}`, headers: Record<string, str
       },
     }));
   });
-}
-
-/** An order of `key` as Kite's order book shows it: nulls, a nested meta, a tags array. */
-function orderRow(key: string, id: string, status: Order['status']): Record<string, unknown> {
-  const o: Order = {
-    id, key, mode: 'paper', parentId: null, variety: 'regular', exchange: 'NSE', symbol: 'INFY', token: 408065,
-    side: 'BUY', product: 'CNC', orderType: 'LIMIT', validity: 'DAY', validityTtl: 0, quantity: 10, disclosedQuantity: 0,
-    pricePaise: 150_005, triggerPaise: 0, marketProtection: null, tag: 'strat1', guid: null, status,
-    statusMessage: null, filledQuantity: status === 'COMPLETE' ? 10 : 0, filledValuePaise: status === 'COMPLETE' ? 1_500_050 : 0,
-    cancelledQuantity: 0, modifications: 0, createdMs: 1_750_000_000_000, updatedMs: 1_750_000_001_000,
-    exchangeMs: 1_750_000_000_500, meta: { iceberg: { leg: 1 } },
-  };
-  return kiteOrderRow(o);
 }
 
 /** Position rows as Kite's positions show them (rupees as JSON numbers). */
