@@ -67,6 +67,7 @@ import { join } from 'node:path';
 import { parentPort, workerData, type Worker } from 'node:worker_threads';
 import { KiteConnect } from 'kiteconnect';
 import { until } from '../test/support/until.ts';
+import type { Latency } from './orders-roundtrip.ts';
 import { loadLine, schedDelta, schedOf, startSimProcess, us, type Sched } from './support.ts';
 
 const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
@@ -98,15 +99,6 @@ const RAISED: Record<string, string> = {
 };
 
 // --- between the client thread and the service's thread -----------------------------------------
-
-interface Latency {
-  count: number;
-  meanUs: number;
-  p50Us: number;
-  p99Us: number;
-  p999Us: number;
-  maxUs: number;
-}
 
 /** Round trips of one series, µs, in the order taken. */
 type Samples = number[];

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { refusal } from '../../test/support/refusal.ts';
 import type { OrdersConfig } from '../config.ts';
 import type { Instrument } from '../core/instrument.ts';
 import { checkModify, checkPlace, freezeQuantity, marketSession, requiredMarginPaise, type CheckContext } from './checks.ts';
-import { OrderRejection } from './errors.ts';
 import type { Order } from './model.ts';
 import type { ModifyRequest, PlaceRequest } from './request.ts';
 
@@ -55,15 +55,6 @@ const equity = (over: Partial<PlaceRequest> = {}) => req({ exchange: 'NSE', trad
 const eqCtx = (over: Partial<CheckContext> = {}, config: Partial<OrdersConfig> = {}) =>
   ctx({ instrument: RELIANCE, lastPricePaise: 1400_00, closePaise: 1390_00, ...over }, config);
 
-function refusal(fn: () => unknown): OrderRejection {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof OrderRejection) return e;
-    throw e;
-  }
-  throw new Error('expected an OrderRejection, nothing was thrown');
-}
 const why = (fn: () => unknown) => {
   const e = refusal(fn);
   return [e.field, e.rule, e.kind];

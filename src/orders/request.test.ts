@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { OrderRejection } from './errors.ts';
+import { refusal } from '../../test/support/refusal.ts';
 import { parseModifyForm, parseModifyJson, parsePlaceForm, parsePlaceJson } from './request.ts';
 
-/** The refusal `fn` throws; fails the test when it throws anything else or nothing. */
-function refusal(fn: () => unknown): OrderRejection {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof OrderRejection) return e;
-    throw e;
-  }
-  throw new Error('expected an OrderRejection, nothing was thrown');
-}
 
 const FORM = {
   exchange: 'NFO', tradingsymbol: 'NIFTY26JAN24000CE', transaction_type: 'BUY', quantity: '65',
