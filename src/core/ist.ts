@@ -157,3 +157,16 @@ export function isoOfDay(day: number): string {
 export function dayOfIso(iso: string): number {
   return Math.floor(Date.parse(`${iso}T00:00:00Z`) / DAY_MS);
 }
+
+function pad(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
+/**
+ * Epoch ms → 'YYYY-MM-DD HH:mm:ss' in IST: how Kite writes times in quotes and order rows. Builds a
+ * Date, so it is for answers and messages, not the per-tick path.
+ */
+export function istString(ms: number): string {
+  const d = new Date(ms + IST_OFFSET_MS);
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+}

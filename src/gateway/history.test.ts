@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Db } from '../core/db.ts';
 import { DAY_MS, MINUTE_MS, timeframeName } from '../core/ist.ts';
-import { history, istString, KITE_INTERVALS, kiteCandleTime, parseIstWallClock, rollup, sourceTimeframe, type StoredBar } from './history.ts';
+import { istString } from '../core/ist.ts';
+import { history, KITE_INTERVALS, kiteCandleTime, parseIstWallClock, rollup, sourceTimeframe, type StoredBar } from './history.ts';
 import { RateLimiter } from './http.ts';
 
 const M = MINUTE_MS;

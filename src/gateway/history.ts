@@ -17,7 +17,7 @@
 import type { Logger } from '../log.ts';
 import type { Db } from '../core/db.ts';
 import { HttpError } from './http.ts';
-import { bucketEnd, bucketStart, DAY_MS, IST_OFFSET_MS, MINUTE_MS, timeframeName } from '../core/ist.ts';
+import { bucketEnd, bucketStart, DAY_MS, IST_OFFSET_MS, istString, MINUTE_MS, timeframeName } from '../core/ist.ts';
 
 /** One bar (stored or rolled up). Prices rupees, times epoch ms. */
 export interface Candle {
@@ -245,15 +245,6 @@ export function parseIstWallClock(s: string): number {
   return utc - IST_OFFSET_MS;
 }
 
-function pad(n: number): string {
-  return n < 10 ? `0${n}` : String(n);
-}
-
-/** Epoch ms → 'YYYY-MM-DD HH:mm:ss' in IST: Kite's quote timestamps. */
-export function istString(ms: number): string {
-  const d = new Date(ms + IST_OFFSET_MS);
-  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
-}
 
 /** Epoch ms → 'YYYY-MM-DDTHH:mm:ss+0530': Kite's candle timestamps. */
 export function kiteCandleTime(ms: number): string {

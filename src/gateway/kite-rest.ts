@@ -28,9 +28,9 @@
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { Instrument } from '../core/instrument.ts';
 import { toCsv } from '../kite/instrument-csv.ts';
-import { DAY_MS, istDayStart } from '../core/ist.ts';
+import { DAY_MS, istDayStart, istString } from '../core/ist.ts';
 import { Directory } from './directory.ts';
-import { historyJson, istString, KITE_INTERVALS, parseIstWallClock, storageError } from './history.ts';
+import { historyJson, KITE_INTERVALS, parseIstWallClock, storageError } from './history.ts';
 import { errorBody, HttpError, RateLimiter, Router, type HttpReply, type HttpRequest, type RouteInfo } from './http.ts';
 import type { RestMetrics } from './metrics.ts';
 import type { DepthLevel, LiveQuote } from './quotes.ts';

@@ -18,6 +18,8 @@
  * | modifications        | modifications accepted so far (Kite allows 25 per order)                 |
  */
 
+import { istString } from '../core/ist.ts';
+
 export const VARIETIES = ['regular', 'amo', 'co', 'iceberg', 'auction'] as const;
 export type Variety = (typeof VARIETIES)[number];
 /** Varieties this service places: `co` and `auction` are refused with a message saying so. */
@@ -196,12 +198,9 @@ export class IdSource {
 
 // --- Kite's order row ----------------------------------------------------------------------------
 
-const IST_MS = 5.5 * 3600_000;
-
 /** 'YYYY-MM-DD HH:MM:SS' in India time, as Kite's order rows carry times. */
 export function kiteTime(ms: number | null): string | null {
-  if (ms === null) return null;
-  return new Date(ms + IST_MS).toISOString().slice(0, 19).replace('T', ' ');
+  return ms === null ? null : istString(ms);
 }
 
 /** The order as Kite's order book and history show it (every field the official clients read). */
