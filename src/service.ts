@@ -208,7 +208,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       store: new OrderStore({ transact: (st) => storage.transact(st), query: (text, params) => storage.db().query(text, params) }),
       instrument: (exchange, symbol) => masterBySymbol.get(`${exchange}:${symbol}`) ?? null,
       instrumentByToken: (token) => byToken.get(token) ?? null,
-      market: { latestTicks: hub.latestTicks, hasTick: hub.hasTick, rowOf: (t) => hub.rowOfToken.get(t) ?? -1 },
+      market: hub,
       rows: hub.rows,
       modeOf: (key) => keys.modeOf(key),
       // Live keys' orders go to Kite through the official client (with Kite credentials only).
@@ -263,7 +263,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
           quotes: cache,
           db: historyDb,
           master: () => master,
-          orders: { orders, postbackSecret: config.orders.kiteApiSecret, instrument: (exchange, symbol) => masterBySymbol.get(`${exchange}:${symbol}`) ?? null },
+          orders: { orders, postbackSecret: config.orders.kiteApiSecret },
           pcr: (name, expiry) => pipeline.pcr(name, expiry),
           ready: readiness({ feedConnected: () => ing.connected(), db: historyDb, cache, rings, live: () => orders.liveStatus() }),
           metrics: {

@@ -65,6 +65,11 @@ export class FeedHub {
     return this.index.find(instrument);
   }
 
+  /** Row of an instrument token, -1 if not followed. With latestTicks and hasTick, what the paper broker reads (its MarketView). */
+  rowOf(token: number): number {
+    return this.rowOfToken.get(token) ?? -1;
+  }
+
   add(listener: HubListener): void {
     this.listeners.push(listener);
   }

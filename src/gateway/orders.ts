@@ -27,10 +27,9 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import type { Instrument } from '../core/instrument.ts';
 import { OrderRejection } from '../orders/errors.ts';
 import { FINAL_STATUSES, kiteOrderRow, paiseToRupees, type Order } from '../orders/model.ts';
-import { istDayStart } from '../core/ist.ts';
+import { IST_OFFSET_MS, istDayStart } from '../core/ist.ts';
 import { parseModifyForm, parseModifyJson, parsePlaceForm, parsePlaceJson, type PlaceRequest } from '../orders/request.ts';
 import { IdempotencyConflict, OrderNotFound, RateLimited, type OrderService, type Remembered } from '../orders/service.ts';
 import { HttpError, queryObject, validate, type HttpReply, type HttpRequest, type Router } from './http.ts';
@@ -106,8 +105,6 @@ export interface OrderRouteDeps {
   orders: OrderService;
   /** KITE_API_SECRET: checks postbacks' checksums. null: postbacks are refused (503). */
   postbackSecret?: string | null;
-  /** Instruments for Kite's margin calculator rows. */
-  instrument(exchange: string, symbol: string): Instrument | null;
 }
 
 /** Kite's `/user/margins` equity segment, from the paper account. */
@@ -238,7 +235,6 @@ const closeBody = z.strictObject({
   product: z.enum(['CNC', 'NRML', 'MIS', 'MTF']).optional(),
 });
 
-const IST = 5.5 * 3600_000;
 
 function statusGroup(o: Order): (typeof STATUS_FILTER)[number] {
   if (o.status === 'COMPLETE') return 'complete';
@@ -303,8 +299,8 @@ export function addApiOrderRoutes(router: Router, deps: OrderRouteDeps): void {
     .add({
       ...j, method: 'GET', path: '/api/orders', handler: (r) => {
         const q = validate(ordersQuery, queryObject(r.query));
-        const from = q.from === undefined ? -Infinity : Date.parse(`${q.from}T00:00:00Z`) - IST;
-        const to = q.to === undefined ? Infinity : Date.parse(`${q.to}T00:00:00Z`) - IST + 86_400_000;
+        const from = q.from === undefined ? -Infinity : Date.parse(`${q.from}T00:00:00Z`) - IST_OFFSET_MS;
+        const to = q.to === undefined ? Infinity : Date.parse(`${q.to}T00:00:00Z`) - IST_OFFSET_MS + 86_400_000;
         const sym = q.symbol?.toUpperCase();
         const out = s.orders(who(r)).filter((o) =>
           (q.status === undefined || q.status === 'all' || statusGroup(o) === q.status) &&
@@ -332,7 +328,7 @@ export function addApiOrderRoutes(router: Router, deps: OrderRouteDeps): void {
       ...j, method: 'POST', path: '/api/positions/close', handler: (r) => remembered(s, r, async () => {
         const text = r.body?.toString('utf8') ?? '';
         const body = validate(closeBody, text.trim() === '' ? {} : jsonOf(r), 'body');
-        const placed = await closePositions(s, deps, who(r), body.symbol, body.product);
+        const placed = await closePositions(s, who(r), body.symbol, body.product);
         return { status: 201, body: { orders: placed.map((o) => apiOrder(s, who(r), o, false)) } };
       }),
     });
@@ -343,7 +339,7 @@ export function addApiOrderRoutes(router: Router, deps: OrderRouteDeps): void {
  * net quantity, sliced at the freeze quantity (the freeze table in config) and at lot multiples,
  * all placed as one basket: every slice passes the checks or none is placed.
  */
-async function closePositions(s: OrderService, deps: OrderRouteDeps, key: string, symbol: string | undefined, product: string | undefined): Promise<Order[]> {
+async function closePositions(s: OrderService, key: string, symbol: string | undefined, product: string | undefined): Promise<Order[]> {
   const { net } = s.kitePositions(key) as { net: { tradingsymbol: string; exchange: string; product: string; quantity: number }[] };
   const sym = symbol?.toUpperCase();
   const open = net.filter((p) => p.quantity !== 0 && (product === undefined || p.product === product) &&
@@ -351,7 +347,7 @@ async function closePositions(s: OrderService, deps: OrderRouteDeps, key: string
   if (open.length === 0) throw new HttpError(400, 'nothing_to_close', sym === undefined ? 'no open position to close' : `symbol: no open position in ${sym.slice(0, 64)}`, 'symbol');
   const reqs: PlaceRequest[] = [];
   for (const p of open) {
-    const inst = deps.instrument(p.exchange, p.tradingsymbol);
+    const inst = s.instrument(p.exchange, p.tradingsymbol);
     const lot = Math.max(1, inst?.lotSize ?? 1);
     const freeze = inst === null ? Infinity : (s.freezeOf(inst) ?? Infinity);
     const sliceMax = Number.isFinite(freeze) ? Math.max(lot, Math.floor(freeze / lot) * lot) : Math.abs(p.quantity);

@@ -645,6 +645,11 @@ export class OrderService {
     return this.byId.get(id) ?? null;
   }
 
+  /** An instrument of Kite's master by exchange and trading symbol, or null. */
+  instrument(exchange: string, symbol: string): Instrument | null {
+    return this.opts.instrument(exchange, symbol);
+  }
+
   /** The trading symbol of a token ('' when the master does not know it). */
   kiteSymbol(token: number): string {
     return this.opts.instrumentByToken(token)?.tradingsymbol ?? '';

@@ -256,7 +256,7 @@ export async function startRestServer(opts: {
       store: new OrderStore(dbStore(opts.orders)),
       instrument: (e, sym) => bySym.get(`${e}:${sym}`) ?? null,
       instrumentByToken: (t) => byTok.get(t) ?? null,
-      market: { latestTicks: hub.latestTicks, hasTick: hub.hasTick, rowOf: (t) => hub.rowOfToken.get(t) ?? -1 },
+      market: hub,
       rows: hub.rows,
       modeOf: () => 'paper',
       push: { order() {}, positions() {} },
@@ -279,7 +279,7 @@ export async function startRestServer(opts: {
         metrics: opts.metrics ?? {},
         log: silentLogger,
         now: () => TODAY.getTime(),
-        ...(orders === null ? {} : { orders: { orders, postbackSecret: opts.postbackSecret ?? null, instrument: (e: string, sym: string) => master.find((i) => i.exchange === e && i.tradingsymbol === sym) ?? null } }),
+        ...(orders === null ? {} : { orders: { orders, postbackSecret: opts.postbackSecret ?? null } }),
         ...opts.extra,
       });
     },

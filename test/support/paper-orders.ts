@@ -98,7 +98,7 @@ export async function paperSession(market: Market, db: Db, over: Partial<OrdersC
     store,
     instrument: (e, sym) => bySym.get(`${e}:${sym}`) ?? null,
     instrumentByToken: (t) => byTok.get(t) ?? null,
-    market: { latestTicks: market.hub.latestTicks, hasTick: market.hub.hasTick, rowOf: (t) => market.hub.rowOfToken.get(t) ?? -1 },
+    market: market.hub,
     rows: market.hub.rows,
     modeOf: () => 'paper',
     push: {
