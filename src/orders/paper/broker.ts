@@ -1,7 +1,7 @@
 /**
  * The paper broker: fills orders against the live feed, as an exchange would, without sending
  * anything anywhere. It owns no order state: the order service (src/orders/service.ts) does, and
- * hears of every change through `PaperEvents`. A key marked live never reaches this class.
+ * hears of every change through `BrokerEvents` (broker.ts). A key marked live never reaches this class.
  *
  * What it models, in order of an order's life:
  *
@@ -32,9 +32,6 @@ import { feedPaise, pendingQuantity } from '../model.ts';
 import { DepthFills, RestingBook, walkDepth } from './book.ts';
 import type { Broker, BrokerEvents, ModifyFields } from '../broker.ts';
 
-/** What the paper broker tells the order service (the events every broker reports). */
-export type PaperEvents = BrokerEvents;
-
 /** Read-only view of the feed the broker fills against (the hub's latest tick per row). */
 export interface MarketView {
   readonly latestTicks: Float64Array;
@@ -46,7 +43,7 @@ export interface PaperOptions {
   latencyMs: number;
   market: MarketView;
   rows: number;
-  events: PaperEvents;
+  events: BrokerEvents;
   /** Tick size in paise of a token (the instrument master's), for rounding protection prices. */
   tickPaise(token: number): number;
 }
