@@ -43,7 +43,6 @@
  * each change) and `position` (`{ type: 'position', d: rows }`, all of the key's position
  * rows, at each change). Their rows are plain objects, not shared-structure records.
  */
-import { Packr, Unpackr } from 'msgpackr';
 import { N } from '../core/tick.ts';
 import { B, BarFlag } from '../core/bar.ts';
 import { timeframeName } from '../core/ist.ts';
@@ -51,36 +50,7 @@ import { timeframeName } from '../core/ist.ts';
 export type FeedMode = 'ltp' | 'quote' | 'full';
 export const FEED_MODES: readonly FeedMode[] = ['ltp', 'quote', 'full'];
 
-const LTP_KEYS = ['t', 's', 'p', 'ts'];
-const QUOTE_KEYS = [...LTP_KEYS, 'q', 'ap', 'v', 'dv', 'bq', 'sq', 'o', 'h', 'l', 'c', 'ch'];
-const FULL_KEYS = [...QUOTE_KEYS, 'oi', 'ohi', 'olo', 'ltt', 'dvw', 'bid', 'ask', 'rt'];
-const BAR_KEYS = ['t', 's', 'tf', 'st', 'o', 'h', 'l', 'c', 'v', 'vw', 'n', 'oi', 'x', 'pt'];
-
-/** The shared structures, in order. Changing them is a protocol version change. */
-/** The data-frame wrapper `{ type, d }`: shared too, so a frame does not define it inline each time. */
-const FRAME_KEYS = ['type', 'd'];
-export const STRUCTURES: readonly (readonly string[])[] = [LTP_KEYS, QUOTE_KEYS, FULL_KEYS, BAR_KEYS, FRAME_KEYS];
-export const PROTOCOL_VERSION = 1;
-
-function packrOptions() {
-  return {
-    structures: STRUCTURES.map((s) => [...s]),
-    maxSharedStructures: STRUCTURES.length,
-    // Fixed protocol: never learn or share new structures at run time.
-    shouldShareStructure: () => false,
-    saveStructures: () => false,
-  };
-}
-
-/** Encoder for data frames. One per process: it reuses one target buffer (msgpackr's own). */
-export function createPackr(records: boolean): Packr {
-  return records ? new Packr(packrOptions()) : new Packr({ useRecords: false });
-}
-
-/** Decoder matching `createPackr(true)`; the client uses the same. */
-export function createUnpackr(): Unpackr {
-  return new Unpackr(packrOptions());
-}
+export { createPackr, createUnpackr, PROTOCOL_VERSION, STRUCTURES } from '../core/feed-structures.ts';
 
 export interface TickLtp { t: number; s: string; p: number; ts: number }
 export interface TickQuote extends TickLtp { q: number; ap: number; v: number; dv: number; bq: number; sq: number; o: number; h: number; l: number; c: number; ch: number }
