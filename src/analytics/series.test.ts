@@ -28,11 +28,16 @@ describe('the chain analytics history', () => {
     expect(s.pending()).toBe(0); // the minute is still open
     s.sample('NIFTY:2026-12-08', 'NIFTY', '2026-12-08', 0, M0 + MIN + 10, 0.13, 1.0, 1.0, 26_030);
     await s.write();
-    const r = await readIvSeries(db, 'NIFTY', '2026-12-08', M0, M0 + 10 * MIN, 100);
+    const r = await readIvSeries(db, 'NIFTY', '2026-12-08', M0, M0 + MIN, 100);
     expect(r.rows).toEqual([{ t: M0, open: 0.12, high: 0.15, low: 0.11, close: 0.11, pcrOi: 1.0, pcrVolume: 1.3, forward: 26_020, samples: 3 }]);
-    await s.close(); // the open minute is stored as it stands
+    // The open minute is stored as it stands (a checkpoint), and again as it grows, each sample once.
+    s.sample('NIFTY:2026-12-08', 'NIFTY', '2026-12-08', 0, M0 + MIN + 20, 0.16, 1.0, 1.0, 26_040);
+    await s.write();
+    await s.write();
+    s.sample('NIFTY:2026-12-08', 'NIFTY', '2026-12-08', 0, M0 + MIN + 30, 0.12, 1.0, 1.0, 26_050);
+    await s.close();
     const all = await readIvSeries(db, 'NIFTY', '2026-12-08', M0, M0 + 10 * MIN, 100);
-    expect(all.rows.map((x) => [x.t, x.close, x.samples])).toEqual([[M0, 0.11, 3], [M0 + MIN, 0.13, 1]]);
+    expect(all.rows.map((x) => [x.t, x.open, x.high, x.low, x.close, x.samples])).toEqual([[M0, 0.12, 0.15, 0.11, 0.11, 3], [M0 + MIN, 0.13, 0.16, 0.12, 0.12, 3]]);
   });
 
   it('merges a minute written twice (a restart within the minute) instead of replacing it', async () => {
@@ -65,8 +70,8 @@ describe('the chain analytics history', () => {
 
   it('ranks the current ATM IV against the stored minutes of the same expiry rank', async () => {
     const s = new ChainSeries(() => db);
-    // Ten minutes of rank 0 at 10 %, 11 %, ... 19 %, on an expiry of its own.
-    for (let m = 0; m <= 10; m++) s.sample('p', 'PCTL', '2026-12-29', 0, M0 + m * MIN, 0.1 + m / 100, 1, 1, 26_000);
+    // Ten minutes of rank 0 at 10 %, 11 %, ... 19 % (the last one open, stored as it stands), on an expiry of its own.
+    for (let m = 0; m < 10; m++) s.sample('p', 'PCTL', '2026-12-29', 0, M0 + m * MIN, 0.1 + m / 100, 1, 1, 26_000);
     await s.write();
     const p = await ivPercentile(db, 'PCTL', 0, 0.155, M0 + 20 * MIN, 365);
     expect(p).toEqual({ percentile: 60, minutes: 10 });

@@ -4,11 +4,12 @@
  *
  * Bars are built on the main thread from each refresh's summary (a few numbers per chain) on the
  * IST session grid of the price bars (src/core/ist.ts bucketStart). A bar is written when a refresh
- * falls in a later minute, and the open bar at shutdown (a partial minute). Writes that fail (the
- * database cut) stay queued and go with the next write, in order: an outage delays the history,
- * never loses it. A write is an upsert that merges with a bar already stored for the same minute
- * (a restart within the minute): open kept, high and low widened, close and ratios replaced,
- * samples added.
+ * falls in a later minute; `write()` also stores the open minutes as they stand (a checkpoint), and
+ * so does shutdown. Writes that fail (the database cut) stay queued and go with the next write, in
+ * order: an outage delays the history, never loses it. A write is an upsert that merges with what
+ * is stored for the minute (a checkpoint, or another run of the service within the minute): open
+ * kept, high and low widened, close and ratios replaced, and only the samples not stored before
+ * added, so writing a bar twice never counts its samples twice.
  */
 import { bucketEnd, bucketStart, MINUTE_MS } from '../core/ist.ts';
 import type { Db } from '../core/db.ts';
@@ -27,6 +28,8 @@ export interface ChainBar {
   pcrVolume: number;
   forward: number;
   samples: number;
+  /** Samples of this bar already stored (by a checkpoint). */
+  stored: number;
 }
 
 const UPSERT = `
@@ -65,7 +68,7 @@ export class ChainSeries {
     if (bar === undefined) {
       bar = {
         name, expiry, rank, startMs: start, endMs: bucketEnd(start, MINUTE_MS),
-        open: atmIv, high: atmIv, low: atmIv, close: atmIv, pcrOi, pcrVolume, forward, samples: 0,
+        open: atmIv, high: atmIv, low: atmIv, close: atmIv, pcrOi, pcrVolume, forward, samples: 0, stored: 0,
       };
       this.open.set(key, bar);
     }
@@ -78,7 +81,7 @@ export class ChainSeries {
     bar.samples++;
   }
 
-  /** Store every queued bar now; resolves when done or failed (failed bars stay queued). */
+  /** Store every closed bar, and the open ones as they stand; resolves when done or failed (failed bars stay queued). */
   write(): Promise<void> {
     this.writing ??= this.drain().finally(() => {
       this.writing = null;
@@ -88,23 +91,32 @@ export class ChainSeries {
 
   private async drain(): Promise<void> {
     const db = this.db();
-    while (this.queue.length > 0 && db !== null) {
-      const batch = this.queue.slice(0, 500);
+    let checkpoint = true;
+    while (db !== null && (this.queue.length > 0 || checkpoint)) {
+      // The closed bars first, oldest first; then, once, the open minutes.
+      const batch = this.queue.length > 0 ? this.queue.slice(0, 500) : [...this.open.values()].filter((b) => b.samples > b.stored);
+      const closed = this.queue.length > 0;
+      if (!closed) checkpoint = false;
+      if (batch.length === 0) continue;
+      const counts = batch.map((b) => b.samples);
       try {
         await db.query(UPSERT, [
           batch.map((b) => b.name), batch.map((b) => b.expiry), batch.map(() => '1m'),
           batch.map((b) => new Date(b.startMs).toISOString()), batch.map((b) => new Date(b.endMs).toISOString()),
           batch.map((b) => b.rank), batch.map((b) => b.open), batch.map((b) => b.high), batch.map((b) => b.low),
           batch.map((b) => b.close), batch.map((b) => nullable(b.pcrOi)), batch.map((b) => nullable(b.pcrVolume)),
-          batch.map((b) => b.forward), batch.map((b) => b.samples),
+          batch.map((b) => b.forward), batch.map((b, i) => counts[i] - b.stored),
         ]);
       } catch (e) {
         this.stats.writeErrors++;
         this.onError(e);
         break;
       }
-      this.queue.splice(0, batch.length);
-      this.stats.barsWritten += batch.length;
+      batch.forEach((b, i) => { b.stored = counts[i]; });
+      if (closed) {
+        this.queue.splice(0, batch.length);
+        this.stats.barsWritten += batch.length;
+      }
     }
     this.stats.queued = this.queue.length;
   }
