@@ -142,4 +142,23 @@ describe('config: storage writer and reader', () => {
     fails({ SPILL_MAX_BYTES: '1k' }, 'SPILL_MAX_BYTES');
     fails({ MARKET_DATA_RETENTION_DAYS: '-1' }, 'MARKET_DATA_RETENTION_DAYS');
   });
+
+  it('reads the analytics settings, with a one-second refresh, one thread and 5.5 % by default', () => {
+    expect(loadConfig({}).analytics).toEqual({ refreshMs: 1000, threads: 1, rate: 0.055, staleMs: 30_000, oiIntervalMs: 300_000, ivLookbackDays: 365 });
+    const c = loadConfig({
+      ANALYTICS_REFRESH_MS: '250', ANALYTICS_THREADS: '2', RISK_FREE_RATE: '0.0675', ANALYTICS_STALE_MS: '5000',
+      ANALYTICS_OI_INTERVAL_MS: '900000', ANALYTICS_IV_LOOKBACK_DAYS: '90',
+    });
+    expect(c.analytics).toEqual({ refreshMs: 250, threads: 2, rate: 0.0675, staleMs: 5000, oiIntervalMs: 900_000, ivLookbackDays: 90 });
+    expect(loadConfig({ ANALYTICS_REFRESH_MS: '0' }).analytics.refreshMs).toBe(0);
+  });
+
+  it('names the analytics variable and an example for each bad value', () => {
+    fails({ ANALYTICS_REFRESH_MS: '10' }, 'ANALYTICS_REFRESH_MS');
+    fails({ ANALYTICS_REFRESH_MS: 'fast' }, 'ANALYTICS_REFRESH_MS');
+    fails({ ANALYTICS_THREADS: '0' }, 'ANALYTICS_THREADS');
+    fails({ RISK_FREE_RATE: '6.5%' }, 'RISK_FREE_RATE');
+    fails({ RISK_FREE_RATE: '6.5' }, 'RISK_FREE_RATE');
+    fails({ ANALYTICS_OI_INTERVAL_MS: '10' }, 'ANALYTICS_OI_INTERVAL_MS');
+  });
 });

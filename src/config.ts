@@ -79,6 +79,8 @@ export interface Config {
   };
   /** Orders (src/orders/): pre-trade checks, Kite's shared rate limits, the paper broker. */
   readonly orders: OrdersConfig;
+  /** Option-chain analytics and breadth (src/analytics/), computed on a piscina pool. */
+  readonly analytics: AnalyticsConfig;
   readonly sim: {
     /** Ticks per second the built-in simulator emits in total. */
     readonly rate: number;
@@ -130,6 +132,21 @@ export interface OrdersConfig {
   readonly livePollMs: number;
   /** Live orders: how long a request to Kite may take before it counts as lost (then looked up, never re-sent blindly), ms. */
   readonly kiteTimeoutMs: number;
+}
+
+export interface AnalyticsConfig {
+  /** How often the chain analytics and breadth are recomputed, ms; 0 turns analytics off. */
+  readonly refreshMs: number;
+  /** Threads of the analytics pool. */
+  readonly threads: number;
+  /** Continuously compounded annual risk-free rate for Black-76 (0.055 = 5.5 %). */
+  readonly rate: number;
+  /** A quote whose exchange time is this far behind the chain's newest gets no IV ('stale'), ms. */
+  readonly staleMs: number;
+  /** OI change is reported since the day's open and since this long ago, ms. */
+  readonly oiIntervalMs: number;
+  /** The IV percentile looks back this many days of stored minutes. */
+  readonly ivLookbackDays: number;
 }
 
 export const KITE_API_URL_DEFAULT = 'https://api.kite.trade';
@@ -262,6 +279,16 @@ function freezeTable(env: Env, name: string): Record<string, number> {
   return out;
 }
 
+/** A decimal number in [min, max] (`0.055`, `-0.01`). */
+function decimal(env: Env, name: string, dflt: number, min: number, max: number, example: string): number {
+  const v = str(env, name);
+  if (v === undefined) return dflt;
+  if (!/^-?\d+(\.\d+)?$/.test(v)) throw new ConfigError(name, `"${v}" is not a decimal number`, example);
+  const n = Number(v);
+  if (n < min || n > max) throw new ConfigError(name, `${n} is outside ${min}..${max}`, example);
+  return n;
+}
+
 /** Hide a password in a URL before it goes into a message. */
 export function redactUrl(v: string): string {
   return v.replace(/\/\/([^:/@]+):([^@]+)@/, '//$1:***@');
@@ -350,6 +377,17 @@ export function loadConfig(env: Env = process.env): Config {
       livePollMs: int(env, 'LIVE_POLL_MS', 5000, 100, 3_600_000, '5000'),
       kiteTimeoutMs: int(env, 'KITE_TIMEOUT_MS', 7000, 100, 120_000, '7000'),
     },
+    analytics: {
+      refreshMs: analyticsRefresh(env, 'ANALYTICS_REFRESH_MS'),
+      // One thread: a refresh of the default chain (2 expiries × 21 strikes) is well under a
+      // millisecond of work a second (bench/analytics.bench.ts), and every other core is a shard's.
+      threads: int(env, 'ANALYTICS_THREADS', 1, 1, 64, '1'),
+      // About India's 91-day Treasury bill yield in 2026; set it to the day's rate.
+      rate: decimal(env, 'RISK_FREE_RATE', 0.055, -0.05, 0.5, '0.055'),
+      staleMs: int(env, 'ANALYTICS_STALE_MS', 30_000, 1, 86_400_000, '30000'),
+      oiIntervalMs: int(env, 'ANALYTICS_OI_INTERVAL_MS', 300_000, 1000, 86_400_000, '300000'),
+      ivLookbackDays: int(env, 'ANALYTICS_IV_LOOKBACK_DAYS', 365, 1, 36_500, '365'),
+    },
     sim: {
       rate: int(env, 'SIM_RATE', 2000, 1, 10_000_000, '2000'),
       seed: int(env, 'SIM_SEED', 1, 0, 2 ** 31 - 1, '1'),
@@ -357,6 +395,13 @@ export function loadConfig(env: Env = process.env): Config {
     },
   };
   return deepFreeze(config);
+}
+
+/** ANALYTICS_REFRESH_MS: 0 (off) or 50 ms to an hour; a refresh takes about a millisecond of pool time. */
+function analyticsRefresh(env: Env, name: string): number {
+  const ms = int(env, name, 1000, 0, 3_600_000, '1000');
+  if (ms !== 0 && ms < 50) throw new ConfigError(name, `${ms} is below 50 ms (0 turns analytics off)`, '1000');
+  return ms;
 }
 
 function deepFreeze<T>(o: T): T {

@@ -72,6 +72,18 @@ describe.each(kinds)('%s cache', (_kind, make) => {
     expect(q!.volume).toBe(3_000_000_009);
   });
 
+  it('keeps the latest analytics per key as JSON, for another process to read', async () => {
+    const { writer, reader } = await make();
+    const utf8 = new TextEncoder();
+    writer.putAnalytics('NIFTY:2026-12-08', utf8.encode(JSON.stringify({ seq: 1, atmIv: 0.12 })));
+    writer.putAnalytics('NIFTY:2026-12-08', utf8.encode(JSON.stringify({ seq: 2, atmIv: 0.13 })));
+    writer.putAnalytics('breadth', utf8.encode('{"advances":30}').subarray(0));
+    await writer.flush();
+    expect(JSON.parse((await reader.getAnalytics('NIFTY:2026-12-08'))!)).toEqual({ seq: 2, atmIv: 0.13 });
+    expect(JSON.parse((await reader.getAnalytics('breadth'))!)).toEqual({ advances: 30 });
+    expect(await reader.getAnalytics('NIFTY:2001-01-01')).toBeNull();
+  });
+
   it('answers null for tokens never seen, in the order asked', async () => {
     const { writer, reader } = await make();
     writer.putTick(makeTick(2, 20), 0);

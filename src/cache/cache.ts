@@ -52,6 +52,14 @@ export interface QuoteCache {
   putBar(f64: Float64Array, base: number): void;
   /** Write everything pending now; resolves when the store has answered. Never rejects. */
   flush(): Promise<void>;
+  /**
+   * Take the latest analytics of `key` (a chain `NIFTY:2026-12-08`, or `breadth`) as UTF-8 JSON
+   * bytes (src/analytics/): latest per key wins. The bytes are kept, not copied: the caller never
+   * reuses them. Synchronous, never throws.
+   */
+  putAnalytics(key: string, json: Uint8Array): void;
+  /** The latest analytics of `key` as JSON text, or null when none has been put (here or, with Redis, by another process). */
+  getAnalytics(key: string): Promise<string | null>;
   /** The latest quote of each token, null for tokens never seen. Same order as `tokens`. */
   getQuotes(tokens: readonly number[]): Promise<(Quote | null)[]>;
   /** The latest bar of `token` × `tfMs`, or null. */

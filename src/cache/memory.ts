@@ -12,6 +12,7 @@ export class MemoryCache implements QuoteCache {
   readonly kind = 'memory' as const;
   private readonly slots = new LatestSlots({ trackDirty: false });
   private closed = false;
+  private readonly analytics = new Map<string, Uint8Array>();
 
   putTick(f64: Float64Array, base: number): void {
     if (this.closed) this.slots.skipped++;
@@ -21,6 +22,16 @@ export class MemoryCache implements QuoteCache {
   putBar(f64: Float64Array, base: number): void {
     if (this.closed) this.slots.skipped++;
     else this.slots.putBar(f64, base);
+  }
+
+  putAnalytics(key: string, json: Uint8Array): void {
+    if (this.closed) this.slots.skipped++;
+    else this.analytics.set(key, json);
+  }
+
+  async getAnalytics(key: string): Promise<string | null> {
+    const v = this.analytics.get(key);
+    return v === undefined ? null : Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8');
   }
 
   async flush(): Promise<void> {}

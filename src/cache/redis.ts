@@ -9,6 +9,8 @@
  * | PREFIX q:<token>   | string | the canonical tick: 64 little-endian f64 (512 B), tick.ts N |
  * | PREFIX b:<token>   | hash   | field = timeframe name ('1m', ist.ts timeframeName), value =  |
  * |                    |        | the bar record: 14 little-endian f64 (112 B), bar.ts B            |
+ * | PREFIX a:<key>     | string | the latest analytics of a chain (`a:NIFTY:2026-12-08`) or of      |
+ * |                    |        | `a:breadth`, UTF-8 JSON (src/analytics/, docs/openapi.yaml)      |
  *
  * Why raw f64 bytes and not msgpack: the slots already hold the records in that form, so encoding
  * is a memcpy (~35 ns a quote) and decoding another, exact for every value including NaN;
@@ -80,6 +82,9 @@ export class RedisCache implements QuoteCache {
   private readonly barKeys: string[] = [];
   /** Hash field of each timeframe index. */
   private readonly tfNames: string[] = [];
+  /** Latest analytics per key, and the keys not yet written (latest only, like the slots). */
+  private readonly analytics = new Map<string, Uint8Array>();
+  private readonly dirtyAnalytics = new Set<string>();
   private tickScratch = new Int32Array(0);
   private barScratch = new Int32Array(0);
   private timer: NodeJS.Timeout | null = null;
@@ -155,6 +160,22 @@ export class RedisCache implements QuoteCache {
       return;
     }
     if (this.slots.putBar(f64, base) && this.timer === null) this.schedule();
+  }
+
+  putAnalytics(key: string, json: Uint8Array): void {
+    if (this.closed) {
+      this.slots.skipped++;
+      return;
+    }
+    this.analytics.set(key, json);
+    this.dirtyAnalytics.add(key);
+    if (this.timer === null) this.schedule();
+  }
+
+  async getAnalytics(key: string): Promise<string | null> {
+    const v = this.analytics.get(key);
+    if (v !== undefined) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8');
+    return this.read(() => this.redis.get(`${this.prefix}a:${key}`));
   }
 
   flush(): Promise<void> {
@@ -242,7 +263,7 @@ export class RedisCache implements QuoteCache {
 
   /** Values changed since a flush round took them. */
   private pending(): number {
-    return this.slots.ticks.dirtyCount + this.slots.bars.dirtyCount;
+    return this.slots.ticks.dirtyCount + this.slots.bars.dirtyCount + this.dirtyAnalytics.size;
   }
 
   private schedule(): void {
@@ -276,7 +297,7 @@ export class RedisCache implements QuoteCache {
 
   private async write(): Promise<void> {
     const s = this.slots;
-    if (s.ticks.dirtyCount + s.bars.dirtyCount === 0) return;
+    if (this.pending() === 0) return;
     if (this.tickScratch.length < s.ticks.capacity) this.tickScratch = new Int32Array(s.ticks.capacity);
     if (this.barScratch.length < s.bars.capacity) this.barScratch = new Int32Array(s.bars.capacity);
     const nt = s.ticks.takeDirty(this.tickScratch);
@@ -301,10 +322,18 @@ export class RedisCache implements QuoteCache {
       data.set(s.bars.values.subarray(i * BAR_FIELDS, (i + 1) * BAR_FIELDS), o);
       p.hset(this.barKeys[s.barToken[i]], this.tfNames[tf], bytes.subarray(o * 8, o * 8 + BAR_BYTES));
     }
+    // Analytics bytes are never reused by their producer (a fresh buffer each refresh): sent as they are.
+    const akeys = [...this.dirtyAnalytics];
+    this.dirtyAnalytics.clear();
+    for (const k of akeys) {
+      const v = this.analytics.get(k)!;
+      p.set(`${this.prefix}a:${k}`, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+    }
+    const na = akeys.length;
 
     let results: [Error | null, unknown][] | null = null;
     let failure: unknown = null;
-    this.inFlight = nt + nb;
+    this.inFlight = nt + nb + na;
     try {
       results = await p.exec();
     } catch (e) {
@@ -315,7 +344,7 @@ export class RedisCache implements QuoteCache {
     this.counters.lastFlushMs = performance.now() - t0;
 
     let failed = 0;
-    for (let k = 0; k < nt + nb; k++) {
+    for (let k = 0; k < nt + nb + na; k++) {
       const err = results === null ? true : results[k]?.[0] != null;
       if (!err) {
         this.counters.writes++;
@@ -323,7 +352,8 @@ export class RedisCache implements QuoteCache {
       }
       failed++;
       if (k < nt) s.ticks.markDirty(this.tickScratch[k]);
-      else s.bars.markDirty(this.barScratch[k - nt]);
+      else if (k < nt + nb) s.bars.markDirty(this.barScratch[k - nt]);
+      else this.dirtyAnalytics.add(akeys[k - nt - nb]);
     }
     if (failed > 0) {
       this.counters.errors++;

@@ -50,7 +50,20 @@ export interface FeedOptions {
   heartbeatMs?: number;
   /** Called when the set of instruments anyone follows changes (rows). */
   onInterest?: (rows: number[]) => void;
+  /** The latest chain analytics and breadth (src/analytics/service.ts), for `chain` and `breadth` subscriptions. */
+  analytics?: AnalyticsFrames;
 }
+
+/** What the feed needs of the analytics: each key's latest `/ws` frame, both encodings. */
+export interface AnalyticsFrames {
+  latest(key: string): { records: Uint8Array; plain: Uint8Array } | null;
+  /** Chain keys (`NIFTY:2026-12-08`). */
+  keys(): string[];
+}
+
+/** Topic of a chain's analytics frames (`c/NIFTY:2026-12-08`) and of breadth's. */
+const chainTopic = (key: string) => `c/${key}`;
+const BREADTH_TOPIC = 'breadth';
 
 interface Client {
   id: number;
@@ -60,6 +73,8 @@ interface Client {
   modes: Map<number, number>;
   /** bar topics followed */
   bars: Set<string>;
+  /** Analytics topics followed: chain topics and breadth's. */
+  analytics: Set<string>;
   /** The subscription set of its ticks (null: it follows no ticks). */
   set: SubscriptionSet | null;
   conflated: boolean;
@@ -269,6 +284,44 @@ export class Feed implements HubListener {
     return this.byKey.send(key, (c) => (c.records ? (records ??= this.packr.pack(msg)) : (plain ??= this.plain.pack(msg))), true);
   }
 
+  // --- analytics ----------------------------------------------------------------------------------
+
+  /**
+   * One refresh's frame of a chain (`NIFTY:2026-12-08`) or of `breadth`, already encoded both ways
+   * by the analytics pool: published to whoever follows it, nothing encoded here.
+   */
+  publishAnalytics(key: string, records: Uint8Array, plain: Uint8Array): void {
+    const topic = key === 'breadth' ? BREADTH_TOPIC : chainTopic(key);
+    if (this.app.numSubscribers(topic) > 0) {
+      this.app.publish(topic, records, true);
+      this.stats.framesPublished++;
+    }
+    if (this.app.numSubscribers(`p/${topic}`) > 0) {
+      this.app.publish(`p/${topic}`, plain, true);
+      this.stats.framesPublished++;
+    }
+  }
+
+  /** The analytics topics a control message names, and what it named that is not followed. */
+  private analyticsTopics(msg: ControlMessage): { topics: { topic: string; key: string }[]; rejected: { chain: unknown; reason: string }[] } {
+    const topics: { topic: string; key: string }[] = [];
+    const rejected: { chain: unknown; reason: string }[] = [];
+    const a = this.opts.analytics;
+    const chains = msg.chain === undefined ? [] : Array.isArray(msg.chain) ? msg.chain : [msg.chain];
+    for (const c of chains) {
+      const keys = a?.keys() ?? [];
+      const key = typeof c !== 'string' ? '' : c.includes(':') ? c.toUpperCase() : `NIFTY:${c}`;
+      if (!keys.includes(key)) {
+        rejected.push({ chain: c, reason: a === undefined ? 'analytics are off (ANALYTICS_REFRESH_MS=0)' : `not a followed chain; followed: ${keys.join(', ') || 'none'}` });
+      } else topics.push({ topic: chainTopic(key), key });
+    }
+    if (msg.breadth === true) {
+      if (a === undefined) rejected.push({ chain: 'breadth', reason: 'analytics are off (ANALYTICS_REFRESH_MS=0)' });
+      else topics.push({ topic: BREADTH_TOPIC, key: 'breadth' });
+    }
+    return { topics, rejected };
+  }
+
   /** Close the sessions of revoked keys (code 4001). */
   dropKeys(names: readonly string[]): void {
     endSessionsOf(this.sockets, names);
@@ -314,7 +367,7 @@ export class Feed implements HubListener {
       return;
     }
     const client: Client = {
-      id: this.nextId++, key: who.name, records: query.get('records') !== '0', modes: new Map(), bars: new Set(), set: null,
+      id: this.nextId++, key: who.name, records: query.get('records') !== '0', modes: new Map(), bars: new Set(), analytics: new Set(), set: null,
       conflated: false, conflatedSentAt: 0, closed: false,
     };
     res.upgrade(client, wsKey, wsProtocol, wsExtensions, context as never);
@@ -368,10 +421,16 @@ export class Feed implements HubListener {
       this.send(ws, ERR(`mode must be one of ${FEED_MODES.join(', ')}`, msg.id));
       return;
     }
-    if (!Array.isArray(msg.instruments) || msg.instruments.length === 0) {
-      this.send(ws, ERR('instruments: a non-empty array of tokens or trading symbols is required', msg.id));
+    const wantsAnalytics = msg.chain !== undefined || msg.breadth !== undefined;
+    if (msg.instruments === undefined && wantsAnalytics) {
+      this.analyticsMessage(ws, msg);
       return;
     }
+    if (!Array.isArray(msg.instruments) || msg.instruments.length === 0) {
+      this.send(ws, ERR('instruments: a non-empty array of tokens or trading symbols is required (or chain / breadth alone)', msg.id));
+      return;
+    }
+    if (wantsAnalytics) this.analyticsMessage(ws, msg);
     const tfs: number[] = [];
     for (const tf of msg.bars ?? []) {
       let ms: number;
@@ -411,6 +470,30 @@ export class Feed implements HubListener {
       this.send(ws, { type: 'ack', op: msg.op, id: msg.id, instruments: accepted, rejected });
     }
     this.opts.onInterest?.(this.interest());
+  }
+
+  /** Subscribe to or leave chain analytics and breadth; a subscribe gets the latest frame of each at once. */
+  private analyticsMessage(ws: WebSocket<Client>, msg: ControlMessage): void {
+    const c = ws.getUserData();
+    const { topics, rejected } = this.analyticsTopics(msg);
+    const keys = topics.map((t) => t.key);
+    if (msg.op === 'subscribe') {
+      for (const t of topics) {
+        c.analytics.add(t.topic);
+        ws.subscribe(this.topic(c, t.topic));
+      }
+      this.send(ws, { type: 'ack', op: msg.op, id: msg.id, analytics: keys, rejected });
+      for (const t of topics) {
+        const latest = this.opts.analytics?.latest(t.key);
+        if (latest && !c.closed) ws.send(c.records ? latest.records : latest.plain, true);
+      }
+    } else {
+      for (const t of topics) {
+        c.analytics.delete(t.topic);
+        ws.unsubscribe(this.topic(c, t.topic));
+      }
+      this.send(ws, { type: 'ack', op: msg.op, id: msg.id, analytics: keys, rejected });
+    }
   }
 
   private follow(ws: WebSocket<Client>, c: Client, row: number, m: number, tfs: number[]): void {

@@ -114,4 +114,8 @@ export interface ControlMessage {
   mode?: FeedMode;
   /** Bar timeframes to receive, e.g. ['1m', '5m']. */
   bars?: string[];
+  /** Option chains whose analytics to receive at each refresh: an expiry ('2026-12-08', NIFTY's) or 'NAME:YYYY-MM-DD'. */
+  chain?: string | string[];
+  /** Market breadth of the NIFTY 50 stocks at each refresh. */
+  breadth?: boolean;
 }
