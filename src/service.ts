@@ -26,6 +26,7 @@ import type { Db } from './core/db.ts';
 import { OrderService } from './orders/service.ts';
 import { OrderStore } from './orders/store.ts';
 import { LiveBroker } from './orders/live/broker.ts';
+import { AnalyticsService } from './analytics/service.ts';
 
 /** Simulator credentials used when the service runs against its own simulator. */
 const SIM_CREDENTIALS = { apiKey: 'sim', accessToken: 'sim' };
@@ -46,6 +47,8 @@ export interface Service {
   readonly cache: QuoteCache;
   /** Orders, trades and positions of every key (the paper broker fills against the hub). */
   readonly orders: OrderService;
+  /** Option-chain analytics and breadth on the piscina pool; null when ANALYTICS_REFRESH_MS=0. */
+  readonly analytics: AnalyticsService | null;
   /** The development key created at this start (printed once), or null. */
   readonly devKey: string | null;
   health(): Record<string, unknown>;
@@ -129,6 +132,24 @@ export async function startService(config: Config, log: Logger): Promise<Service
 
     let feed: Feed | undefined;
     let kiteWs: KiteWs | undefined;
+    // Chain analytics and breadth: snapshots of the hub's latest ticks, computed on a piscina pool;
+    // each refresh's bytes go to the cache (for REST and other processes) and to /ws subscribers.
+    const historyDbForAnalytics = () => storage.db();
+    const analytics = config.analytics.refreshMs > 0
+      ? new AnalyticsService({
+        settings: config.analytics,
+        instruments: universe,
+        latestTicks: hub.latestTicks,
+        hasTick: hub.hasTick,
+        db: historyDbForAnalytics,
+        publish: (key, bytes) => {
+          cache.putAnalytics(key, bytes.json);
+          feed?.publishAnalytics(key, bytes.records, bytes.plain);
+        },
+        log,
+      })
+      : null;
+    if (analytics) cleanup.push(() => analytics.close());
     const keys = await KeyStore.load({ configured: config.apiKeys, file: keysFilePath(config.dataDir) });
     // `npm run keys -- create/revoke` edits the file; the running service follows within a second.
     const stopKeyWatch = keys.watch({
@@ -198,6 +219,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       store: storage.stats(),
       live: { ticks: hub.ticks, bars: hub.bars, feed: feed?.stats, kite: kiteWs?.stats },
       cache: cache.stats(),
+      analytics: analytics?.stats() ?? null,
       orders: { ...orders.stats(), live: orders.liveStatus(), reconciliation: orders.reconciliation() },
     });
 
@@ -251,7 +273,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       port: config.port,
       health,
       routes: (app) => {
-        feed = new Feed(app, { hub, auth: keys, log });
+        feed = new Feed(app, { hub, auth: keys, log, analytics: analytics ?? undefined });
         kiteWs = new KiteWs(app, hub, keys, log);
         // After the /kite WebSocket: the Kite REST mounts a /kite/* catch-all for Kite-style 404s.
         const f = feed;
@@ -265,6 +287,8 @@ export async function startService(config: Config, log: Logger): Promise<Service
           master: () => master,
           orders: { orders, postbackSecret: config.orders.kiteApiSecret },
           pcr: (name, expiry) => pipeline.pcr(name, expiry),
+          analytics: analytics ? cache : undefined,
+          ivLookbackDays: config.analytics.ivLookbackDays,
           ready: readiness({ feedConnected: () => ing.connected(), db: historyDb, cache, rings, live: () => orders.liveStatus() }),
           metrics: {
             pipeline: () => pipeline.counters(),
@@ -282,6 +306,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
     hub.add(feed!);
     hub.add(kiteWs!);
     hub.start(pipeline);
+    analytics?.start();
     cleanup.push(() => gateway.close());
 
     let closing: Promise<void> | null = null;
@@ -297,6 +322,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
       keys,
       cache,
       orders,
+      analytics,
       devKey,
       health,
       close() {
@@ -309,6 +335,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
           await front.close();
           await pipeline.stop();
           await hub.done();
+          await analytics?.close();
           await orders.close();
           await storage.close();
           await cache.close();

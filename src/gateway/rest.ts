@@ -7,7 +7,9 @@
  * | GET /api/instruments     | followed instruments (or Kite's master with scope=all), filterable   |
  * | GET/POST /api/quote      | latest quote of each symbol, from the quote cache                    |
  * | GET /api/bars            | bars of one symbol and timeframe from the database (rolled up when not stored) |
- * | GET /api/option-chain    | one expiry of the NIFTY chain: CE/PE price, change, OI per strike; PCR |
+ * | GET /api/option-chain    | one expiry of the NIFTY chain: CE/PE price, change, OI per strike; PCR; |
+ * |                          | with analytics on: IV and greeks per leg, the expiry's figures (src/analytics/) |
+ * | GET /api/analytics/iv    | one chain's stored ATM IV / PCR minutes and its IV percentile        |
  * | GET /ready               | readiness (no key): feed connected, database and cache answer, rings not overflowing |
  * | GET /metrics             | Prometheus text                                                      |
  *
@@ -26,6 +28,7 @@ import { HttpError, queryObject, RateLimiter, Router, validate, type HttpReply, 
 import { mountKiteRest, type KiteRestDeps } from './kite-rest.ts';
 import { addApiOrderRoutes, ORDER_QUERY_PARAMS } from './orders.ts';
 import { RestMetrics, type MetricsSources } from './metrics.ts';
+import { ivPercentile, readIvSeries } from '../analytics/series.ts';
 import type { LiveQuote } from './quotes.ts';
 
 export interface ReadyState {
@@ -46,6 +49,10 @@ export interface RestDeps extends Omit<KiteRestDeps, 'directory'> {
   metrics: MetricsSources;
   /** Wall clock, for the option chain's default expiry. */
   now?: () => number;
+  /** The latest chain analytics as JSON (the cache's getAnalytics); absent: analytics are off. */
+  analytics?: { getAnalytics(key: string): Promise<string | null> };
+  /** Days of stored minutes the IV percentile looks back (ANALYTICS_IV_LOOKBACK_DAYS); default 365. */
+  ivLookbackDays?: number;
 }
 
 export interface RestHandle {
@@ -80,6 +87,7 @@ export function mountRest(app: TemplatedApp, deps: RestDeps): RestHandle {
     .add({ method: 'POST', path: '/api/quote', ...json, handler: (r) => api.quotePost(r) })
     .add({ method: 'GET', path: '/api/bars', ...json, handler: (r) => api.bars(r) })
     .add({ method: 'GET', path: '/api/option-chain', ...json, handler: (r) => api.optionChain(r) })
+    .add({ method: 'GET', path: '/api/analytics/iv', ...json, handler: (r) => api.ivSeries(r) })
     .add({ method: 'GET', path: '/ready', auth: 'none', style: 'json', handler: () => api.ready() })
     .add({
       method: 'GET', path: '/metrics', ...json,
@@ -147,6 +155,14 @@ const optionChainQuery = z.strictObject({
   expiry: one.pipe(z.string().regex(DATE, 'expiry is a date, YYYY-MM-DD')).optional(),
 });
 
+const ivQuery = z.strictObject({
+  name: one.optional(),
+  expiry: one.pipe(z.string().regex(DATE, 'expiry is a date, YYYY-MM-DD')).optional(),
+  from: time.optional(),
+  to: time.optional(),
+  limit: one.pipe(z.string().regex(/^\d+$/, 'limit is a whole number').transform(Number)).pipe(z.number().min(1).max(100_000)).optional(),
+});
+
 function barsQuery(stored: readonly number[], max: number) {
   return z.strictObject({
     symbol: one.pipe(z.string().min(1, 'symbol is required')),
@@ -165,6 +181,7 @@ export const API_QUERY_PARAMS: Readonly<Record<string, readonly string[]>> = {
   'GET /api/quote': Object.keys(quoteQuery.shape),
   'GET /api/bars': Object.keys(barsQuery([60_000], 1).shape),
   'GET /api/option-chain': Object.keys(optionChainQuery.shape),
+  'GET /api/analytics/iv': Object.keys(ivQuery.shape),
   ...ORDER_QUERY_PARAMS,
 };
 
@@ -294,22 +311,45 @@ class JsonApi {
     return { body: `${head.slice(0, -1)},"bars":${r.json}}` };
   }
 
-  async optionChain(req: HttpRequest): Promise<HttpReply> {
-    const q = validate(optionChainQuery, queryObject(req.query));
-    const name = (q.name ?? 'NIFTY').toUpperCase();
+  /** The followed options of `name` (default NIFTY) and the expiry asked (default: the nearest not past). */
+  private chainOf(qName: string | undefined, qExpiry: string | undefined): { name: string; expiry: string; expiries: string[]; options: Instrument[] } {
+    const name = (qName ?? 'NIFTY').toUpperCase();
     const options = this.dir.followed().filter((i) => i.name.toUpperCase() === name && (i.instrumentType === 'CE' || i.instrumentType === 'PE'));
     const expiries = [...new Set(options.map((i) => i.expiry))].sort();
     if (expiries.length === 0) throw new HttpError(400, 'invalid_query', `name: the service follows no options of "${name}"`, 'name');
     const today = istDate((this.deps.now ?? Date.now)());
-    const expiry = q.expiry ?? expiries.find((e) => e >= today) ?? expiries[expiries.length - 1];
+    const expiry = qExpiry ?? expiries.find((e) => e >= today) ?? expiries[expiries.length - 1];
     if (!expiries.includes(expiry)) {
       throw new HttpError(400, 'invalid_query', `expiry: ${expiry} is not a followed ${name} expiry; followed: ${expiries.join(', ')}`, 'expiry');
     }
+    return { name, expiry, expiries, options };
+  }
+
+  /** The chain's latest analytics object from the cache, or why there is none. */
+  private async chainAnalytics(name: string, expiry: string): Promise<{ a: ChainAnalyticsJson | null; reason: string | null }> {
+    if (this.deps.analytics === undefined) return { a: null, reason: 'analytics are off (ANALYTICS_REFRESH_MS=0)' };
+    let text: string | null;
+    try {
+      text = await this.deps.analytics.getAnalytics(`${name}:${expiry}`);
+    } catch (e) {
+      throw new HttpError(503, 'cache_unavailable', (e as Error).message);
+    }
+    return text === null ? { a: null, reason: 'no analytics refresh has completed yet' } : { a: JSON.parse(text) as ChainAnalyticsJson, reason: null };
+  }
+
+  async optionChain(req: HttpRequest): Promise<HttpReply> {
+    const q = validate(optionChainQuery, queryObject(req.query));
+    const { name, expiry, expiries, options } = this.chainOf(q.name, q.expiry);
     const chain = options.filter((i) => i.expiry === expiry);
     const underlying = this.dir.resolve(name === 'NIFTY' ? 'NSE:NIFTY 50' : `NSE:${name}`);
     const tokens = chain.map((i) => i.instrumentToken);
     if (underlying !== null) tokens.push(underlying.instrumentToken);
-    const qs = await this.deps.quotes.getQuotes(tokens);
+    const [qs, { a, reason }] = await Promise.all([this.deps.quotes.getQuotes(tokens), this.chainAnalytics(name, expiry)]);
+    const legAnalytics = new Map<number, Record<string, unknown>>();
+    for (const o of a?.options ?? []) {
+      const { token, symbol: _s, strike: _k, type: _t, price: _p, oi: _o, volume: _v, ...rest } = o;
+      legAnalytics.set(token as number, rest);
+    }
     const byStrike = new Map<number, { strike: number; ce: unknown; pe: unknown }>();
     let callOi = 0;
     let putOi = 0;
@@ -323,6 +363,7 @@ class JsonApi {
         changePct: quote?.change ?? null,
         oi: quote?.oi ?? null,
         volume: quote?.volume ?? null,
+        analytics: legAnalytics.get(i.instrumentToken) ?? null,
       };
       if (i.instrumentType === 'CE') {
         row.ce = leg;
@@ -343,7 +384,40 @@ class JsonApi {
         pcr: Number.isFinite(pcr.pcr) ? pcr.pcr : null,
         callOi: pcr.callOi,
         putOi: pcr.putOi,
+        analytics: a === null ? null : chainFigures(a),
+        ...(reason !== null ? { analyticsReason: reason } : {}),
         strikes: [...byStrike.values()].sort((a, b) => a.strike - b.strike),
+      },
+    };
+  }
+
+  async ivSeries(req: HttpRequest): Promise<HttpReply> {
+    const q = validate(ivQuery, queryObject(req.query));
+    const { name, expiry } = this.chainOf(q.name, q.expiry);
+    const toMs = q.to ?? (this.deps.now ?? Date.now)();
+    const fromMs = q.from ?? toMs - 86_400_000;
+    if (toMs <= fromMs) throw new HttpError(400, 'invalid_query', 'to: must be after from', 'to');
+    const db = this.deps.db;
+    if (db === null) throw new HttpError(503, 'storage_unavailable', 'no database is configured for the IV history (DATABASE_URL)');
+    const { a } = await this.chainAnalytics(name, expiry);
+    const days = this.deps.ivLookbackDays ?? 365;
+    let series;
+    let pct;
+    try {
+      series = await readIvSeries(db, name, expiry, fromMs, toMs, q.limit ?? 10_000);
+      const last = series.rows.length > 0 ? series.rows[series.rows.length - 1] : null;
+      const iv = a?.atmIv ?? last?.close ?? null;
+      const rank = a?.rank ?? series.rank;
+      pct = iv === null || rank === null ? { percentile: null, minutes: 0, iv: null, rank } : { ...(await ivPercentile(db, name, rank, iv, (this.deps.now ?? Date.now)(), days)), iv, rank };
+    } catch (e) {
+      throw storageError(e, this.deps.log);
+    }
+    return {
+      body: {
+        name, expiry, from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString(), tf: '1m',
+        latest: a === null ? null : { asOf: a.asOf, atmIv: a.atmIv, pcrOi: a.pcrOi, pcrVolume: a.pcrVolume, forward: a.forward },
+        ivPercentile: { value: pct.percentile, iv: pct.iv, rank: pct.rank, minutes: pct.minutes, lookbackDays: days },
+        count: series.rows.length, truncated: series.truncated, bars: series.rows,
       },
     };
   }
@@ -363,6 +437,24 @@ class JsonApi {
     if (s.liveOk === false && s.liveProblem) body.liveOrders = s.liveProblem;
     return { status: failing.length === 0 ? 200 : 503, body };
   }
+}
+
+/** The chain analytics JSON the pool writes (workers/analytics/chain.ts ChainAnalytics), as REST reads it. */
+interface ChainAnalyticsJson {
+  asOf: number;
+  rank: number;
+  atmIv: number | null;
+  pcrOi: number | null;
+  pcrVolume: number | null;
+  forward: number | null;
+  options: Record<string, unknown>[];
+  [k: string]: unknown;
+}
+
+/** The per-expiry figures: everything but the per-option rows (those join the strikes). */
+function chainFigures(a: ChainAnalyticsJson): Record<string, unknown> {
+  const { options: _o, key: _k, name: _n, expiry: _e, ...rest } = a;
+  return rest;
 }
 
 function round2(x: number): number {

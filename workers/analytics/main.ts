@@ -1,0 +1,59 @@
+/**
+ * The analytics pool's task (a piscina worker; started through entry.mjs): one snapshot in
+ * (src/core/chain-snapshot.ts), every chain's analytics and the market breadth out, each already
+ * encoded three ways (JSON for the cache and REST, the /ws frame as msgpack records and as plain
+ * maps), so that the main thread only stores and publishes bytes. The layout arrives once, as the
+ * pool's workerData.
+ */
+import Piscina from 'piscina';
+import { performance } from 'node:perf_hooks';
+import { createPackr } from '../../src/core/feed-structures.ts';
+import { PARTS_PER_ITEM, PART, type AnalyticsResult, type AnalyticsTask, type ChainLayout } from '../../src/core/chain-snapshot.ts';
+import { SNAP_HEADER } from '../../src/core/chain-snapshot.ts';
+import { computeAnalytics } from './chain.ts';
+
+const layout = Piscina.workerData as ChainLayout;
+const records = createPackr(true);
+const plain = createPackr(false);
+const utf8 = new TextEncoder();
+
+/** Encode `d` three ways into `chunks`, noting the ranges at `parts[at..at+6)`. */
+function encode(type: 'chain' | 'breadth', d: unknown, chunks: Uint8Array[], parts: Int32Array, at: number, pos: number): number {
+  const frame = { type, d };
+  // msgpackr returns a view of its reused buffer: each is copied into the result before the next pack.
+  const encoded = [utf8.encode(JSON.stringify(d)), records.pack(frame).slice(), plain.pack(frame).slice()];
+  const offs = [PART.JSON, PART.RECORDS, PART.PLAIN];
+  for (let k = 0; k < 3; k++) {
+    parts[at + offs[k]] = pos;
+    pos += encoded[k].length;
+    parts[at + offs[k] + 1] = pos;
+    chunks.push(encoded[k]);
+  }
+  return pos;
+}
+
+export default function run(task: AnalyticsTask): unknown {
+  const t0 = performance.now();
+  const snap = task.snap;
+  const a = computeAnalytics(layout, snap);
+  const items = a.groups.length + 1;
+  const parts = new Int32Array(items * PARTS_PER_ITEM);
+  const chunks: Uint8Array[] = [];
+  let pos = 0;
+  for (let i = 0; i < a.groups.length; i++) pos = encode('chain', a.groups[i], chunks, parts, i * PARTS_PER_ITEM, pos);
+  pos = encode('breadth', a.breadth, chunks, parts, a.groups.length * PARTS_PER_ITEM, pos);
+  const bytes = new Uint8Array(pos);
+  let o = 0;
+  for (const c of chunks) {
+    bytes.set(c, o);
+    o += c.length;
+  }
+  const result: AnalyticsResult = {
+    seq: snap[SNAP_HEADER.SEQ], snap, bytes, parts, summary: a.summary,
+    workUs: Math.round((performance.now() - t0) * 1000),
+  };
+  return Piscina.move({
+    [Piscina.transferableSymbol]: [snap.buffer, bytes.buffer, parts.buffer, a.summary.buffer],
+    [Piscina.valueSymbol]: result,
+  } as never);
+}
