@@ -24,11 +24,12 @@
  * in-the-money prices lose their intrinsic value and become out-of-the-money ones (put-call
  * symmetry), puts become calls (x → −x), so every solve is an OTM call with x ≤ 0 and
  * 0 < β < b_max = e^{x/2}. Two points, s_l < s_c = √(2|x|) < s_u, cut (0, b_max) into four
- * segments; on each a rational cubic in a transformed variable gives an initial guess that is
- * already close to 1e−7 relative, and two Householder(3) steps (Householder(4) for |x| past 190 or
- * 580) on an objective chosen per segment (1/ln b in the lowest, ln(b_max − b) in the highest,
- * b itself in the middle two) reach the attainable machine accuracy. No bracketing loop, no
- * tolerance: exactly TWO_ITERATIONS, as in Jäckel's default build.
+ * segments; on each a rational cubic in a transformed variable gives a close initial guess, and
+ * Householder(3) steps (Householder(4) for x below −190 or −580, depending on the segment) on an
+ * objective chosen per segment (1/ln b in the lowest, ln(b_max − b) in the highest, b itself in
+ * the middle two) reach the attainable machine accuracy. No bracketing loop, no tolerance to
+ * tune: at most two steps (MAX_ITERATIONS, Jäckel's default TWO_ITERATIONS build), fewer when a
+ * step is already below ε·s.
  *
  * Sentinels (returned instead of throwing or NaN; ivFailure() names them):
  *
