@@ -298,6 +298,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
             ws: () => f.stats,
             kiteWs: () => k.stats,
             cache: () => cache.stats(),
+            analytics: analytics ? () => analytics.stats() : undefined,
           },
           log,
         });

@@ -28,6 +28,8 @@
  * | n50_ws_slow_client_actions_total         | counter   | action (conflate, close) | ws           |
  * | n50_cache_puts_total, _errors_total      | counter   |                     | cache             |
  * | n50_cache_pending                        | gauge     |                     | cache             |
+ * | n50_analytics_refreshes_total, _skipped_total, _failures_total | counter | | analytics      |
+ * | n50_analytics_refresh_seconds, _main_thread_seconds | gauge |            | analytics (the last refresh) |
  * | n50_rest_request_duration_seconds        | histogram | route, method, status | every REST answer |
  * | process_*, nodejs_* (prom-client defaults, n50_ prefix) | | |                |
  */
@@ -61,6 +63,7 @@ export interface MetricsSources {
   ws?: () => { clients: number; subscriptionSets: number; ticksPublished: number; conflations: number; slowCloses: number };
   kiteWs?: () => { clients: number; packets: number };
   cache?: () => { puts: number; errors: number; pending: number };
+  analytics?: () => { refreshes: number; skipped: number; failures: number; lastLatencyMs: number; lastMainUs: number };
 }
 
 export const REST_LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -80,7 +83,7 @@ export class RestMetrics {
       registers: [reg],
     });
 
-    const { pipeline, decode, rings, feed, writer, ws, kiteWs, cache } = sources;
+    const { pipeline, decode, rings, feed, writer, ws, kiteWs, cache, analytics } = sources;
     if (pipeline) {
       counter(reg, 'n50_ticks_in_total', 'Ticks the pipeline shards took in', () => pipeline().ticksIn);
       counter(reg, 'n50_ticks_out_total', 'Canonical ticks the shards emitted', () => pipeline().ticksOut);
@@ -145,6 +148,13 @@ export class RestMetrics {
       counter(reg, 'n50_cache_puts_total', 'Ticks and bars the quote cache took', () => cache().puts);
       counter(reg, 'n50_cache_errors_total', 'Failed cache (Redis) operations', () => cache().errors);
       gauge(reg, 'n50_cache_pending', 'Cache values changed since last written', () => cache().pending);
+    }
+    if (analytics) {
+      counter(reg, 'n50_analytics_refreshes_total', 'Chain analytics refreshes completed on the pool', () => analytics().refreshes);
+      counter(reg, 'n50_analytics_skipped_total', 'Analytics refreshes skipped because the previous one was still running', () => analytics().skipped);
+      counter(reg, 'n50_analytics_failures_total', 'Analytics refreshes that failed on the pool', () => analytics().failures);
+      gauge(reg, 'n50_analytics_refresh_seconds', 'The last refresh, from posting the snapshot to publishing the answer', () => analytics().lastLatencyMs / 1000);
+      gauge(reg, 'n50_analytics_main_thread_seconds', 'The main thread\'s share of the last refresh (snapshot, post, publish)', () => analytics().lastMainUs / 1e6);
     }
   }
 

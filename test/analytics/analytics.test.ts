@@ -181,10 +181,13 @@ describe('option-chain analytics', () => {
     expect(JSON.stringify(bad.body)).toContain('expiry');
   });
 
-  it('reports the pool\'s figures on /health', async () => {
+  it('reports the pool\'s figures on /health and /metrics', async () => {
     const h = (await (await fetch(`${base}/health`)).json()) as any;
     expect(h.analytics.refreshes).toBeGreaterThan(0);
     expect(h.analytics.chains).toBe(2);
     expect(h.analytics.lastWorkUs).toBeGreaterThan(0);
+    const m = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${KEY}` } })).text();
+    expect(m).toMatch(/^n50_analytics_refreshes_total [1-9]/m);
+    expect(m).toMatch(/^n50_analytics_skipped_total \d+/m);
   });
 });
