@@ -8,15 +8,20 @@
  *
  * One refresh at a time: when the previous is still running at the next tick of the timer, that
  * tick is skipped and counted (`skipped`), never queued, so a slow pool cannot build a backlog.
- * The snapshot's buffer comes back with the answer and is reused; a second buffer covers the
- * refresh in flight.
+ * The snapshot and the answers live in SharedArrayBuffers shared with the pool once
+ * (src/core/chain-snapshot.ts PoolShared): a task and its result are a few numbers.
+ *
+ * The published bytes are views into an output region, valid until the refresh after next: the
+ * next refresh writes the other region, and the region being written is always the unpublished
+ * one (a failed refresh leaves the published region alone). Readers turn them into strings or copy
+ * them synchronously (uWS's publish and send copy; the Redis cache copies on put).
  */
 import { Piscina } from 'piscina';
 import { performance } from 'node:perf_hooks';
 import type { Instrument } from '../core/instrument.ts';
 import {
   PART, PARTS_PER_ITEM, SNAP_HEADER, SUMMARY, SUMMARY_FIELDS, snapshotLength,
-  type AnalyticsResult, type ChainLayout,
+  type AnalyticsResult, type AnalyticsTask, type ChainLayout, type PoolShared,
 } from '../core/chain-snapshot.ts';
 import type { Db } from '../core/db.ts';
 import type { Logger } from '../log.ts';
@@ -77,7 +82,12 @@ export class AnalyticsService {
   private readonly builder: SnapshotBuilder;
   private readonly pool: Piscina;
   private readonly series: ChainSeries;
-  private spare: Float64Array[];
+  private readonly snap: Float64Array;
+  private regions: [SharedArrayBuffer, SharedArrayBuffer];
+  /** Regions to hand the pool with the next task (after an answer outgrew the current ones). */
+  private grown: [SharedArrayBuffer, SharedArrayBuffer] | null = null;
+  /** The region whose bytes are published (-1: none yet); the next task writes the other. */
+  private published = -1;
   private readonly latestByKey = new Map<string, AnalyticsBytes>();
   private timer: NodeJS.Timeout | null = null;
   private inFlight: Promise<void> | null = null;
@@ -91,14 +101,18 @@ export class AnalyticsService {
     const built = buildLayout(opts.instruments, { rate: s.rate, staleMs: s.staleMs, oiIntervalMs: s.oiIntervalMs });
     this.layout = built.layout;
     this.builder = new SnapshotBuilder(built.hubRows, s.oiIntervalMs, s.refreshMs);
-    const n = snapshotLength(this.layout.rows);
-    this.spare = [new Float64Array(n), new Float64Array(n)];
+    const snapBuffer = new SharedArrayBuffer(snapshotLength(this.layout.rows) * 8);
+    this.snap = new Float64Array(snapBuffer);
+    // About 1 KB per option for its three encodings (bench/analytics.bench.ts), with room to spare.
+    const regionBytes = 64 * 1024 + 2048 * this.layout.groups.reduce((a, g) => a + g.options.length, 0);
+    this.regions = [new SharedArrayBuffer(regionBytes), new SharedArrayBuffer(regionBytes)];
     this.now = opts.now ?? Date.now;
+    const shared: PoolShared = { layout: this.layout, snap: snapBuffer, regions: this.regions };
     this.pool = new Piscina({
       filename: WORKER.href,
       minThreads: s.threads,
       maxThreads: s.threads,
-      workerData: this.layout,
+      workerData: shared,
       // One refresh at a time (refresh() skips instead of queueing), so the queue never holds more.
       maxQueue: 1,
     });
@@ -130,18 +144,25 @@ export class AnalyticsService {
 
   private async run(): Promise<void> {
     const t0 = performance.now();
-    const snap = this.spare.pop() ?? new Float64Array(snapshotLength(this.layout.rows));
-    this.builder.fill(snap, this.opts.latestTicks, this.opts.hasTick, this.now(), ++this.seq);
+    this.builder.fill(this.snap, this.opts.latestTicks, this.opts.hasTick, this.now(), ++this.seq);
+    const grown = this.grown;
+    const task: AnalyticsTask = grown === null
+      ? { seq: this.seq, out: this.published === 0 ? 1 : 0 }
+      : { seq: this.seq, out: this.published === 0 ? 1 : 0, regions: grown };
     let result: AnalyticsResult;
     let mainUs = 0;
     try {
-      const posted = this.pool.run({ snap }, { transferList: [snap.buffer as ArrayBuffer] });
+      const posted = this.pool.run(task);
       mainUs += (performance.now() - t0) * 1000;
       result = await posted;
     } catch (err) {
       this.counters.failures++;
       this.opts.log.warn({ err }, 'analytics refresh failed');
       return;
+    }
+    if (grown !== null) {
+      this.regions = grown;
+      this.grown = null;
     }
     const t1 = performance.now();
     this.take(result);
@@ -155,18 +176,28 @@ export class AnalyticsService {
 
   /** Store and publish one answer. */
   private take(r: AnalyticsResult): void {
-    this.spare.push(r.snap);
     const groups = this.layout.groups;
+    let b: Uint8Array;
+    if (r.bytes === null) {
+      b = new Uint8Array(this.regions[r.out]);
+      this.published = r.out;
+    } else {
+      // It outgrew the regions: these bytes are its own (published from them, the regions left as
+      // they are), and the next task brings regions with room to spare.
+      b = r.bytes;
+      const size = 2 * r.used;
+      this.grown = [new SharedArrayBuffer(size), new SharedArrayBuffer(size)];
+      this.published = -1;
+    }
     const at = (item: number): AnalyticsBytes => {
       const p = item * PARTS_PER_ITEM;
-      const b = r.bytes;
       return {
         json: b.subarray(r.parts[p + PART.JSON], r.parts[p + PART.JSON + 1]),
         records: b.subarray(r.parts[p + PART.RECORDS], r.parts[p + PART.RECORDS + 1]),
         plain: b.subarray(r.parts[p + PART.PLAIN], r.parts[p + PART.PLAIN + 1]),
       };
     };
-    const now = r.snap[SNAP_HEADER.NOW_MS];
+    const now = this.snap[SNAP_HEADER.NOW_MS];
     for (let i = 0; i < groups.length; i++) {
       const g = groups[i];
       const bytes = at(i);

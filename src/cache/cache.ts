@@ -54,8 +54,10 @@ export interface QuoteCache {
   flush(): Promise<void>;
   /**
    * Take the latest analytics of `key` (a chain `NIFTY:2026-12-08`, or `breadth`) as UTF-8 JSON
-   * bytes (src/analytics/): latest per key wins. The bytes are kept, not copied: the caller never
-   * reuses them. Synchronous, never throws.
+   * bytes (src/analytics/): latest per key wins. The bytes stay valid only until the put after
+   * next of the same key (the analytics service writes two shared regions in turn): the memory
+   * cache keeps the view and reads it synchronously; Redis, which sends later, copies it.
+   * Synchronous, never throws.
    */
   putAnalytics(key: string, json: Uint8Array): void;
   /** The latest analytics of `key` as JSON text, or null when none has been put (here or, with Redis, by another process). */

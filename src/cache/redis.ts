@@ -167,7 +167,8 @@ export class RedisCache implements QuoteCache {
       this.slots.skipped++;
       return;
     }
-    this.analytics.set(key, json);
+    // A copy: the caller reuses the bytes after the next put, and the socket may send them later.
+    this.analytics.set(key, json.slice());
     this.dirtyAnalytics.add(key);
     if (this.timer === null) this.schedule();
   }
@@ -322,7 +323,7 @@ export class RedisCache implements QuoteCache {
       data.set(s.bars.values.subarray(i * BAR_FIELDS, (i + 1) * BAR_FIELDS), o);
       p.hset(this.barKeys[s.barToken[i]], this.tfNames[tf], bytes.subarray(o * 8, o * 8 + BAR_BYTES));
     }
-    // Analytics bytes are never reused by their producer (a fresh buffer each refresh): sent as they are.
+    // Analytics bytes are this cache's own copies, replaced (not changed) by a later put: sent as they are.
     const akeys = [...this.dirtyAnalytics];
     this.dirtyAnalytics.clear();
     for (const k of akeys) {

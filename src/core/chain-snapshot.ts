@@ -130,14 +130,36 @@ export interface ChainLayout {
 export const SUMMARY = { ATM_IV: 0, PCR_OI: 1, PCR_VOL: 2, FORWARD: 3 } as const;
 export const SUMMARY_FIELDS = 4;
 
-/** A refresh, posted to the pool: the snapshot, moved (its buffer is transferred, not copied). */
+/**
+ * What the pool shares with the main thread for good, given once as its workerData: the layout, the
+ * snapshot buffer (the main thread fills it before each task; one refresh runs at a time, so the
+ * pool thread reads it undisturbed) and two output regions the pool writes its encodings into.
+ *
+ * Two regions because the latest answer stays in use (the cache and new `/ws` subscribers read its
+ * bytes) while the next is written: a task names the region that is NOT the published one. Nothing
+ * moves per refresh but a small task and a small result, so the main thread neither copies nor
+ * allocates the analytics (a transferred buffer per refresh measured ~110 µs of main-thread
+ * garbage collection per refresh in bench/analytics.bench.ts).
+ */
+export interface PoolShared {
+  readonly layout: ChainLayout;
+  /** snapshotLength(layout.rows) f64. */
+  readonly snap: SharedArrayBuffer;
+  readonly regions: readonly [SharedArrayBuffer, SharedArrayBuffer];
+}
+
+/** A refresh, posted to the pool. */
 export interface AnalyticsTask {
-  readonly snap: Float64Array;
+  readonly seq: number;
+  /** The output region to write (0 or 1). */
+  readonly out: number;
+  /** Larger output regions, replacing the shared ones from this task on (after an answer did not fit). */
+  readonly regions?: readonly [SharedArrayBuffer, SharedArrayBuffer];
 }
 
 /**
- * Where each encoding lies in `AnalyticsResult.bytes`: PARTS_PER_ITEM int32 per item (each group
- * in layout order, then breadth), each a [start, end) byte range.
+ * Where each encoding lies in the output: PARTS_PER_ITEM int32 per item (each group in layout
+ * order, then breadth), each a [start, end) byte range.
  *
  * | off | part        | what                                                               |
  * |-----|-------------|--------------------------------------------------------------------|
@@ -148,14 +170,17 @@ export interface AnalyticsTask {
 export const PART = { JSON: 0, RECORDS: 2, PLAIN: 4 } as const;
 export const PARTS_PER_ITEM = 6;
 
-/** The pool's answer to one task; every buffer in it is transferred back, the snapshot's included (for reuse). */
+/** The pool's answer to one task (small: the encodings are in the output region). */
 export interface AnalyticsResult {
   readonly seq: number;
-  readonly snap: Float64Array;
-  readonly bytes: Uint8Array;
+  readonly out: number;
   readonly parts: Int32Array;
   /** SUMMARY_FIELDS per group. */
   readonly summary: Float64Array;
+  /** Null when the encodings are in region `out`; else they did not fit, and are here (moved) instead. */
+  readonly bytes: Uint8Array | null;
+  /** Bytes the encodings took. */
+  readonly used: number;
   /** Time the pool thread spent on the task (compute and encode), µs. */
   readonly workUs: number;
 }
