@@ -59,6 +59,8 @@ export interface AnalyticsOptions {
   db?: () => Db | null;
   log: Logger;
   now?: () => number;
+  /** Bytes of each output region at start (default: room for the layout's options); they grow when outgrown. */
+  regionBytes?: number;
 }
 
 export interface AnalyticsStats {
@@ -104,7 +106,7 @@ export class AnalyticsService {
     const snapBuffer = new SharedArrayBuffer(snapshotLength(this.layout.rows) * 8);
     this.snap = new Float64Array(snapBuffer);
     // About 1 KB per option for its three encodings (bench/analytics.bench.ts), with room to spare.
-    const regionBytes = 64 * 1024 + 2048 * this.layout.groups.reduce((a, g) => a + g.options.length, 0);
+    const regionBytes = opts.regionBytes ?? 64 * 1024 + 2048 * this.layout.groups.reduce((a, g) => a + g.options.length, 0);
     this.regions = [new SharedArrayBuffer(regionBytes), new SharedArrayBuffer(regionBytes)];
     this.now = opts.now ?? Date.now;
     const shared: PoolShared = { layout: this.layout, snap: snapBuffer, regions: this.regions };
