@@ -35,6 +35,8 @@ import { encodeSymbol, PLAIN_FRAMES, RECORD_FRAMES, RecordWriter } from './msgpa
 
 export interface Authenticator {
   verify(secret: string): { name: string } | null;
+  /** The key's trading mode, for the welcome frame (the dashboard shows it); absent: not said. */
+  modeOf?(name: string): 'paper' | 'live';
 }
 
 export interface FeedOptions {
@@ -379,7 +381,11 @@ export class Feed implements HubListener {
     this.stats.clients = this.sockets.size;
     const c = ws.getUserData();
     ws.subscribe(this.topic(c, 'hb'));
-    this.send(ws, { type: 'welcome', protocol: PROTOCOL_VERSION, key: c.key, records: c.records, modes: FEED_MODES, timeframes: this.hub.timeframesMs });
+    const mode = this.opts.auth.modeOf?.(c.key);
+    this.send(ws, {
+      type: 'welcome', protocol: PROTOCOL_VERSION, key: c.key, ...(mode !== undefined ? { mode } : {}),
+      records: c.records, modes: FEED_MODES, timeframes: this.hub.timeframesMs,
+    });
   }
 
   private topic(c: Client, t: string): string {

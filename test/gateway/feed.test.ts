@@ -80,11 +80,14 @@ describe('msgpack feed /ws', () => {
     expect(stack.feed.stats.refusedUpgrades).toBeGreaterThanOrEqual(2);
   });
 
-  it('accepts the key as a Bearer header and welcomes the client', async () => {
+  it('accepts the key as a Bearer header and welcomes the client, saying whether the key trades on paper or live', async () => {
     const c = await connect(stack.port, '', { Authorization: `Bearer ${KEY}` });
     const w = await c.next((m) => m.type === 'welcome', 'welcome');
-    expect(w.key).toBe('alice');
+    expect(w).toMatchObject({ key: 'alice', mode: 'paper' });
     c.ws.close();
+    const live = await connect(stack.port, `key=${OTHER_KEY}`);
+    expect(await live.next((m) => m.type === 'welcome', 'welcome')).toMatchObject({ key: 'bob', mode: 'live' });
+    live.ws.close();
   });
 
   it('subscribes by symbol and token, snapshots, then streams ticks in the chosen mode', async () => {

@@ -14,7 +14,11 @@ import type { Instrument } from '../../src/core/instrument.ts';
 import { nowMicros } from '../../src/core/clock.ts';
 
 export const TEST_KEYS: Record<string, string> = { 'secret-key-one-0123456789': 'alice', 'secret-key-two-0123456789': 'bob' };
-export const auth = { verify: (s: string) => (TEST_KEYS[s] ? { name: TEST_KEYS[s] } : null) };
+export const auth = {
+  verify: (s: string) => (TEST_KEYS[s] ? { name: TEST_KEYS[s] } : null),
+  /** alice trades on paper, bob live. */
+  modeOf: (name: string): 'paper' | 'live' => (name === 'bob' ? 'live' : 'paper'),
+};
 
 export interface Stack {
   port: number;
