@@ -27,6 +27,8 @@ import { OrderService } from './orders/service.ts';
 import { OrderStore } from './orders/store.ts';
 import { LiveBroker } from './orders/live/broker.ts';
 import { AnalyticsService } from './analytics/service.ts';
+import { mountStatic } from './gateway/static.ts';
+import { WEB_DIST } from './web-build.ts';
 
 /** Simulator credentials used when the service runs against its own simulator. */
 const SIM_CREDENTIALS = { apiKey: 'sim', accessToken: 'sim' };
@@ -302,6 +304,9 @@ export async function startService(config: Config, log: Logger): Promise<Service
           },
           log,
         });
+        // The dashboard's files at / (built by `npm start` into web/dist; src/web-build.ts).
+        const site = mountStatic(app, WEB_DIST);
+        if (site.paths.length === 0) log.warn('the dashboard is not built (web/dist): / answers 503; `npm start` builds it');
       },
     });
     hub.add(feed!);
