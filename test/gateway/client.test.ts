@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFrame } from '../../src/kite/codec.ts';
 import { Market } from '../../src/kite/sim/market.ts';
-import { FeedClient, type FeedTick } from '../../src/client/index.ts';
+import WebSocket from 'ws';
+import { FeedClient, type FeedBar, type FeedTick, type Welcome } from '../../src/client/index.ts';
 import { universe } from '../pipeline/harness.ts';
 import { until } from '../support/until.ts';
 import { startStack, type Stack } from './stack.ts';
@@ -39,5 +40,51 @@ describe('typed feed client', () => {
   it('rejects connect with a message naming the key when it is refused', async () => {
     const client = new FeedClient({ url: `ws://127.0.0.1:${stack.port}/ws`, key: 'wrong', reconnect: false });
     await expect(client.connect()).rejects.toThrow(/HTTP 401.*API key/);
+  });
+
+  it('puts the key in the URL query where the runtime has its own WebSocket (browsers) and reports the key\'s mode', async () => {
+    const g = globalThis as { WebSocket?: unknown };
+    const before = g.WebSocket;
+    // ws's class has the browser's onopen/onmessage/onclose interface and ignores headers not given.
+    g.WebSocket = WebSocket;
+    try {
+      const client = new FeedClient({ url: `ws://127.0.0.1:${stack.port}/ws`, key: 'secret-key-two-0123456789', reconnect: false });
+      const welcomed: Welcome[] = [];
+      client.on('welcome', (w) => welcomed.push(w));
+      await client.connect();
+      await until('the welcome frame', () => welcomed.length > 0);
+      expect(welcomed[0].key).toBe('bob');
+      expect(welcomed[0].mode).toBe('live');
+      const ack = await client.subscribe(['NIFTY 50']);
+      expect(ack.instruments).toEqual([256265]);
+      client.close();
+    } finally {
+      g.WebSocket = before;
+    }
+  });
+
+  it('after a drop, follows again what it followed last: the latest mode, the bars kept, nothing it left', async () => {
+    const client = new FeedClient({ url: `ws://127.0.0.1:${stack.port}/ws`, key: 'secret-key-one-0123456789' });
+    let opens = 0;
+    client.on('open', () => opens++);
+    await client.connect();
+    const other = instruments.find((i) => i.instrumentToken !== 256265)!.instrumentToken;
+    await client.subscribe(['NIFTY 50'], { mode: 'quote', bars: ['1m'] });
+    await client.subscribe(['NIFTY 50'], { mode: 'full', bars: ['1s'] });
+    await client.unsubscribe(['NIFTY 50'], { bars: ['1m'] });
+    await client.subscribe([other]);
+    await client.unsubscribe([other]);
+    expect(client.following().instruments).toEqual([{ instrument: 'NIFTY 50', mode: 'full', bars: ['1s'] }]);
+
+    const ticks: FeedTick[] = [];
+    const bars: FeedBar[] = [];
+    (client as unknown as { ws: WebSocket }).ws.close();
+    await until('the client to reconnect', () => opens === 2);
+    client.on('ticks', (t) => ticks.push(...t));
+    client.on('bars', (b) => bars.push(...b));
+    await until('a full tick and a 1s bar of NIFTY 50 after the reconnect', () => ticks.some((t) => 'bid' in t) && bars.some((b) => b.tf === '1s'));
+    expect(bars.every((b) => b.tf === '1s' && b.t === 256265)).toBe(true);
+    expect(ticks.every((t) => t.t === 256265)).toBe(true);
+    client.close();
   });
 });
