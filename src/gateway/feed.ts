@@ -360,6 +360,8 @@ export class Feed implements HubListener {
     const wsProtocol = req.getHeader('sec-websocket-protocol');
     const wsExtensions = req.getHeader('sec-websocket-extensions');
     const who = key ? this.opts.auth.verify(key) : null;
+    // The access log (LOG_LEVEL=debug): the key's name, never the key nor the query that may hold it.
+    this.opts.log.debug({ method: 'GET', path: '/ws', status: who ? 101 : 401, key: who?.name ?? null }, 'request');
     if (!who) {
       this.stats.refusedUpgrades++;
       res.cork(() => {

@@ -173,6 +173,10 @@ interface Pending {
   t0: number;
   route: string;
   method: string;
+  /** The request's path without its query (the query may hold `?key=`: never logged). */
+  url: string;
+  /** The API key's name once verified. */
+  who: string | null;
 }
 
 /**
@@ -235,7 +239,7 @@ export class Router {
     const method = req.getCaseSensitiveMethod().toUpperCase() as Method;
     const found = defs.find((d) => d.def.method === method);
     const path = found?.def.path ?? defs[0].def.path;
-    const p: Pending = { aborted: false, answered: false, t0: performance.now(), route: path, method };
+    const p: Pending = { aborted: false, answered: false, t0: performance.now(), route: path, method, url: req.getUrl(), who: null };
     res.onAborted(() => {
       p.aborted = true;
     });
@@ -269,6 +273,7 @@ export class Router {
         this.fail(res, p, def.style, e);
         return;
       }
+      p.who = principal.name;
       const wait = this.opts.limiter.take(principal.name);
       if (wait > 0) {
         const secs = Math.max(1, Math.ceil(wait));
@@ -368,7 +373,10 @@ export class Router {
       // Closing after a refused body: the rest of it would otherwise be read as the next request.
       res.end(body, close);
     });
-    this.opts.observe?.(p.route, p.method, status, (performance.now() - p.t0) / 1000);
+    const seconds = (performance.now() - p.t0) / 1000;
+    this.opts.observe?.(p.route, p.method, status, seconds);
+    // The access log (LOG_LEVEL=debug): the path without its query and the key's name, never the key.
+    this.opts.log.debug({ method: p.method, path: p.url, status, ms: Math.round(seconds * 1e4) / 10, key: p.who }, 'request');
   }
 }
 
