@@ -74,7 +74,8 @@ export class Quote {
       const t = q();
       return t && t.c ? sign(t.p - t.c) : 'flat';
     });
-    this.volText = computed(() => fmtQty(q()?.v));
+    // An index trades no volume: blank, not a column of zeros.
+    this.volText = computed(() => (inst.segment === 'INDICES' ? '' : fmtQty(q()?.v)));
     this.highText = computed(() => fmtPrice(q()?.h));
     this.lowText = computed(() => fmtPrice(q()?.l));
   }
@@ -159,6 +160,8 @@ function saveExtras(): void {
 // ---------------------------------------------------------------- feed
 
 export const feedState = signal<FeedState>('reconnecting');
+/** Counts reconnections, for views that must read again what they missed (the chart's bars). */
+export const reconnects = signal(0);
 /** Service receive → applied here, ms, from the `rt` of full ticks (same clock when on one machine). */
 export const feedLatencyMs = signal<number | null>(null);
 let feed: FeedClient | null = null;
@@ -304,7 +307,16 @@ function newestFirst(a: OrderRow, b: OrderRow): number {
   return b.order_id.length - a.order_id.length || (b.order_id < a.order_id ? -1 : b.order_id > a.order_id ? 1 : 0);
 }
 
-export function upsertOrder(row: OrderRow): void {
+const FINAL = new Set(['COMPLETE', 'CANCELLED', 'REJECTED']);
+
+/**
+ * Put an order row in the blotter. `order` frames come in the order things happened and always
+ * apply; a REST answer (place, modify, cancel) can arrive after frames that are newer than it, so it
+ * only adds an order not seen yet, and nothing moves a finished order back.
+ */
+export function upsertOrder(row: OrderRow, from: 'feed' | 'rest'): void {
+  const old = orders.value.find((o) => o.order_id === row.order_id);
+  if (old && (from === 'rest' || (FINAL.has(old.status) && !FINAL.has(row.status)))) return;
   const list = orders.value.filter((o) => o.order_id !== row.order_id);
   list.push(row);
   list.sort(newestFirst);
@@ -312,13 +324,14 @@ export function upsertOrder(row: OrderRow): void {
 }
 
 async function loadOrders(): Promise<void> {
+  ordersLoaded = false;
   const [o, p] = await Promise.all([
     api<{ orders: OrderRow[] }>('/api/orders'),
     api<{ net: PositionRow[] }>('/api/positions'),
   ]);
   orders.value = o.orders.slice().sort(newestFirst);
   ordersLoaded = true;
-  for (const r of earlyOrders.splice(0)) upsertOrder(r);
+  for (const r of earlyOrders.splice(0)) upsertOrder(r, 'feed');
   positions.value = p.net;
 }
 
@@ -386,9 +399,15 @@ function startFeed(key: string): void {
     keyName.value = w.key;
     keyMode.value = w.mode === 'paper' || w.mode === 'live' ? w.mode : 'unknown';
   });
+  let opens = 0;
   client.on('open', () => {
     lastTickAt = performance.now();
     updateFeedState();
+    // Back after a drop: order and position changes and closed bars of the gap came as no frame.
+    if (opens++ > 0) {
+      reconnects.value++;
+      loadOrders().catch((e) => console.warn('orders', e));
+    }
   });
   client.on('close', () => updateFeedState());
   client.on('ticks', (t) => takeTicks(t));
@@ -399,7 +418,7 @@ function startFeed(key: string): void {
   client.on('bars', (b) => takeBars(b));
   client.on('chain', (d) => { for (const fn of chainListeners) fn(d as unknown as ChainFrame); });
   client.on('order', (row) => {
-    if (ordersLoaded) upsertOrder(row as unknown as OrderRow);
+    if (ordersLoaded) upsertOrder(row as unknown as OrderRow, 'feed');
     else earlyOrders.push(row as unknown as OrderRow);
   });
   client.on('position', (rows) => { positions.value = rows as unknown as PositionRow[]; });

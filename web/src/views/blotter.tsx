@@ -18,7 +18,7 @@ async function cancel(o: OrderRow): Promise<void> {
   try {
     const row = await api<OrderRow & { events?: unknown }>(`/api/orders/${o.order_id}`, { method: 'DELETE' });
     const { events: _e, ...plain } = row;
-    upsertOrder(plain as OrderRow);
+    upsertOrder(plain as OrderRow, 'rest');
   } catch (e) {
     toast.value = { text: `Cancel #${o.order_id}: ${(e as Error).message}`, kind: 'err' };
   }

@@ -10,8 +10,10 @@
  * Times: lightweight-charts draws UTC; bucket starts are shifted by +05:30 so the axis reads IST
  * wall clock (a day bar, starting 00:00 IST, lands on its own date).
  *
- * VWAP: intraday, the session's running VWAP (Σ bar VWAP × volume / Σ volume, reset at each IST
- * day); on 1d, each day's own VWAP. An index has no volume and so no VWAP.
+ * VWAP: intraday, the running VWAP (Σ bar VWAP × volume / Σ volume, reset at each IST day) from
+ * the first bar loaded of the day: the session's for 1m to 15m, which load the whole day, and the
+ * shown window's for 1s, which loads half an hour at a time. On 1d, each day's own VWAP. An index
+ * has no volume and so no VWAP.
  */
 import { effect, signal } from '@preact/signals';
 import { useEffect, useRef } from 'preact/hooks';
@@ -21,8 +23,8 @@ import {
 } from 'lightweight-charts';
 import type { FeedBar } from '../../../src/client/index.ts';
 import { api, type ApiBar, type BarsAnswer } from '../api.ts';
-import { DAY_MS, fmtPrice, fmtQty, IST_OFFSET_MS, istDayStart } from '../format.ts';
-import { byToken, chartTf, hooks, onBars, selected, theme, TIMEFRAMES, type Timeframe } from '../store.ts';
+import { DAY_MS, displayName, fmtPrice, fmtQty, IST_OFFSET_MS, istDayStart } from '../format.ts';
+import { byToken, chartTf, hooks, onBars, reconnects, selected, theme, TIMEFRAMES, type Timeframe } from '../store.ts';
 
 /** How far back the first load reaches, and each older chunk. */
 const OLDER_CHUNK_MS: Record<Timeframe, number> = { '1s': 30 * 60_000, '1m': DAY_MS, '5m': 3 * DAY_MS, '15m': 7 * DAY_MS, '1d': 365 * DAY_MS };
@@ -72,6 +74,8 @@ class ChartController {
   private early: FeedBar[] | null = null;
   private loadingOlder = false;
   private emptyChunks = 0;
+  /** Start of the oldest range asked for: the next older chunk ends there. */
+  private loadedFrom = 0;
   private readonly disposers: (() => void)[] = [];
 
   constructor(el: HTMLElement) {
@@ -99,7 +103,10 @@ class ChartController {
     };
     this.disposers.push(
       onBars((bars) => this.onLive(bars)),
-      effect(() => { void this.load(selected.value, chartTf.value); }),
+      effect(() => {
+        void reconnects.value;
+        void this.load(selected.value, chartTf.value);
+      }),
       effect(() => { this.applyTheme(theme.value === 'dark'); }),
     );
   }
@@ -138,6 +145,7 @@ class ChartController {
     chartNote.value = 'Loading…';
     const now = Date.now();
     const from = tf === '1d' ? now - 120 * DAY_MS : tf === '1s' ? now - OLDER_CHUNK_MS['1s'] : istDayStart(now);
+    this.loadedFrom = from;
     let hist: ApiBar[] = [];
     try {
       hist = await fetchBars(`${inst.exchange}:${inst.symbol}`, tf, from);
@@ -253,12 +261,13 @@ class ChartController {
     if (!inst) return;
     const g = this.gen;
     this.loadingOlder = true;
-    let to = this.bars[0].st;
+    let to = Math.min(this.loadedFrom, this.bars[0].st);
     try {
       while (this.emptyChunks < EMPTY_CHUNKS_TO_STOP) {
         const from = to - OLDER_CHUNK_MS[this.tf];
         const older = await fetchBars(`${inst.exchange}:${inst.symbol}`, this.tf, from, to);
         if (g !== this.gen) return;
+        this.loadedFrom = from;
         const first = this.bars[0].st;
         const add = older.filter((b) => b.st < first);
         if (add.length > 0) {
@@ -301,10 +310,11 @@ export function Chart() {
     return () => ctl.dispose();
   }, []);
   const inst = selected.value === null ? null : byToken.get(selected.value);
+  const name = inst ? displayName(inst) : null;
   return (
     <div class="chart-panel">
       <div class="panel-head">
-        <span class="title">{inst?.symbol ?? '—'}</span>
+        <span class="title ellip" title={inst ? `${inst.exchange}:${inst.symbol}` : ''}>{name ? name.main : '—'}{name?.sub && <span class="sym-sub">{name.sub}</span>}</span>
         <div class="tfs" role="group" aria-label="Timeframe">
           {TIMEFRAMES.map((tf) => (
             <button class={chartTf.value === tf ? 'tf on' : 'tf'} data-testid={`tf-${tf}`} aria-pressed={chartTf.value === tf} onClick={() => (chartTf.value = tf)}>
@@ -312,11 +322,12 @@ export function Chart() {
             </button>
           ))}
         </div>
-        <span class="legend num">{legend}</span>
         <span class="spacer" />
-        <span class="muted small">{chartNote}</span>
+        <span class="muted small ellip">{chartNote}</span>
       </div>
-      <div class="chart-box" data-testid="chart" ref={el} />
+      <div class="chart-box" data-testid="chart" data-tf={chartTf.value} ref={el}>
+        <div class="legend num">{legend}</div>
+      </div>
     </div>
   );
 }

@@ -217,7 +217,7 @@ function TicketForm({ init }: { init: TicketInit }) {
         row = await api<OrderRow>('/api/orders', { method: 'POST', body: placeBody(f), headers: { 'Idempotency-Key': randomId() } });
       }
       const { events: _events, ...plain } = row as OrderRow & { events?: unknown };
-      upsertOrder(plain as OrderRow);
+      upsertOrder(plain as OrderRow, 'rest');
       toast.value = { text: `${modify ? 'Modified' : 'Placed'} ${row.transaction_type} ${row.quantity} ${row.tradingsymbol} · #${row.order_id} ${row.status}`, kind: 'ok' };
       closeTicket();
     } catch (err) {
@@ -250,7 +250,7 @@ function TicketForm({ init }: { init: TicketInit }) {
 
   return (
     <div class={`ticket ${side === 'BUY' ? 'buy' : 'sell'}`} data-testid="ticket" data-side={side} role="dialog" aria-label="Order ticket">
-      <form onSubmit={submit} onKeyDown={(e) => { if (e.key === 'Escape') closeTicket(); }}>
+      <form noValidate onSubmit={submit} onKeyDown={(e) => { if (e.key === 'Escape') closeTicket(); }}>
         <div class="ticket-head">
           <div>
             <div class="ticket-title">
