@@ -10,7 +10,7 @@ import { memo } from 'preact/compat';
 import { api, WORKING, type OrderRow, type PositionRow } from '../api.ts';
 import { displayName, fmtChange, fmtInt, fmtPrice, sign } from '../format.ts';
 import { byToken, orders, positions, quote, upsertOrder } from '../store.ts';
-import { openTicket, toast } from './ticket.tsx';
+import { openTicket, showToast, toast } from './ticket.tsx';
 
 const STATUS_CLASS: Record<string, string> = { COMPLETE: 'st-ok', REJECTED: 'st-bad', CANCELLED: 'st-off' };
 
@@ -20,7 +20,7 @@ async function cancel(o: OrderRow): Promise<void> {
     const { events: _e, ...plain } = row;
     upsertOrder(plain as OrderRow, 'rest');
   } catch (e) {
-    toast.value = { text: `Cancel #${o.order_id}: ${(e as Error).message}`, kind: 'err' };
+    showToast(`Cancel #${o.order_id}: ${(e as Error).message}`, 'err');
   }
 }
 

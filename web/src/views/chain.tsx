@@ -177,9 +177,9 @@ export function OptionChain() {
           </colgroup>
           <thead>
             <tr>
-              <th class="num">OI chg</th><th class="num">OI</th><th class="num">IV</th><th class="num">Δ</th><th class="num">Chg</th><th class="num">LTP</th>
+              <th class="num">OI chg</th><th class="num">OI</th><th class="num">IV %</th><th class="num">Δ</th><th class="num">Chg</th><th class="num">LTP</th>
               <th class="strike">Strike</th>
-              <th class="num">LTP</th><th class="num">Chg</th><th class="num">Δ</th><th class="num">IV</th><th class="num">OI</th><th class="num">OI chg</th>
+              <th class="num">LTP</th><th class="num">Chg</th><th class="num">Δ</th><th class="num">IV %</th><th class="num">OI</th><th class="num">OI chg</th>
             </tr>
           </thead>
           <tbody>

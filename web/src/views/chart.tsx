@@ -93,7 +93,9 @@ class ChartController {
     });
     this.volume = this.chart.addSeries(HistogramSeries, { priceScaleId: 'vol', priceFormat: { type: 'volume' }, lastValueVisible: false, priceLineVisible: false });
     this.chart.priceScale('vol').applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
-    this.vwap = this.chart.addSeries(LineSeries, { color: c.vwap, lineWidth: 1, lastValueVisible: false, priceLineVisible: false, crosshairMarkerVisible: false, title: 'VWAP' });
+    this.vwap = this.chart.addSeries(LineSeries, { color: c.vwap, lineWidth: 1, lastValueVisible: false, priceLineVisible: false, crosshairMarkerVisible: false, title: 'VWAP',
+      // The candles set the scale: a VWAP far from them (a window that opens on another price) would squash them.
+      autoscaleInfoProvider: () => null });
     this.chart.timeScale().subscribeVisibleLogicalRangeChange(this.onRange);
     this.chart.subscribeCrosshairMove(this.onCrosshair);
 

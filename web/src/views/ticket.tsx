@@ -20,6 +20,12 @@ interface TicketInit { side: Side; token: number; price?: number | null; order?:
 export const ticket = signal<(TicketInit & { n: number }) | null>(null);
 /** A line under the header after a submit: what happened to the last order. */
 export const toast = signal<{ text: string; kind: 'ok' | 'err' } | null>(null);
+/** Show a line in the orders panel's header for a few seconds. */
+export function showToast(text: string, kind: 'ok' | 'err'): void {
+  const t = { text, kind };
+  toast.value = t;
+  setTimeout(() => { if (toast.peek() === t) toast.value = null; }, 8000);
+}
 let opened = 0;
 
 export function openTicket(init: TicketInit): void {
@@ -218,7 +224,7 @@ function TicketForm({ init }: { init: TicketInit }) {
       }
       const { events: _events, ...plain } = row as OrderRow & { events?: unknown };
       upsertOrder(plain as OrderRow, 'rest');
-      toast.value = { text: `${modify ? 'Modified' : 'Placed'} ${row.transaction_type} ${row.quantity} ${row.tradingsymbol} · #${row.order_id} ${row.status}`, kind: 'ok' };
+      showToast(`${modify ? 'Modified' : 'Placed'} ${row.transaction_type} ${row.quantity} ${row.tradingsymbol} · #${row.order_id} ${row.status}`, 'ok');
       closeTicket();
     } catch (err) {
       const ae = err instanceof ApiError ? err : null;
