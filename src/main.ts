@@ -19,6 +19,9 @@ try {
 const log = createProcessLogger(config.logLevel, config.logFormat);
 
 try {
+  // The dashboard (web/ → web/dist) when its build is missing or stale: one start command does everything.
+  const { ensureWebBuild } = await import('./web-build.ts');
+  await ensureWebBuild(log);
   // Loaded after the config is known good, so a config error answers at once.
   const { startService } = await import('./service.ts');
   const service = await startService(config, log);
@@ -33,6 +36,7 @@ try {
       ...(service.devKey ? { devKey: service.devKey, devKeyNote: 'created now and shown once; stored hashed under DATA_DIR' } : {}),
       instruments: service.tokens.length,
       workers: config.workers,
+      dashboard: `${base}/`,
       health: `${base}/health`,
     },
     `NIFTY 50 service up on ${base}: ${service.sim ? 'embedded defaults in use (simulator feed)' : 'live Kite feed'}; see ${base}/health`,
