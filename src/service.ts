@@ -136,14 +136,13 @@ export async function startService(config: Config, log: Logger): Promise<Service
     let kiteWs: KiteWs | undefined;
     // Chain analytics and breadth: snapshots of the hub's latest ticks, computed on a piscina pool;
     // each refresh's bytes go to the cache (for REST and other processes) and to /ws subscribers.
-    const historyDbForAnalytics = () => storage.db();
     const analytics = config.analytics.refreshMs > 0
       ? new AnalyticsService({
         settings: config.analytics,
         instruments: universe,
         latestTicks: hub.latestTicks,
         hasTick: hub.hasTick,
-        db: historyDbForAnalytics,
+        db: () => storage.db(),
         publish: (key, bytes) => {
           cache.putAnalytics(key, bytes.json);
           feed?.publishAnalytics(key, bytes.records, bytes.plain);

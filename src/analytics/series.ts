@@ -51,7 +51,7 @@ export class ChainSeries {
   private readonly open = new Map<string, ChainBar>();
   private readonly queue: ChainBar[] = [];
   private writing: Promise<void> | null = null;
-  readonly stats = { barsWritten: 0, writeErrors: 0, queued: 0 };
+  readonly stats = { barsWritten: 0, writeErrors: 0 };
 
   constructor(private readonly db: () => Db | null, private readonly onError: (err: unknown) => void = () => {}) {}
 
@@ -118,7 +118,6 @@ export class ChainSeries {
         this.stats.barsWritten += batch.length;
       }
     }
-    this.stats.queued = this.queue.length;
   }
 
   /** Queue the open bars (partial minutes) and store everything: at shutdown. */

@@ -310,8 +310,8 @@ export class Feed implements HubListener {
     const rejected: { chain: unknown; reason: string }[] = [];
     const a = this.opts.analytics;
     const chains = msg.chain === undefined ? [] : Array.isArray(msg.chain) ? msg.chain : [msg.chain];
+    const keys = a?.keys() ?? [];
     for (const c of chains) {
-      const keys = a?.keys() ?? [];
       const key = typeof c !== 'string' ? '' : c.includes(':') ? c.toUpperCase() : `NIFTY:${c}`;
       if (!keys.includes(key)) {
         rejected.push({ chain: c, reason: a === undefined ? 'analytics are off (ANALYTICS_REFRESH_MS=0)' : `not a followed chain; followed: ${keys.join(', ') || 'none'}` });
