@@ -45,12 +45,12 @@ describe('the dashboard', () => {
     const nifty = ltpOf('NIFTY 50');
     await nifty.waitFor({ timeout: 20_000 });
     await expect.poll(async () => (await nifty.textContent())?.trim() ?? '', { timeout: 20_000 }).toMatch(/\d/);
-    figures.navigationToFirstPriceMs = await page.evaluate(() => (window as any).__n50?.firstPriceAt ?? null);
+    figures.navigationToFirstPriceMs = await page.evaluate(() => (globalThis as any).__n50?.firstPriceAt ?? null);
     figures.signInToFirstPriceWallMs = Date.now() - t0;
     // Some watched price changes within a second of being looked at.
     const before = await page.getByTestId('watchlist').innerText();
     const changedAt = Date.now();
-    await expect.poll(() => page.getByTestId('watchlist').innerText(), { timeout: 10_000, intervals: [50] }).not.toBe(before);
+    await expect.poll(() => page.getByTestId('watchlist').innerText(), { timeout: 10_000, interval: 50 }).not.toBe(before);
     figures.watchlistChangeMs = Date.now() - changedAt;
     await shot('watchlist');
   });
@@ -59,7 +59,7 @@ describe('the dashboard', () => {
     await page.locator('[data-testid=watch-row][data-symbol="INFY"]').click();
     await page.getByTestId('depth').waitFor();
     await page.getByTestId('tf-1m').click();
-    const state = () => page.evaluate(() => (window as any).__n50.chartState() as { candles: number; lastTime: number | null; lastClose: number | null; tf: string });
+    const state = () => page.evaluate(() => (globalThis as any).__n50.chartState() as { candles: number; lastTime: number | null; lastClose: number | null; tf: string });
     await expect.poll(async () => (await state()).candles, { timeout: 20_000 }).toBeGreaterThan(0);
     const first = await state();
     expect(first.tf).toBe('1m');

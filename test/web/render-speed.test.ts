@@ -37,12 +37,14 @@ describe('the dashboard at 20k ticks/s', () => {
     await page.locator('[data-testid=watch-row][data-symbol="RELIANCE"]').click();
 
     const m = await page.evaluate(async (ms) => {
+      // Runs in the page: its DOM globals, which this Node-typed file does not declare.
+      const g = globalThis as any;
       const longTasks: number[] = [];
       const obs = new PerformanceObserver((list) => { for (const e of list.getEntries()) longTasks.push(e.duration); });
-      obs.observe({ type: 'longtask', buffered: false });
+      obs.observe({ type: 'longtask', buffered: false } as any);
       let repaints = 0;
-      const list = document.querySelector('[data-testid=watchlist]')!;
-      const mo = new MutationObserver((records) => { repaints += records.length; });
+      const list = g.document.querySelector('[data-testid=watchlist]');
+      const mo = new g.MutationObserver((records: unknown[]) => { repaints += records.length; });
       mo.observe(list, { subtree: true, characterData: true, childList: true });
       const frames: number[] = [];
       let last = performance.now();
@@ -50,9 +52,9 @@ describe('the dashboard at 20k ticks/s', () => {
       const tick = (t: number) => {
         frames.push(t - last);
         last = t;
-        if (running) requestAnimationFrame(tick);
+        if (running) g.requestAnimationFrame(tick);
       };
-      requestAnimationFrame(tick);
+      g.requestAnimationFrame(tick);
       await new Promise((r) => setTimeout(r, ms));
       running = false;
       obs.disconnect();
