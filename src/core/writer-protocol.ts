@@ -129,15 +129,18 @@ export function latencyBucketEdge(i: number): number {
   return Infinity;
 }
 
-/** Quantile q (0..1) of the latency histogram in `counters`, as a bucket's upper edge; NaN when empty. */
-export function latencyQuantile(counters: Float64Array, q: number): number {
+/**
+ * Quantile q (0..1) of the latency histogram in `counters`, as a bucket's upper edge; NaN when
+ * empty. With `before` (an earlier copy of the LATENCY_BUCKETS counts), of what came since it.
+ */
+export function latencyQuantile(counters: Float64Array, q: number, before?: Float64Array): number {
   let total = 0;
-  for (let i = 0; i < LATENCY_BUCKETS; i++) total += counters[WC.LATENCY + i];
-  if (total === 0) return NaN;
+  for (let i = 0; i < LATENCY_BUCKETS; i++) total += counters[WC.LATENCY + i] - (before ? before[i] : 0);
+  if (total <= 0) return NaN;
   const want = q * total;
   let seen = 0;
   for (let i = 0; i < LATENCY_BUCKETS; i++) {
-    seen += counters[WC.LATENCY + i];
+    seen += counters[WC.LATENCY + i] - (before ? before[i] : 0);
     if (seen >= want) return latencyBucketEdge(i);
   }
   return Infinity;

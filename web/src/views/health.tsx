@@ -20,7 +20,7 @@ interface HealthJson {
   feed: { source: string; connected: boolean; connections: { slot: number; tokens: number; connected: boolean; connects: number; disconnects: number; lastMessageAt: number }[] };
   rings: { shard: number; depth: number; drops: number; capacity: number }[];
   pipeline: { ticksIn: number; ticksOut: number; quarantined: number; duplicates: number; quarantineByReason: Record<string, number> };
-  store: { state: string; rowsPerSec: number; lagRecords: { ticks: number; bars: number }; writeLatencyMs: { p50: number | string; p99: number | string }; spill: { batches: number; bytes: number; full: boolean } } | null;
+  store: { state: string; rowsPerSec: number; lagRecords: { ticks: number; bars: number }; writeLatencyMs: { p50: number | string | null; p99: number | string | null }; writeLatencyLastMinuteMs?: { p50: number | string | null; p99: number | string | null }; spill: { batches: number; bytes: number; full: boolean } } | null;
   live: { feed: { clients: number; conflations: number; slowCloses: number }; kite: { clients: number } } | null;
 }
 
@@ -135,7 +135,7 @@ export function Health() {
       <Tile testid="health-lag" label="Pipeline lag" value={lat == null ? '—' : `${lat.toFixed(0)} ms`} sub={`ring ${fmtInt(ringDepth)} rec${drops ? ` · ${drops} dropped` : ''} · db ${fmtInt(h.store?.lagRecords.ticks ?? 0)} rec`} s={series.lag} warn={drops > 0} />
       <Tile testid="health-dups" label="Duplicates" value={fmtInt(h.pipeline.duplicates)} sub={`${last(series.dups).toFixed(1)}/s`} s={series.dups} />
       <Tile testid="health-quarantine" label="Quarantined" value={fmtInt(h.pipeline.quarantined)} sub={reasons.length ? reasons.map(([r, n]) => `${r} ${n}`).join(' · ') : 'by reason: none'} s={series.quar} warn={h.pipeline.quarantined > 0} />
-      <Tile testid="health-db" label="DB rows/s" value={fmtInt(h.store?.rowsPerSec ?? 0)} sub={h.store ? `${h.store.state} · p99 ${h.store.writeLatencyMs.p99} ms` : 'no database'} s={series.rows} warn={!!h.store && h.store.state !== 'up'} />
+      <Tile testid="health-db" label="DB rows/s" value={fmtInt(h.store?.rowsPerSec ?? 0)} sub={h.store ? `${h.store.state} · p99 ${h.store.writeLatencyLastMinuteMs?.p99 ?? h.store.writeLatencyMs.p99 ?? '—'} ms (1 min)` : 'no database'} s={series.rows} warn={!!h.store && h.store.state !== 'up'} />
       <Tile testid="health-spill" label="Spill" value={fmtBytes(h.store?.spill.bytes ?? 0)} sub={h.store ? `${h.store.spill.batches} batches${h.store.spill.full ? ' · FULL' : ''}` : ''} s={series.spill} warn={!!h.store && h.store.spill.batches > 0} />
       <Tile testid="health-clients" label="Clients" value={fmtInt(last(series.clients))} sub={`/ws ${h.live?.feed.clients ?? 0} · /kite ${h.live?.kite.clients ?? 0}${h.live?.feed.conflations ? ` · ${h.live.feed.conflations} conflated` : ''}`} s={series.clients} />
       <div class={`tile kite ${slots.every((c) => c.connected) ? '' : 'warn'}`} data-testid="health-kite">
