@@ -29,6 +29,16 @@ describe('the DATA_DIR lock (one process per spill and embedded database)', () =
     expect(() => takeLock(f)).toThrow(/in use by process/);
   });
 
+  it('takes over a lock naming its own pid that it did not take (a container restarted as PID 1 after kill -9)', () => {
+    const f = lockFile();
+    writeFileSync(f, String(process.pid)); // left by an earlier life of this pid
+    takeLock(f);
+    expect(readFileSync(f, 'utf8')).toBe(String(process.pid));
+    // Now it is this process's: a second storage on the same DATA_DIR is still refused.
+    expect(() => takeLock(f)).toThrow(expect.objectContaining({ code: 'DATA_DIR_IN_USE' }));
+    releaseLock(f);
+  });
+
   it('takes over the lock of a process that is gone (kill -9)', () => {
     const f = lockFile();
     const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });

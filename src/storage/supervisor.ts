@@ -21,7 +21,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, closeSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { redactUrl } from '../config.ts';
 import { AppError } from '../core/errors.ts';
 import type { Instrument } from '../core/instrument.ts';
@@ -319,24 +319,40 @@ function shownMs(v: number): number | string | null {
   return Number.isFinite(v) ? v : '>10000';
 }
 
-/** Take `file` for this process (pid inside); a lock whose process is gone is taken over. */
+/**
+ * Lock files takeLock() took in this life of the process (resolved paths). A lock file naming our
+ * own pid that is not among them was left by an earlier life of this pid: in a container the
+ * service is PID 1 after every restart, so a container restarted after a kill -9 finds "1" in the
+ * lock, and asking whether pid 1 is alive answers yes (it is us). Only this set tells the two
+ * apart: a lock this process took (a second storage on the same DATA_DIR, refused) from one an
+ * earlier process with our pid left behind (stale, taken over).
+ */
+const takenHere = new Set<string>();
+
+/**
+ * Take `file` for this process (pid inside). A lock whose process is gone is taken over, and so is
+ * one naming our own pid that this process did not take (an earlier life of this pid: takenHere).
+ */
 export function takeLock(file: string): void {
+  const key = resolve(file);
+  const dir = file.replace(/\/storage\.lock$/, '');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(file, 'wx');
       writeFileSync(fd, String(process.pid));
       closeSync(fd);
+      takenHere.add(key);
       return;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const pid = Number(readFileSync(file, 'utf8').trim());
+      if (pid === process.pid && takenHere.has(key)) {
+        throw new AppError('DATA_DIR_IN_USE', `DATA_DIR ${dir} is already used by another storage in this process; give each its own DATA_DIR.`, { pid });
+      }
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-        throw new AppError('DATA_DIR_IN_USE', `DATA_DIR ${file.replace(/\/storage\.lock$/, '')} is in use by process ${pid}: stop it, or give this process its own DATA_DIR.`, { pid });
+        throw new AppError('DATA_DIR_IN_USE', `DATA_DIR ${dir} is in use by process ${pid}: stop it, or give this process its own DATA_DIR.`, { pid });
       }
-      if (pid === process.pid) {
-        throw new AppError('DATA_DIR_IN_USE', `DATA_DIR ${file.replace(/\/storage\.lock$/, '')} is already used by another storage in this process; give each its own DATA_DIR.`, { pid });
-      }
-      unlinkSync(file); // its process is gone (kill -9): take it over
+      unlinkSync(file); // its process is gone (kill -9), or it was an earlier life of our pid: take it over
     }
   }
 }
