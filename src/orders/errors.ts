@@ -42,3 +42,18 @@ export class OrderRejection extends AppError {
     return new OrderRejection(this.kind, `${at}.${this.field}`, this.rule, msg);
   }
 }
+
+/**
+ * The state the gateways share (Redis: the account's order budget, per-key risk counters;
+ * PostgreSQL: Idempotency-Key claims) could not be reached. Nothing was sent to the broker: the
+ * order path refuses rather than risk passing Kite's limits or placing an order twice. The gateway
+ * answers 503: retry in a moment.
+ */
+export class SharedStateUnavailable extends AppError {
+  constructor(readonly store: 'Redis' | 'PostgreSQL', what: string, cause: string) {
+    super('ORDER_SHARED_STATE_UNAVAILABLE',
+      `${what}: ${store} could not be reached (${cause.slice(0, 200)}); no order was sent. Retry in a moment; if it persists, check that ${store} is up and ${store === 'Redis' ? 'REDIS_URL' : 'DATABASE_URL'} points at it`,
+      { store, what, cause });
+    this.name = 'SharedStateUnavailable';
+  }
+}

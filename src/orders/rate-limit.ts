@@ -149,16 +149,52 @@ export function formatWait(ms: number): string {
   return min % 60 === 0 ? `${min / 60} h` : `${Math.floor(min / 60)} h ${min % 60} min`;
 }
 
-const WINDOWS: readonly RateWindow[] = ['second', 'minute', 'day'];
+export const WINDOWS: readonly RateWindow[] = ['second', 'minute', 'day'];
 const PER: Record<RateWindow, string> = { second: 'per second', minute: 'per minute', day: 'per day (IST)' };
+
+/**
+ * Throws when no wait would ever grant a take of `n`: AppError ORDER_RATE_N_INVALID when n is not a
+ * whole number of at least 1, ORDER_RATE_BATCH_TOO_LARGE when n exceeds a limit.
+ */
+export function checkTakeSize(cfg: OrderRateConfig, n: number): void {
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new AppError('ORDER_RATE_N_INVALID', `OrderRateLimiter.take: n must be a whole number of at least 1, got ${String(n)}`, { n });
+  }
+  const maxN = Math.min(cfg.ratePerSec, cfg.ratePerMin, cfg.ratePerDay);
+  if (n > maxN) {
+    throw new AppError(
+      'ORDER_RATE_BATCH_TOO_LARGE',
+      `An order needing ${n} order requests at once can never pass Kite's limit of ${maxN} orders ` +
+        `${cfg.ratePerSec === maxN ? 'per second' : cfg.ratePerMin === maxN ? 'per minute' : 'per day'}: ` +
+        `split it into parts of at most ${maxN}.`,
+      { n, max: maxN },
+    );
+  }
+}
+
+/**
+ * The refusal's message, as a person reads it: which limit (the account's, or this key's share of
+ * it while `activeKeys` keys place orders), what the key holds of it and how long to wait. Shared by
+ * this limiter and the one in Redis (shared-limits.ts), so both answer in the same words.
+ */
+export function refusalMessage(
+  cfg: OrderRateConfig, of: RateWindow, window: RateWindow | 'share', retryAfterMs: number, held: number, activeKeys: number, n: number,
+): string {
+  const wait = formatWait(retryAfterMs);
+  const limit = of === 'second' ? cfg.ratePerSec : of === 'minute' ? cfg.ratePerMin : cfg.ratePerDay;
+  if (window === 'share') {
+    return `Too many orders: this API key has used its share of the account's limit of ${limit} orders ${PER[of]} ` +
+      `(${held} of ${Math.ceil(limit / activeKeys)} while ${activeKeys} keys place orders${n > 1 ? `; this order needs ${n}` : ''}); retry after ${wait}`;
+  }
+  return `Too many orders: the account's limit of ${limit} orders ${PER[window]} is used up` +
+    `${n > 1 ? ` for an order needing ${n}` : ''}; retry after ${window === 'day' ? `midnight IST, in ${wait}` : wait}`;
+}
 
 export class OrderRateLimiter {
   private readonly perSec: number;
   private readonly perMin: number;
   private readonly perDay: number;
   private readonly activeMs: number;
-  /** The largest n a take can ever be granted: the smallest limit. */
-  private readonly maxN: number;
 
   private readonly second: TimeLog;
   private readonly minute: TimeLog;
@@ -181,7 +217,6 @@ export class OrderRateLimiter {
     this.perMin = checkLimit(cfg, 'ratePerMin');
     this.perDay = checkLimit(cfg, 'ratePerDay');
     this.activeMs = checkLimit(cfg, 'rateActiveMs');
-    this.maxN = Math.min(this.perSec, this.perMin, this.perDay);
     this.second = new TimeLog(this.perSec, this.perSec);
     this.minute = new TimeLog(this.perMin, this.perMin);
   }
@@ -191,18 +226,7 @@ export class OrderRateLimiter {
    * AppError ORDER_RATE_BATCH_TOO_LARGE when n exceeds a limit (no wait would ever grant it).
    */
   take(key: string, n = 1): RateDecision {
-    if (!Number.isSafeInteger(n) || n < 1) {
-      throw new AppError('ORDER_RATE_N_INVALID', `OrderRateLimiter.take: n must be a whole number of at least 1, got ${String(n)}`, { n });
-    }
-    if (n > this.maxN) {
-      throw new AppError(
-        'ORDER_RATE_BATCH_TOO_LARGE',
-        `An order needing ${n} order requests at once can never pass Kite's limit of ${this.maxN} orders ` +
-          `${this.perSec === this.maxN ? 'per second' : this.perMin === this.maxN ? 'per minute' : 'per day'}: ` +
-          `split it into parts of at most ${this.maxN}.`,
-        { n, max: this.maxN },
-      );
-    }
+    checkTakeSize(this.cfg, n);
     const t = this.tick();
     let ks = this.keys.get(key);
     if (ks === undefined) {
@@ -302,19 +326,8 @@ export class OrderRateLimiter {
     const of = WINDOWS[which % 3];
     const window: RateWindow | 'share' = which < 3 ? of : 'share';
     const retryAfterMs = at - t;
-    const wait = formatWait(retryAfterMs);
-    let message: string;
-    const limit = of === 'second' ? this.perSec : of === 'minute' ? this.perMin : this.perDay;
-    if (window === 'share') {
-      const held = of === 'second' ? ks.second.size : of === 'minute' ? ks.minute.size : ks.day;
-      message =
-        `Too many orders: this API key has used its share of the account's limit of ${limit} orders ${PER[of]} ` +
-        `(${held} of ${Math.ceil(limit / a)} while ${a} keys place orders${n > 1 ? `; this order needs ${n}` : ''}); retry after ${wait}`;
-    } else {
-      message =
-        `Too many orders: the account's limit of ${limit} orders ${PER[window]} is used up` +
-        `${n > 1 ? ` for an order needing ${n}` : ''}; retry after ${window === 'day' ? `midnight IST, in ${wait}` : wait}`;
-    }
+    const held = of === 'second' ? ks.second.size : of === 'minute' ? ks.minute.size : ks.day;
+    const message = refusalMessage(this.cfg, of, window, retryAfterMs, held, a, n);
     return { ok: false, window, retryAfterMs, message };
   }
 
