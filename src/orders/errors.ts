@@ -57,3 +57,32 @@ export class SharedStateUnavailable extends AppError {
     this.name = 'SharedStateUnavailable';
   }
 }
+
+/** The same Idempotency-Key came with a different body: the gateway answers 409. */
+export class IdempotencyConflict extends AppError {
+  constructor(
+    idemKey: string,
+    message = `Idempotency-Key "${idemKey.slice(0, 64)}" was used with a different request body; use a new key for a new order`,
+    code = 'IDEMPOTENCY_CONFLICT',
+  ) {
+    super(code, message, { idemKey });
+    this.name = 'IdempotencyConflict';
+  }
+}
+
+/**
+ * The first request with this Idempotency-Key (on this gateway or another) has not answered within
+ * the wait: still working, or its gateway stopped mid-request. A conflict too (409, as the gateway
+ * answers IdempotencyConflict): the client retries the same request later, never with a new key
+ * before it has looked at its orders.
+ */
+export class IdempotencyInProgress extends IdempotencyConflict {
+  constructor(idemKey: string, readonly claimedMs: number, readonly claimedBy: string | null) {
+    super(idemKey,
+      `Idempotency-Key "${idemKey.slice(0, 64)}": the first request with this key (since ${new Date(claimedMs).toISOString()}) has not answered yet; ` +
+        'send the same request again in a few seconds to get its answer. If it never answers, the gateway working it stopped: ' +
+        'look for the order in your order book before placing it again under a new key',
+      'IDEMPOTENCY_IN_PROGRESS');
+    this.name = 'IdempotencyInProgress';
+  }
+}

@@ -35,7 +35,7 @@ import { DAY_MS, IST_OFFSET_MS, istDayStart } from '../core/ist.ts';
 import { N, N_FIELDS } from '../core/tick.ts';
 import type { Logger } from '../log.ts';
 import { checkModify, checkPlace, freezeQuantity, requiredMarginPaise, type CheckContext, type CheckedOrder } from './checks.ts';
-import { OrderRejection } from './errors.ts';
+import { IdempotencyConflict, OrderRejection } from './errors.ts';
 import {
   FINAL_STATUSES, IdSource, kiteOrderRow, kiteTradeRow, pendingQuantity, Status, WORKING_STATUSES,
   type BrokerMode, type Order, type OrderStatus, type Trade,
@@ -70,13 +70,8 @@ export class OrderNotFound extends AppError {
   }
 }
 
-/** The same Idempotency-Key came with a different body. */
-export class IdempotencyConflict extends AppError {
-  constructor(idemKey: string) {
-    super('IDEMPOTENCY_CONFLICT', `Idempotency-Key "${idemKey.slice(0, 64)}" was used with a different request body; use a new key for a new order`, { idemKey });
-    this.name = 'IdempotencyConflict';
-  }
-}
+// Defined beside the order path's other refusals; exported here too, where the gateway imports them.
+export { IdempotencyConflict, IdempotencyInProgress } from './errors.ts';
 
 export interface OrderServiceOptions {
   config: OrdersConfig;

@@ -201,7 +201,7 @@ const LOAD_POSITIONS = `SELECT api_key, mode, instrument_token, product, exchang
   ${ms('updated_at', 'updated_ms')}
 FROM positions ORDER BY api_key, instrument_token, product`;
 const LOAD_IDEMPOTENCY = `SELECT api_key, idem_key, body_sha256, order_id, status, response::text AS response, ${ms('created_at', 'created_ms')}
-FROM idempotency_keys ORDER BY created_at, api_key, idem_key`;
+FROM idempotency_keys WHERE status IS NOT NULL ORDER BY created_at, api_key, idem_key`;
 
 /** Constraint broken → the error a repeated row gets. */
 const DUPLICATES: Readonly<Record<string, { code: string; what: string }>> = {
