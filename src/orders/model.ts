@@ -173,18 +173,31 @@ export function divRoundHalfEven(num: bigint, den: bigint): bigint {
  * Kite-style numeric ids (order ids, trade ids): strictly increasing, unique across restarts. The
  * next id is max(last + 1, now in µs), and `seed` takes the largest id already stored, so a clock
  * set back or a restart within the same microsecond cannot repeat one.
+ *
+ * Several processes making ids for one database (gateways) each hold a different `slot` of
+ * `slots` (id-slot.ts leases them in Redis): an id is then base × slots + slot, the base counted as
+ * above, so two processes can never make the same id, however close their clocks. Without a slot
+ * (one process) ids are the base itself, as they always were.
  */
 export class IdSource {
+  /** The last base given (or observed). */
   private last: bigint;
 
-  constructor(seed: string | null = null, private readonly nowMs: () => number = Date.now) {
-    this.last = seed !== null && /^\d+$/.test(seed) ? BigInt(seed) : 0n;
+  constructor(
+    seed: string | null = null,
+    private readonly nowMs: () => number = Date.now,
+    /** Read at each id: a lease may move to another slot (never one another process holds). */
+    private readonly slot: { readonly slot: number; readonly slots: number } | null = null,
+  ) {
+    this.last = 0n;
+    if (seed !== null) this.observe(seed);
   }
 
   /** Take a stored id into account (after loading from the database). */
   observe(id: string): void {
     if (/^\d+$/.test(id)) {
-      const v = BigInt(id);
+      const slots = BigInt(this.slot?.slots ?? 1);
+      const v = BigInt(id) / slots;
       if (v > this.last) this.last = v;
     }
   }
@@ -192,7 +205,8 @@ export class IdSource {
   next(): string {
     const t = BigInt(Math.floor(this.nowMs() * 1000));
     this.last = t > this.last ? t : this.last + 1n;
-    return this.last.toString();
+    if (this.slot === null || this.slot.slots <= 1) return this.last.toString();
+    return (this.last * BigInt(this.slot.slots) + BigInt(this.slot.slot)).toString();
   }
 }
 
