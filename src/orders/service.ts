@@ -26,6 +26,24 @@
  * Margin (what `/kite/margins/orders` answers and the funds check uses) is an approximation:
  * SPAN is not available here. checks.ts `requiredMarginPaise` prices an order; positions are
  * charged the same way on their open quantity at the average price.
+ *
+ * Shared state (several gateways, issue #15): `shared` moves what must hold for the account or the
+ * key as a whole out of this process, each part optional; without it everything is in memory as
+ * above (ROLE=all), and not one await is added to that path.
+ *
+ * | part        | instead of                    | held in                                            |
+ * |-------------|-------------------------------|----------------------------------------------------|
+ * | limits      | `limiter`                     | Redis, one Lua script per take (shared-limits.ts)  |
+ * | idempotency | the Idempotency-Key map       | PostgreSQL, claimed before placing (shared-idempotency.ts) |
+ * | risk        | this process's orders today   | Redis: read for the checks, then reserved atomically |
+ * |             | and open quantity per key     | (shared-risk.ts); transitions and fills move it    |
+ * | ids         | ids unique in this process    | a slot of the id space leased in Redis (id-slot.ts) |
+ *
+ * With limits or risk shared, a key's place, basket and modify run one at a time in this process
+ * (`serial`): their checks read memory, await Redis, then record; a second request of the key must
+ * not be checked against memory the first is about to change. What the gateways do not share is
+ * said in shared-risk.ts (funds) and is theirs to route (an order is worked, modified and
+ * cancelled by the gateway that placed it; update-bus.ts carries its updates to the others).
  */
 import { createHash } from 'node:crypto';
 import type { OrdersConfig } from '../config.ts';
@@ -34,7 +52,7 @@ import type { Instrument } from '../core/instrument.ts';
 import { DAY_MS, IST_OFFSET_MS, istDayStart } from '../core/ist.ts';
 import { N, N_FIELDS } from '../core/tick.ts';
 import type { Logger } from '../log.ts';
-import { checkModify, checkPlace, freezeQuantity, requiredMarginPaise, type CheckContext, type CheckedOrder } from './checks.ts';
+import { checkModify, checkPlace, freezeQuantity, requiredMarginPaise, type CheckContext, type CheckedModify, type CheckedOrder } from './checks.ts';
 import { IdempotencyConflict, OrderRejection } from './errors.ts';
 import {
   FINAL_STATUSES, IdSource, kiteOrderRow, kiteTradeRow, pendingQuantity, Status, WORKING_STATUSES,
@@ -46,6 +64,9 @@ import { orderIdOfMark } from './live/mark.ts';
 import { PositionBook } from './positions.ts';
 import { OrderRateLimiter } from './rate-limit.ts';
 import type { ModifyRequest, PlaceRequest } from './request.ts';
+import type { SharedIdempotency } from './shared-idempotency.ts';
+import type { SharedRateLimiter } from './shared-limits.ts';
+import { riskRejection, type RiskCounts, type RiskTicket, type SharedRisk } from './shared-risk.ts';
 import type { IdempotencyRecord, OrderChange, OrderEventRecord, OrderStore } from './store.ts';
 
 /** Pushes to the owning key's sockets (/kite text frames, /ws msgpack frames). */
@@ -88,6 +109,32 @@ export interface OrderServiceOptions {
   live?: (events: BrokerEvents) => Broker;
   log: Logger;
   now?: () => number;
+  /**
+   * State shared with the other gateways (ROLE=gateway; issue #15), each part optional; absent,
+   * this process holds it all in memory (ROLE=all). See "Shared state" in the header.
+   */
+  shared?: SharedOrderState;
+}
+
+/** The order path's state held outside the process, so that several gateways act as one. */
+export interface SharedOrderState {
+  /** Kite's account-wide budget (shared-limits.ts RedisRateLimiter) instead of `limiter`. */
+  limits?: SharedRateLimiter;
+  /** Idempotency-Key claims and answers (shared-idempotency.ts PgIdempotency) instead of the map. */
+  idempotency?: SharedIdempotency;
+  /** Orders per day and open quantity per key (shared-risk.ts RedisRisk) instead of this process's sums. */
+  risk?: SharedRisk;
+  /**
+   * This gateway's slot of the order and trade id space (id-slot.ts IdSlotLease), so that no two
+   * gateways make the same id; read at every id.
+   */
+  ids?: { readonly slot: number; readonly slots: number };
+}
+
+/** What a reservation of shared risk became: the orders placed under it and their quantity by token. */
+interface Placed {
+  orders: number;
+  qty: Map<number, number>;
 }
 
 export interface PlaceAnswer {
@@ -141,6 +188,9 @@ export interface ReconcileReport {
   error: string | null;
 }
 
+/** How long close() waits for shared risk changes to reach Redis, ms. */
+const CLOSE_FLUSH_MS = 2000;
+
 /** Push positions of a key at most this often while they change, ms. */
 export const POSITION_PUSH_MS = 250;
 
@@ -185,12 +235,24 @@ export class OrderService {
   private writes: Promise<void> = Promise.resolve();
   private reconciled: ReconcileReport | null = null;
   private writeErrors = 0;
+  private readonly shared: SharedOrderState | null;
+  /** Limits or risk shared: checks await Redis, so a key's requests are serialised (serial()). */
+  private readonly serialized: boolean;
+  /** Shared limits or risk: requests of a key run one at a time here (their checks await Redis). */
+  private readonly keyLocks = new Map<string, Promise<void>>();
+  /** Shared risk: the pending quantity each open order has counted there. */
+  private readonly riskSynced = new Map<string, number>();
+  /** Shared risk: quantity reserved for a modification that has not landed yet, by order id. */
+  private readonly modReserved = new Map<string, number>();
 
   constructor(private readonly opts: OrderServiceOptions) {
     this.now = opts.now ?? Date.now;
-    this.ids = new IdSource(null, this.now);
-    this.tradeIds = new IdSource(null, this.now);
+    this.ids = new IdSource(null, this.now, opts.shared?.ids ?? null);
+    this.tradeIds = new IdSource(null, this.now, opts.shared?.ids ?? null);
     this.limiter = new OrderRateLimiter(opts.config, this.now);
+    const sh = opts.shared;
+    this.shared = sh !== undefined && (sh.limits !== undefined || sh.idempotency !== undefined || sh.risk !== undefined || sh.ids !== undefined) ? sh : null;
+    this.serialized = sh?.limits !== undefined || sh?.risk !== undefined;
     this.heldRows = new Uint8Array(opts.rows);
     const events: BrokerEvents = {
       opened: (o, status) => this.transition(o, status, null),
@@ -232,7 +294,11 @@ export class OrderService {
       if (o.brokerOrderId) this.byBrokerId.set(o.brokerOrderId, o);
       const ks = this.keyState(o.key);
       ks.orders.push(o);
-      if (!FINAL_STATUSES.has(o.status)) ks.open.add(o);
+      if (!FINAL_STATUSES.has(o.status)) {
+        ks.open.add(o);
+        // Counted in the shared risk by whoever placed it (or by the seed below).
+        if (this.shared?.risk !== undefined && o.key !== EXTERNAL_KEY) this.riskSynced.set(o.id, pendingQuantity(o));
+      }
       this.ids.observe(o.id);
     }
     for (const e of s.events) {
@@ -255,8 +321,9 @@ export class OrderService {
     for (const r of s.idempotency) this.idem.set(`${r.key}\n${r.idemKey}`, r);
     const today = istDayStart(this.now());
     this.positions.rollDay(today);
+    for (const o of s.orders) if (o.createdMs >= today) this.keyState(o.key).ordersToday++;
+    if (this.shared?.risk !== undefined) await this.seedRisk(s.positions.map((p) => p.key));
     for (const o of s.orders) {
-      if (o.createdMs >= today) this.keyState(o.key).ordersToday++;
       if (FINAL_STATUSES.has(o.status)) continue;
       if (o.mode === 'live' && this.liveBroker === null) {
         this.opts.log.warn({ orderId: o.id, status: o.status }, 'a live order is still working but no live broker is configured (no Kite credentials): it is left as stored');
@@ -292,6 +359,34 @@ export class OrderService {
     this.opts.log.info({ orders: s.orders.length, trades: s.trades.length, working: this.broker.working + (this.liveBroker?.working ?? 0) }, 'orders loaded');
   }
 
+  /**
+   * Shared risk: build the counters from what the store holds, if no gateway has since Redis last
+   * lost its data (RedisRisk.seed). A Redis that cannot be reached is logged: orders then wait for
+   * it anyway (their reservation fails with SharedStateUnavailable).
+   */
+  private async seedRisk(positionKeys: readonly string[]): Promise<void> {
+    const risk = this.shared?.risk;
+    if (risk === undefined) return;
+    const keys = new Set([...this.keys.keys(), ...positionKeys]);
+    keys.delete(EXTERNAL_KEY);
+    const seeds = [...keys].map((key) => {
+      const tokens = new Map<number, { token: number; pending: number; net: number }>();
+      const at = (token: number) => {
+        let t = tokens.get(token);
+        if (t === undefined) tokens.set(token, (t = { token, pending: 0, net: 0 }));
+        return t;
+      };
+      for (const o of this.keys.get(key)?.open ?? []) at(o.token).pending += pendingQuantity(o);
+      for (const p of this.positions.forKey(key)) at(p.token).net += p.buyQty - p.sellQty;
+      return { key, ordersToday: this.keys.get(key)?.ordersToday ?? 0, tokens: [...tokens.values()] };
+    });
+    try {
+      if (await risk.seed(seeds)) this.opts.log.info({ keys: seeds.length }, 'shared risk counters built from the order store');
+    } catch (err) {
+      this.opts.log.warn({ err }, 'shared risk counters could not be seeded (Redis unreachable): orders are refused until Redis answers');
+    }
+  }
+
   /** Wait for every pending write, then stop matching. */
   async close(): Promise<void> {
     if (this.pushTimer) clearInterval(this.pushTimer);
@@ -300,6 +395,13 @@ export class OrderService {
     this.broker.close();
     this.liveBroker?.close();
     await this.writes;
+    const risk = this.shared?.risk;
+    if (risk !== undefined) {
+      // Changes of the shared counters still queued go out, unless Redis stays away.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([risk.flush(), new Promise<void>((r) => { timer = setTimeout(r, CLOSE_FLUSH_MS); })]);
+      clearTimeout(timer);
+    }
   }
 
   // --- hub listener ------------------------------------------------------------------------------
@@ -315,11 +417,16 @@ export class OrderService {
    * Run `fn` once per (key, Idempotency-Key): a retry with the same body gets the first answer and
    * places nothing; another body is an IdempotencyConflict. A retry while the first is still in
    * flight waits for it. Refusals (4xx) are remembered too: the same request gets the same answer.
+   * With shared idempotency the same holds across gateways (shared-idempotency.ts), and a first
+   * request that does not answer within its wait is IdempotencyInProgress (409).
    */
   async idempotent(key: string, idemKey: string | null, body: Buffer | null, fn: () => Promise<Remembered>): Promise<Remembered> {
     if (idemKey === null) return fn();
     const k = `${key}\n${idemKey}`;
     const sha = createHash('sha256').update(body ?? Buffer.alloc(0)).digest('hex');
+    // Shared with the other gateways: claimed in PostgreSQL before anything is placed.
+    const shared = this.shared?.idempotency;
+    if (shared !== undefined) return shared.run(key, idemKey, sha, fn);
     const known = this.idem.get(k);
     if (known !== undefined) {
       if (known.bodySha256 !== sha) throw new IdempotencyConflict(idemKey);
@@ -350,6 +457,7 @@ export class OrderService {
 
   /** Place one order (or an autoslice or an iceberg) for `key`. Resolves once it is recorded. */
   async place(key: string, req: PlaceRequest): Promise<PlaceAnswer> {
+    if (this.serialized) return this.serial(key, () => this.placeShared(key, req));
     const checked = this.check(key, req);
     this.live(key);
     if (checked.slices.length > 1 && !checked.iceberg) return this.placeSlices(key, checked);
@@ -361,10 +469,35 @@ export class OrderService {
   }
 
   /**
+   * place() with shared state: the same steps, the checks fed the key's counts over every gateway,
+   * then those counts reserved (atomically: a gateway that counted first wins), the account's
+   * budget taken in Redis, and what was not placed given back.
+   */
+  private async placeShared(key: string, req: PlaceRequest): Promise<PlaceAnswer> {
+    const inst = this.opts.instrument(req.exchange, req.tradingsymbol);
+    const checked = this.check(key, req, 0, undefined, await this.riskRead(key, inst));
+    this.live(key);
+    const token = checked.instrument.instrumentToken;
+    const ticket = await this.riskReserve(key, checked.slices.length, [{ token, qty: req.quantity }]);
+    const placed: Placed = { orders: 0, qty: new Map() };
+    try {
+      if (checked.slices.length > 1 && !checked.iceberg) return await this.placeSlices(key, checked, placed);
+      await this.takeShared(key, 1);
+      if (checked.iceberg) return { order_id: (await this.placeIcebergLeg(key, checked, 1, null, placed)).id };
+      const o = this.newOrder(key, checked, checked.slices[0], null, null);
+      await this.accept(o, checked.marginPaise, placed);
+      return { order_id: o.id };
+    } finally {
+      if (ticket !== null) this.shared!.risk!.settle(ticket, placed.orders, placed.qty);
+    }
+  }
+
+  /**
    * Place several orders, all or none: every leg passes the checks (funds counted cumulatively)
    * and the rate limit takes them at once before any is recorded.
    */
   async basket(key: string, reqs: readonly PlaceRequest[]): Promise<Order[]> {
+    if (this.serialized) return this.serial(key, () => this.basketShared(key, reqs));
     this.live(key);
     const checked: CheckedOrder[] = [];
     let extraMargin = 0;
@@ -385,7 +518,81 @@ export class OrderService {
     return orders;
   }
 
+  /**
+   * basket() with shared state. The legs' orders and quantities are reserved together, so a
+   * basket is refused when the legs together pass a limit (in memory each leg is checked alone).
+   */
+  private async basketShared(key: string, reqs: readonly PlaceRequest[]): Promise<Order[]> {
+    this.live(key);
+    const checked: CheckedOrder[] = [];
+    const seen = new Map<number, RiskCounts | null>();
+    let extraMargin = 0;
+    for (let i = 0; i < reqs.length; i++) {
+      try {
+        const inst = this.opts.instrument(reqs[i].exchange, reqs[i].tradingsymbol);
+        const t = inst?.instrumentToken ?? -1;
+        if (!seen.has(t)) seen.set(t, await this.riskRead(key, inst));
+        const c = this.check(key, reqs[i], extraMargin, undefined, seen.get(t) ?? null);
+        if (c.slices.length > 1 || c.iceberg) throw new OrderRejection('input', 'quantity', 'basket_leg', 'a basket leg is one order: autoslice and iceberg legs are not allowed in a basket');
+        extraMargin += c.marginPaise;
+        checked.push(c);
+      } catch (e) {
+        if (e instanceof OrderRejection) throw e.inLeg(i);
+        throw e;
+      }
+    }
+    const ticket = await this.riskReserve(key, checked.length, checked.map((c) => ({ token: c.instrument.instrumentToken, qty: c.req.quantity })));
+    const placed: Placed = { orders: 0, qty: new Map() };
+    try {
+      await this.takeShared(key, checked.length);
+      const orders = checked.map((c) => this.newOrder(key, c, c.slices[0], null, null));
+      await Promise.all(orders.map((o, i) => this.accept(o, checked[i].marginPaise, placed)));
+      return orders;
+    } finally {
+      if (ticket !== null) this.shared!.risk!.settle(ticket, placed.orders, placed.qty);
+    }
+  }
+
   async modify(key: string, id: string, req: ModifyRequest): Promise<{ order_id: string }> {
+    if (this.serialized) return this.serial(key, () => this.modifyShared(key, id, req));
+    const o = this.modifiable(key, id);
+    const inst = this.opts.instrumentByToken(o.token);
+    const ch = checkModify(o, req, this.context(key, inst, 0));
+    this.take(key, 1);
+    this.applyModify(o, ch);
+    await this.writes;
+    return { order_id: o.id };
+  }
+
+  /**
+   * modify() with shared state: a larger quantity is reserved in the shared open quantity until
+   * the modification lands or is refused (transition() then counts the order's new pending).
+   */
+  private async modifyShared(key: string, id: string, req: ModifyRequest): Promise<{ order_id: string }> {
+    let o = this.modifiable(key, id);
+    const inst = this.opts.instrumentByToken(o.token);
+    const seen = await this.riskRead(key, inst);
+    const ch = checkModify(o, req, this.context(key, inst, 0, seen));
+    const extra = ch.quantity - o.quantity;
+    if (extra > 0 && (await this.riskReserve(key, 0, [{ token: o.token, qty: extra }])) !== null) {
+      this.modReserved.set(o.id, (this.modReserved.get(o.id) ?? 0) + extra);
+      this.riskSynced.set(o.id, (this.riskSynced.get(o.id) ?? 0) + extra);
+    }
+    try {
+      await this.takeShared(key, 1);
+      // The order may have moved on while Redis answered (filled, cancelled): the same refusals then.
+      o = this.modifiable(key, id);
+    } catch (e) {
+      if (this.modReserved.delete(o.id)) this.syncRisk(o);
+      throw e;
+    }
+    this.applyModify(o, ch);
+    await this.writes;
+    return { order_id: o.id };
+  }
+
+  /** The key's order `id` if it can be modified now; else the refusal. */
+  private modifiable(key: string, id: string): Order {
     const o = this.owned(key, id);
     if (!WORKING_STATUSES.has(o.status) && o.status !== Status.OPEN) {
       throw new OrderRejection('order', 'order_id', 'not_open', `Order ${id} is ${o.status}: only OPEN or TRIGGER PENDING orders can be modified`);
@@ -393,9 +600,11 @@ export class OrderService {
     if (o.modifications >= this.opts.config.modificationsPerOrder) {
       throw new OrderRejection('order', 'order_id', 'modifications', `Maximum allowed order modifications exceeded (${this.opts.config.modificationsPerOrder} per order): cancel and place a new order`);
     }
-    const inst = this.opts.instrumentByToken(o.token);
-    const ch = checkModify(o, req, this.context(key, inst, 0));
-    this.take(key, 1);
+    return o;
+  }
+
+  /** A checked modification, its budget taken: to the broker, and applied when it lands. */
+  private applyModify(o: Order, ch: CheckedModify): void {
     const back = o.status;
     o.modifications++;
     this.transition(o, Status.MODIFY_VALIDATION_PENDING, null);
@@ -420,23 +629,34 @@ export class OrderService {
       this.transition(o, back === Status.AMO_REQ_RECEIVED ? back : stop ? Status.TRIGGER_PENDING : Status.OPEN, null);
       if (o.filledQuantity >= o.quantity) this.transition(o, Status.COMPLETE, null);
     });
-    await this.writes;
-    return { order_id: o.id };
   }
 
   async cancel(key: string, id: string): Promise<{ order_id: string }> {
-    const o = this.owned(key, id);
-    if (FINAL_STATUSES.has(o.status)) {
-      throw new OrderRejection('order', 'order_id', 'not_open', `Order ${id} is ${o.status} and cannot be cancelled`);
+    let o = this.cancellable(key, id);
+    if (o === null) return { order_id: id };
+    if (this.shared?.limits !== undefined) {
+      await this.takeShared(key, 1);
+      // It may have ended, or been cancelled by another request, while Redis answered.
+      o = this.cancellable(key, id);
+      if (o === null) return { order_id: id };
+    } else {
+      this.take(key, 1);
     }
-    if (o.status === Status.CANCEL_PENDING) return { order_id: o.id };
-    this.take(key, 1);
     this.transition(o, Status.CANCEL_PENDING, null);
     this.brokerOf(o).cancel(o);
     // Iceberg: cancelling a leg cancels the legs still to come.
     this.icebergNext.delete(o.id);
     await this.writes;
     return { order_id: o.id };
+  }
+
+  /** The key's order `id` to cancel; null when a cancellation is already pending; a refusal when final. */
+  private cancellable(key: string, id: string): Order | null {
+    const o = this.owned(key, id);
+    if (FINAL_STATUSES.has(o.status)) {
+      throw new OrderRejection('order', 'order_id', 'not_open', `Order ${id} is ${o.status} and cannot be cancelled`);
+    }
+    return o.status === Status.CANCEL_PENDING ? null : o;
   }
 
   // --- reads -------------------------------------------------------------------------------------
@@ -705,9 +925,9 @@ export class OrderService {
 
   // --- internals: checks -------------------------------------------------------------------------
 
-  private check(key: string, req: PlaceRequest, extraMargin = 0, opt: { funds: boolean } = { funds: true }): CheckedOrder {
+  private check(key: string, req: PlaceRequest, extraMargin = 0, opt: { funds: boolean } = { funds: true }, shared: RiskCounts | null = null): CheckedOrder {
     const inst = this.opts.instrument(req.exchange, req.tradingsymbol);
-    const ctx = this.context(key, inst, extraMargin);
+    const ctx = this.context(key, inst, extraMargin, shared);
     // An order that only reduces the key's position in that product (a sell of what it holds, a
     // cover of a short) frees margin rather than using it: the funds check does not apply.
     const reduces = inst !== null && this.reduces(key, inst.instrumentToken, req);
@@ -727,7 +947,8 @@ export class OrderService {
     return room > 0 && req.quantity <= room;
   }
 
-  private context(key: string, inst: Instrument | null, extraMargin: number): CheckContext {
+  /** `shared`: the key's counts over every gateway (shared risk), used instead of this process's. */
+  private context(key: string, inst: Instrument | null, extraMargin: number, shared: RiskCounts | null = null): CheckContext {
     const m = inst === null ? null : this.mark(inst.instrumentToken);
     const ks = this.keyState(key);
     this.rollKeyDay(ks);
@@ -742,8 +963,8 @@ export class OrderService {
       lastPricePaise: m?.lastPaise ?? null,
       closePaise: m !== null && m.closePaise > 0 ? m.closePaise : null,
       nowMs: this.now(),
-      openQty,
-      ordersToday: ks.ordersToday,
+      openQty: shared?.openQty ?? openQty,
+      ordersToday: shared?.ordersToday ?? ks.ordersToday,
       availablePaise: this.funds(key).availablePaise - extraMargin,
     };
   }
@@ -761,6 +982,66 @@ export class OrderService {
   private take(key: string, n: number): void {
     const d = this.limiter.take(key, n);
     if (!d.ok) throw new RateLimited(d.message, d.retryAfterMs, d.window);
+  }
+
+  // --- internals: shared state (SharedOrderState) ------------------------------------------------
+
+  /** The account's budget: in Redis when shared, else in memory. */
+  private async takeShared(key: string, n: number): Promise<void> {
+    const limits = this.shared?.limits;
+    if (limits === undefined) return this.take(key, n);
+    const d = await limits.take(key, n);
+    if (!d.ok) throw new RateLimited(d.message, d.retryAfterMs, d.window);
+  }
+
+  /** The key's shared counts for the checks; null when risk is not shared (or no instrument: the checks refuse it). */
+  private async riskRead(key: string, inst: Instrument | null): Promise<RiskCounts | null> {
+    const risk = this.shared?.risk;
+    return risk === undefined || inst === null ? null : risk.read(key, inst.instrumentToken);
+  }
+
+  /** Reserve in the shared risk, or refuse as the checks would; null when risk is not shared. */
+  private async riskReserve(key: string, orders: number, legs: readonly { token: number; qty: number }[]): Promise<RiskTicket | null> {
+    const risk = this.shared?.risk;
+    if (risk === undefined) return null;
+    const d = await risk.reserve(key, orders, legs);
+    if (d.ok) return d.ticket;
+    const qty = legs.filter((l) => l.token === d.token).reduce((a, l) => a + l.qty, 0);
+    throw riskRejection(d, this.opts.config, this.opts.instrumentByToken(d.token)?.tradingsymbol ?? String(d.token), orders, qty);
+  }
+
+  /**
+   * Shared risk: tell Redis how the order's pending quantity (plus a modification's reservation)
+   * moved since last told. Called by every transition; an order not tracked is left alone.
+   */
+  private syncRisk(o: Order): void {
+    const risk = this.shared?.risk;
+    const had = this.riskSynced.get(o.id);
+    if (risk === undefined || had === undefined) return;
+    const want = pendingQuantity(o) + (this.modReserved.get(o.id) ?? 0);
+    if (want !== had) risk.adjust(o.key, o.token, { pending: want - had });
+    if (FINAL_STATUSES.has(o.status)) {
+      this.riskSynced.delete(o.id);
+      this.modReserved.delete(o.id);
+    } else {
+      this.riskSynced.set(o.id, want);
+    }
+  }
+
+  /**
+   * Run a key's requests one at a time (shared state only): their checks read memory, then await
+   * Redis, and a second request of the key must not check against memory the first is about to
+   * change. A key's requests were already serial in memory (no await between check and record).
+   */
+  private serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.keyLocks.get(key) ?? Promise.resolve();
+    const run = before.then(fn);
+    const after = run.then(() => {}, () => {});
+    this.keyLocks.set(key, after);
+    void after.then(() => {
+      if (this.keyLocks.get(key) === after) this.keyLocks.delete(key);
+    });
+    return run;
   }
 
   private usedMargin(key: string): number {
@@ -823,8 +1104,12 @@ export class OrderService {
     };
   }
 
-  /** Record a new order with its first three events in one transaction, then hand it to the broker. */
-  private async accept(o: Order, marginPaise: number): Promise<void> {
+  /**
+   * Record a new order with its first three events in one transaction, then hand it to the broker.
+   * Shared risk: once recorded, the order is counted under `placed` (its reservation's) or, with
+   * none (an iceberg's later leg), counted now.
+   */
+  private async accept(o: Order, marginPaise: number, placed: Placed | null = null): Promise<void> {
     this.byId.set(o.id, o);
     const ks = this.keyState(o.key);
     ks.orders.push(o);
@@ -847,6 +1132,17 @@ export class OrderService {
       this.margins.delete(o.id);
       this.events.delete(o.id);
       throw e;
+    }
+    const risk = this.shared?.risk;
+    if (risk !== undefined) {
+      const pending = pendingQuantity(o);
+      if (placed !== null) {
+        placed.orders++;
+        placed.qty.set(o.token, (placed.qty.get(o.token) ?? 0) + pending);
+      } else {
+        risk.adjust(o.key, o.token, { pending }, 1);
+      }
+      this.riskSynced.set(o.id, pending);
     }
     for (const e of events) this.opts.push.order(o.key, e.row);
     this.armTtl(o);
@@ -909,18 +1205,19 @@ export class OrderService {
     }
   }
 
-  private async placeSlices(key: string, c: CheckedOrder): Promise<PlaceAnswer> {
+  private async placeSlices(key: string, c: CheckedOrder, placed: Placed | null = null): Promise<PlaceAnswer> {
     const children: PlaceAnswer['children'] = [];
     let parent: string | null = null;
+    const limits = this.shared?.limits;
     for (const q of c.slices) {
-      const d = this.limiter.take(key, 1);
+      const d = limits !== undefined ? await limits.take(key, 1) : this.limiter.take(key, 1);
       if (!d.ok) {
         children.push({ error: { code: 429, error_type: 'NetworkException', message: d.message, data: null } });
         continue;
       }
       const o = this.newOrder(key, c, q, parent, null);
       parent ??= o.id;
-      await this.accept(o, Math.ceil((c.marginPaise * q) / c.req.quantity));
+      await this.accept(o, Math.ceil((c.marginPaise * q) / c.req.quantity), placed);
       children.push({ order_id: o.id });
     }
     if (parent === null) {
@@ -931,7 +1228,7 @@ export class OrderService {
   }
 
   /** Iceberg: legs go one at a time, the next when the previous completes (as Kite works them). */
-  private async placeIcebergLeg(key: string, c: CheckedOrder, leg: number, parentId: string | null): Promise<Order> {
+  private async placeIcebergLeg(key: string, c: CheckedOrder, leg: number, parentId: string | null, placed: Placed | null = null): Promise<Order> {
     const legs = c.slices.length;
     const legQty = c.slices[leg - 1];
     const done = c.slices.slice(0, leg - 1).reduce((a: number, b: number) => a + b, 0);
@@ -939,7 +1236,7 @@ export class OrderService {
     const o = this.newOrder(key, c, legQty, parentId, meta);
     const parent = parentId ?? o.id;
     if (leg < legs) this.icebergNext.set(o.id, { legs: c, key, leg: leg + 1, parentId: parent });
-    await this.accept(o, Math.ceil((c.marginPaise * legQty) / c.req.quantity));
+    await this.accept(o, Math.ceil((c.marginPaise * legQty) / c.req.quantity), placed);
     return o;
   }
 
@@ -978,6 +1275,11 @@ export class OrderService {
     if ((status === Status.OPEN || status === Status.TRIGGER_PENDING) && o.exchangeMs === null) o.exchangeMs = o.updatedMs;
     if (status === Status.REJECTED || status === Status.CANCELLED) this.margins.delete(o.id);
     if (FINAL_STATUSES.has(status)) this.keys.get(o.key)?.open.delete(o);
+    if (this.shared?.risk !== undefined) {
+      // A modification's reservation lasts while it is pending; then the order's own quantity counts.
+      if (status !== Status.MODIFY_VALIDATION_PENDING && status !== Status.MODIFY_PENDING) this.modReserved.delete(o.id);
+      this.syncRisk(o);
+    }
     const e = this.event(o, status);
     this.write({ ...extra, orders: [o], events: [e] }).catch(() => {}); // logged by write()
     this.opts.push.order(o.key, e.row);
@@ -999,6 +1301,7 @@ export class OrderService {
     if (list === undefined) this.tradesByOrder.set(o.id, (list = []));
     list.push(t);
     const pos = this.positions.apply(t, istDayStart(now));
+    if (o.key !== EXTERNAL_KEY) this.shared?.risk?.adjust(o.key, o.token, { net: o.side === 'BUY' ? qty : -qty });
     this.markHeld(o.token);
     ks.positionsDirty = true;
     const complete = o.filledQuantity >= o.quantity;

@@ -9,7 +9,7 @@ import type { Db } from '../../src/core/db.ts';
 import { N, N_FIELDS, NType } from '../../src/core/tick.ts';
 import { FeedHub } from '../../src/gateway/hub.ts';
 import { silentLogger } from '../../src/log.ts';
-import { OrderService } from '../../src/orders/service.ts';
+import { OrderService, type OrderPush, type SharedOrderState } from '../../src/orders/service.ts';
 import { dbStore, OrderStore } from '../../src/orders/store.ts';
 import { followed, master } from '../gateway/rest-fixture.ts';
 
@@ -89,7 +89,14 @@ const byTok = new Map(master.map((i) => [i.instrumentToken, i]));
  * An OrderService over `market` and `db` (migrated), started and listening to the market. The
  * account's rate budget is raised (rate-limit.test.ts tests it): 26 modifications in a second pass.
  */
-export async function paperSession(market: Market, db: Db, over: Partial<OrdersConfig> = {}, now?: () => number): Promise<PaperSession> {
+export interface SessionWiring {
+  /** State shared with other sessions (gateways): OrderServiceOptions.shared. */
+  shared?: SharedOrderState;
+  /** What the service pushes through, given the recording push (an update bus wraps it). */
+  push?: (recording: OrderPush) => OrderPush;
+}
+
+export async function paperSession(market: Market, db: Db, over: Partial<OrdersConfig> = {}, now?: () => number, wiring: SessionWiring = {}): Promise<PaperSession> {
   const store = new OrderStore(dbStore(db));
   const orders: PaperSession['orders'] = [];
   const positions: PaperSession['positions'] = [];
@@ -101,12 +108,13 @@ export async function paperSession(market: Market, db: Db, over: Partial<OrdersC
     market: market.hub,
     rows: market.hub.rows,
     modeOf: () => 'paper',
-    push: {
+    push: (wiring.push ?? ((p: OrderPush) => p))({
       order: (key, row) => orders.push({ key, row }),
       positions: (key, rows) => positions.push({ key, rows: rows as Record<string, any>[] }),
-    },
+    }),
     log: silentLogger,
     now,
+    shared: wiring.shared,
   });
   await svc.start();
   market.listeners.add(svc);
