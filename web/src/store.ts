@@ -24,6 +24,14 @@ export type Timeframe = '1s' | '1m' | '5m' | '15m' | '1d';
 export const TIMEFRAMES: Timeframe[] = ['1s', '1m', '5m', '15m', '1d'];
 /** No tick for this long while connected: the feed is stale. */
 const STALE_MS = 3000;
+/**
+ * A price change colours its cell for FLASH_HOLD_MS, then the colour fades (a CSS transition as the
+ * class goes). A cell flashes at most once per FLASH_EVERY_MS: on a busy feed a price changes every
+ * frame, and restarting the flash each time showed only a constant tint while it restyled every
+ * cell every frame.
+ */
+const FLASH_HOLD_MS = 200;
+const FLASH_EVERY_MS = 600;
 
 // ---------------------------------------------------------------- session
 
@@ -43,8 +51,8 @@ export const bySymbol = new Map<string, Instrument>();
 /** One instrument's live state. Cells read the computed texts; only those whose text changed repaint. */
 export class Quote {
   readonly tick: Signal<FeedTick | null> = signal(null);
-  /** Alternates between two equal animations so each change restarts the flash. */
-  readonly flash: Signal<string> = signal('');
+  /** The price cell's flash class: 'fl-up' or 'fl-dn' while it holds, '' otherwise. */
+  readonly flash: Signal<'' | 'fl-up' | 'fl-dn'> = signal('');
   readonly ltp: ReadonlySignal<number | null>;
   readonly ltpText: ReadonlySignal<string>;
   readonly chgText: ReadonlySignal<string>;
@@ -53,7 +61,8 @@ export class Quote {
   readonly volText: ReadonlySignal<string>;
   readonly highText: ReadonlySignal<string>;
   readonly lowText: ReadonlySignal<string>;
-  private flip = false;
+  /** When the last flash began (performance.now()), -Infinity before the first. */
+  flashAt = -Infinity;
 
   constructor(readonly inst: Instrument) {
     this.ltp = computed(() => this.tick.value?.p ?? null);
@@ -80,13 +89,21 @@ export class Quote {
     this.lowText = computed(() => fmtPrice(q()?.l));
   }
 
-  apply(t: FeedTick): void {
+  /** Take a tick at `now` (performance.now()); true when it began a flash, to be ended by `endFlash`. */
+  apply(t: FeedTick, now: number): boolean {
     const prev = this.tick.peek();
-    if (prev && t.p !== prev.p) {
-      this.flip = !this.flip;
-      this.flash.value = (t.p > prev.p ? 'fl-up' : 'fl-dn') + (this.flip ? '1' : '2');
-    }
     this.tick.value = t;
+    if (!prev || t.p === prev.p || now - this.flashAt < FLASH_EVERY_MS) return false;
+    this.flashAt = now;
+    this.flash.value = t.p > prev.p ? 'fl-up' : 'fl-dn';
+    return true;
+  }
+
+  /** End the flash once it has held; true when it is over. */
+  endFlash(now: number): boolean {
+    if (now - this.flashAt < FLASH_HOLD_MS) return false;
+    this.flash.value = '';
+    return true;
   }
 
   /** A sort key read once, when a column header is clicked. */
@@ -181,6 +198,8 @@ export const hooks: TestHooks = {
 
 const pendingTicks = new Map<number, FeedTick>();
 const pendingBars = new Map<string, FeedBar>();
+/** Quotes whose price cell is flashing; `flush` ends each flash after its hold. */
+const flashing = new Set<Quote>();
 let flushQueued = false;
 const barListeners = new Set<(bars: FeedBar[]) => void>();
 
@@ -199,11 +218,18 @@ function queueFlush(): void {
 
 function flush(): void {
   flushQueued = false;
+  const now = performance.now();
+  if (flashing.size > 0) {
+    batch(() => {
+      for (const q of flashing) if (q.endFlash(now)) flashing.delete(q);
+    });
+  }
   if (pendingTicks.size > 0) {
     let latency = -1;
     batch(() => {
       for (const t of pendingTicks.values()) {
-        quote(t.t)?.apply(t);
+        const q = quote(t.t);
+        if (q?.apply(t, now)) flashing.add(q);
         if ('rt' in t && t.rt > 0) latency = Date.now() - t.rt / 1000;
       }
     });
@@ -216,6 +242,8 @@ function flush(): void {
     pendingBars.clear();
     for (const fn of barListeners) fn(bars);
   }
+  // A quiet feed sends no frame to end the flashes with: ask for one.
+  if (flashing.size > 0) queueFlush();
 }
 
 function takeTicks(ticks: FeedTick[]): void {

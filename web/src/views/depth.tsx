@@ -41,8 +41,9 @@ function cells(q: Quote): DepthCells {
       computed(() => { const l = full.value?.[s][i]; return l && l[1] > 0 ? fmtInt(l[2]) : ''; }),
       computed(() => { const l = full.value?.[s][i]; return l && l[1] > 0 ? fmtInt(l[1]) : ''; }),
     ]);
-  // Quantity bars as a CSS width: a style string bound to the cell, no re-render.
-  const bar = (s: 'bid' | 'ask') => LEVELS.map((i) => computed(() => `width:${Math.round((100 * (full.value?.[s][i]?.[1] ?? 0)) / maxQty.value)}%`));
+  // Quantity bars as a horizontal scale, a style string bound to the bar with no re-render: a
+  // transform changes no layout, where a width laid the table out again on every tick.
+  const bar = (s: 'bid' | 'ask') => LEVELS.map((i) => computed(() => `transform:scaleX(${((full.value?.[s][i]?.[1] ?? 0) / maxQty.value).toFixed(2)})`));
   const tick = computed(() => {
     const t = q.tick.value;
     return t && 'v' in t ? (t as TickFull) : null;

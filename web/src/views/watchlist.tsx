@@ -1,7 +1,8 @@
 /**
  * The watchlist: NIFTY 50 and its stocks, plus whatever the search adds. Each cell is a computed
  * text of its quote's signal, so a tick repaints the cells whose text changed and nothing else; a
- * price change restarts a short flash on the price cell. Sorting reorders the rows once, when a
+ * price change flashes the price cell's background (a class on the cell, never the row; see the
+ * store's FLASH_ settings). Sorting reorders the rows once, when a
  * header is clicked, never by itself: rows that jumped around as prices moved could not be clicked.
  */
 import { memo } from 'preact/compat';
