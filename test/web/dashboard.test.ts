@@ -92,12 +92,31 @@ describe('the dashboard', () => {
     await shot('blotter-positions');
   });
 
-  it('marks the feed stale when the connection is cut, and recovers on its own', async () => {
+  it('dims the prices and says since when they are stale when the connection is cut, and recovers on its own', async () => {
+    const terminal = page.getByTestId('terminal');
+    const banner = page.getByTestId('feed-banner');
+    const nifty = ltpOf('NIFTY 50');
+    const opacity = () => nifty.evaluate((el) => (globalThis as any).getComputedStyle(el).opacity as string);
+    const boxes = () => Promise.all(['watchlist', 'chain', 'positions'].map((id) => page.getByTestId(id).boundingBox()));
+    expect(await terminal.getAttribute('data-feed')).toBe('live');
+    expect(await opacity()).toBe('1');
+    const before = await boxes();
+
     proxy.cut();
     await expect.poll(() => page.getByTestId('feed-status').getAttribute('data-state'), { timeout: 20_000 }).not.toBe('live');
+    await expect.poll(() => terminal.getAttribute('data-feed'), { timeout: 5_000 }).not.toBe('live');
+    await banner.waitFor({ state: 'visible', timeout: 5_000 });
+    expect(await banner.textContent()).toMatch(/since \d\d:\d\d:\d\d IST/);
+    await expect.poll(async () => Number(await opacity()), { timeout: 5_000 }).toBeLessThan(1);
+    // The banner lies over the page: no panel moved or changed size.
+    expect(await boxes()).toEqual(before);
     await shot('stale');
+
     proxy.restore();
     await expect.poll(() => page.getByTestId('feed-status').getAttribute('data-state'), { timeout: 30_000 }).toBe('live');
+    await banner.waitFor({ state: 'detached', timeout: 5_000 });
+    expect(await terminal.getAttribute('data-feed')).toBe('live');
+    expect(await opacity()).toBe('1');
   });
 
   it('shows pipeline health and switches themes', async () => {

@@ -3,10 +3,16 @@
  * the chart and the trading panels (positions, orders) in the top row, the option chain under them,
  * the health strip along the bottom. Every panel keeps a fixed frame and scrolls inside it, so
  * nothing on the page moves while prices tick.
+ *
+ * When the feed is not live the prices say so where they are read, not only in the header's badge:
+ * the shell carries `data-feed` (live, stale, reconnecting), the stylesheet dims every price under a
+ * non-live shell, and a banner hanging from the header says since when no tick has come. The banner
+ * is laid over the page, so nothing moves when it comes or goes.
  */
 import { useEffect } from 'preact/hooks';
 import { useComputed } from '@preact/signals';
-import { feedState, keyMode, keyName, quote, signedIn, signOut, theme, apiKey, byToken } from './store.ts';
+import { feedState, keyMode, keyName, lastTickWallMs, quote, signedIn, signOut, theme, apiKey, byToken } from './store.ts';
+import { istTime } from './format.ts';
 import { SignIn } from './views/signin.tsx';
 import { Watchlist } from './views/watchlist.tsx';
 import { Depth } from './views/depth.tsx';
@@ -58,11 +64,23 @@ function Header() {
   );
 }
 
+function FeedBanner() {
+  const state = feedState.value;
+  if (state === 'live') return null;
+  const at = lastTickWallMs.value;
+  let text: string;
+  if (at === null) text = state === 'stale' ? 'Connected, waiting for the first prices…' : 'Connecting to the feed…';
+  else if (state === 'stale') text = `No ticks since ${istTime(at)} IST — connected, the feed is quiet`;
+  else text = `Prices stale since ${istTime(at)} IST — connection lost, reconnecting…`;
+  return <div class="feed-banner" data-testid="feed-banner" data-state={state} role="status">{text}</div>;
+}
+
 function Terminal() {
   useEffect(() => installTicketKeys(), []);
   return (
-    <div class="shell">
+    <div class="shell" data-testid="terminal" data-feed={feedState}>
       <Header />
+      <FeedBanner />
       <main class="grid">
         <section class="area-watch">
           <Watchlist />

@@ -177,12 +177,16 @@ function saveExtras(): void {
 // ---------------------------------------------------------------- feed
 
 export const feedState = signal<FeedState>('reconnecting');
+/** When the last tick came (epoch ms), kept up to date while the feed is not live; null before any tick. */
+export const lastTickWallMs = signal<number | null>(null);
 /** Counts reconnections, for views that must read again what they missed (the chart's bars). */
 export const reconnects = signal(0);
 /** Service receive → applied here, ms, from the `rt` of full ticks (same clock when on one machine). */
 export const feedLatencyMs = signal<number | null>(null);
 let feed: FeedClient | null = null;
 let lastTickAt = 0;
+/** performance.now() of the last tick received (lastTickAt also restarts on a new connection). */
+let lastPriceAt = 0;
 let stateTimer: ReturnType<typeof setInterval> | null = null;
 let stopSync: (() => void) | null = null;
 
@@ -248,7 +252,7 @@ function flush(): void {
 
 function takeTicks(ticks: FeedTick[]): void {
   for (const t of ticks) pendingTicks.set(t.t, t);
-  lastTickAt = performance.now();
+  lastTickAt = lastPriceAt = performance.now();
   queueFlush();
 }
 
@@ -263,8 +267,12 @@ function takeBars(bars: FeedBar[]): void {
 }
 
 function updateFeedState(): void {
-  if (!feed?.connected) feedState.value = 'reconnecting';
-  else feedState.value = performance.now() - lastTickAt > STALE_MS ? 'stale' : 'live';
+  const state: FeedState = !feed?.connected ? 'reconnecting' : performance.now() - lastTickAt > STALE_MS ? 'stale' : 'live';
+  batch(() => {
+    // Only off the live path: while ticks flow nothing reads it, and it would change every call.
+    if (state !== 'live') lastTickWallMs.value = lastPriceAt > 0 ? Math.round(performance.timeOrigin + lastPriceAt) : null;
+    feedState.value = state;
+  });
 }
 
 // ---------------------------------------------------------------- what the feed follows
