@@ -1,12 +1,14 @@
 /**
  * The dashboard in a real browser (Debian's Chromium through playwright-core), against the service
  * as `npm start` runs it, behind a TCP proxy the test can cut. Screenshots of each view go to
- * test-artifacts/web/. Figures (time to first live price, long tasks and frame times at 20k
- * ticks/s) are printed and written to test-artifacts/web/figures.json; they are measured, not
- * asserted, beyond "the page keeps working".
+ * test-artifacts/web/. Figures (the bundle's gzipped size as served, time to first live price) are
+ * printed and written to test-artifacts/web/figures.json (render-speed.test.ts writes those at 20k
+ * ticks/s); they are measured, not asserted, beyond "the page keeps working".
  */
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { ARTIFACTS, launchBrowser, startApp, startProxy, type App, type Proxy } from './support.ts';
@@ -17,11 +19,18 @@ let browser: Browser;
 let page: Page;
 const figures: Record<string, unknown> = {};
 
+const ASSETS = fileURLToPath(new URL('../../web/dist/assets', import.meta.url));
 const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
 const ltpOf = (symbol: string) => page.locator(`[data-testid=watch-row][data-symbol="${symbol}"] [data-testid=ltp]`);
 
 beforeAll(async () => {
   app = await startApp({ SIM_RATE: '2000', LOG_LEVEL: 'debug' });
+  // The service has built web/dist by now; what a browser downloads, gzipped as the service sends it (level 9).
+  for (const ext of ['js', 'css']) {
+    const files = readdirSync(ASSETS).filter((f) => f.endsWith(`.${ext}`));
+    figures[`${ext}Bytes`] = files.reduce((n, f) => n + readFileSync(join(ASSETS, f)).length, 0);
+    figures[`${ext}GzipBytes`] = files.reduce((n, f) => n + gzipSync(readFileSync(join(ASSETS, f)), { level: 9 }).length, 0);
+  }
   proxy = await startProxy(app.port);
   browser = await launchBrowser();
   page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
