@@ -76,6 +76,24 @@ describe('config', () => {
   });
 });
 
+describe('config: roles', () => {
+  it('runs everything in one process unless ROLE says otherwise', () => {
+    expect(loadConfig({}).role).toBe('all');
+    const urls = { DATABASE_URL: 'postgres://root@127.0.0.1:5432/test', REDIS_URL: 'redis://127.0.0.1:6379/0' };
+    expect(loadConfig({ ROLE: 'ingest', ...urls }).role).toBe('ingest');
+    expect(loadConfig({ ROLE: 'Gateway', ...urls }).role).toBe('gateway');
+  });
+
+  it('refuses an unknown role, naming ROLE', () => {
+    fails({ ROLE: 'worker' }, 'ROLE');
+  });
+
+  it('refuses ingest and gateway roles without Redis or PostgreSQL, naming the missing one', () => {
+    expect(fails({ ROLE: 'gateway', DATABASE_URL: 'postgres://root@127.0.0.1:5432/test' }, 'REDIS_URL').message).toMatch(/ROLE=gateway/);
+    expect(fails({ ROLE: 'ingest', REDIS_URL: 'redis://127.0.0.1:6379/0' }, 'DATABASE_URL').message).toMatch(/ROLE=ingest/);
+  });
+});
+
 describe('config: API keys and cache', () => {
   it('reads API_KEYS as name:secret pairs, blanks and empty entries ignored', () => {
     const c = loadConfig({ API_KEYS: ' alice:alice-secret-0123456789 , ,risk_desk-2:AbCdEfGh_IjKl-MnOp ' });

@@ -16,7 +16,17 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 /** JSON lines for machines; `pretty` for a person; `auto` is pretty when stdout is a terminal. */
 export type LogFormat = 'auto' | 'json' | 'pretty';
 
+/**
+ * What this process runs (src/service.ts): `all` everything in one process; `ingest` the Kite
+ * connections, rings, shards, batch writer and analytics, publishing each drain to the gateways
+ * through Redis (src/scale/); `gateway` the client side (/ws, /kite, REST, orders, dashboard) fed
+ * from Redis, with no Kite connection of its own.
+ */
+export type Role = 'all' | 'ingest' | 'gateway';
+export const ROLES: readonly Role[] = ['all', 'ingest', 'gateway'];
+
 export interface Config {
+  readonly role: Role;
   readonly port: number;
   readonly host: string;
   /** null when no Kite credentials are set: the built-in simulator stands in. */
@@ -318,8 +328,19 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
+  const role = oneOf(env, 'ROLE', ROLES, 'all');
+  const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:'], 'postgres://user@127.0.0.1:5432/nifty') ?? null;
+  const redisUrl = url(env, 'REDIS_URL', ['redis:', 'rediss:'], 'redis://127.0.0.1:6379/0') ?? null;
+  if (role !== 'all') {
+    // The roles meet only through these two: the ingest publishes each drain and the latest state
+    // to Redis and holds its ownership lease in PostgreSQL; gateways read both.
+    if (redisUrl === null) throw new ConfigError('REDIS_URL', `is required with ROLE=${role}: ingest and gateways exchange ticks through Redis`, 'redis://127.0.0.1:6379/0');
+    if (databaseUrl === null) throw new ConfigError('DATABASE_URL', `is required with ROLE=${role}: the processes share one PostgreSQL (the embedded database is one process's)`, 'postgres://user@127.0.0.1:5432/nifty');
+  }
+
   const cores = Math.max(1, os.availableParallelism());
   const config: Config = {
+    role,
     port: int(env, 'PORT', 3000, 0, 65535, '3000'),
     host,
     kite: apiKey !== undefined && accessToken !== undefined ? { apiKey, accessToken } : null,
@@ -330,8 +351,8 @@ export function loadConfig(env: Env = process.env): Config {
     optionStrikes: int(env, 'OPTION_STRIKES', 10, 0, 200, '10'),
     optionExpiries: int(env, 'OPTION_EXPIRIES', 2, 0, 12, '2'),
     kiteConnections: int(env, 'KITE_CONNECTIONS', 3, 1, 3, '3'),
-    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:'], 'postgres://user@127.0.0.1:5432/nifty') ?? null,
-    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:'], 'redis://127.0.0.1:6379/0') ?? null,
+    databaseUrl,
+    redisUrl,
     redisPrefix: redisPrefix(env, 'REDIS_PREFIX'),
     cacheFlushMs: int(env, 'CACHE_FLUSH_MS', 50, 1, 60_000, '50'),
     apiKeys: apiKeys(env, 'API_KEYS'),

@@ -80,7 +80,18 @@ const named = (docs: Obj[], kind: string, name: string) => docs.find((d) => d.ki
 const containersOf = (docs: Obj[]) =>
   workloads(docs).flatMap((w) => [...(podSpec(w).initContainers ?? []), ...podSpec(w).containers].map((c: Obj) => ({ w, c })));
 
-/** The environment a container starts with: its ConfigMaps' data, then its own literal values; secrets unknown. */
+/**
+ * Stand-ins for the values of required Secrets, which are not committed: the config checks their
+ * form and requires some of them together with ROLE. Optional secret references stay unset, as
+ * when the Secret lacks the key.
+ */
+const SECRET_STAND_INS: Env = {
+  DATABASE_URL: 'postgres://nifty@db.example:5432/nifty',
+  REDIS_URL: 'redis://redis.example:6379/0',
+  API_KEYS: 'ops:0123456789abcdef0123',
+};
+
+/** The environment a container starts with: its ConfigMaps' data, then its own literal values; secrets stood in for. */
 function containerEnv(docs: Obj[], c: Obj): { env: Env; names: string[] } {
   const env: Env = {};
   const names: string[] = [];
@@ -95,7 +106,9 @@ function containerEnv(docs: Obj[], c: Obj): { env: Env; names: string[] } {
   }
   for (const e of c.env ?? []) {
     names.push(e.name);
-    env[e.name] = e.value !== undefined ? String(e.value) : undefined;
+    env[e.name] = e.value !== undefined
+      ? String(e.value)
+      : e.valueFrom?.secretKeyRef && !e.valueFrom.secretKeyRef.optional ? SECRET_STAND_INS[e.name] : undefined;
   }
   return { env, names: [...new Set(names)] };
 }
