@@ -67,6 +67,13 @@ export interface RedisCacheOptions {
   commandTimeoutMs?: number;
   /** Extra ioredis options, applied last. */
   redis?: RedisOptions;
+  /**
+   * After each flush round that wrote all its values, SET `key` to what `value()` returned when
+   * the round took them: how far the cache's contents reach. The ingest stamps the sequence of the
+   * last drain message it published, so a gateway reading the cache knows which messages the
+   * values already hold (src/scale/).
+   */
+  stamp?: { key: string; value: () => string | null };
 }
 
 export class RedisCache implements QuoteCache {
@@ -97,9 +104,11 @@ export class RedisCache implements QuoteCache {
   private lastLogMs = -Infinity;
   private unlogged = 0;
   private readonly counters = { writes: 0, flushes: 0, lastFlushMs: 0, errors: 0 };
+  private readonly stamp: RedisCacheOptions['stamp'] | null;
 
   constructor(opts: RedisCacheOptions) {
     this.prefix = opts.prefix ?? 'n50:';
+    this.stamp = opts.stamp ?? null;
     this.flushMs = opts.flushMs ?? 50;
     this.log = opts.log ?? silentLogger;
     this.logEveryMs = opts.logEveryMs ?? 10_000;
@@ -303,6 +312,7 @@ export class RedisCache implements QuoteCache {
     if (this.barScratch.length < s.bars.capacity) this.barScratch = new Int32Array(s.bars.capacity);
     const nt = s.ticks.takeDirty(this.tickScratch);
     const nb = s.bars.takeDirty(this.barScratch);
+    const stamp = this.stamp?.value() ?? null;
     const t0 = performance.now();
 
     // One copy of this round's values: the pipeline must not point into slots that the next
@@ -363,6 +373,13 @@ export class RedisCache implements QuoteCache {
       this.warn({ err: reason instanceof Error ? reason.message : String(reason), failed, retryMs: Math.max(this.flushMs, RETRY_MS) }, 'Redis cache: flush failed; keeping the latest values to retry');
     } else if (this.failing && this.redis.status === 'ready') {
       this.failing = false;
+    }
+    // Only a round that wrote everything it took moves the stamp: earlier rounds' failures were
+    // marked dirty again and are in this one.
+    if (failed === 0 && stamp !== null) {
+      await this.redis.set(this.stamp!.key, stamp).catch(() => {
+        this.counters.errors++;
+      });
     }
   }
 

@@ -45,6 +45,14 @@ export class FeedHub {
   private readonly index: InstrumentIndex;
   private readonly listeners: HubListener[] = [];
   private pump: OutputPump | null = null;
+  private tickLs: HubListener[] = [];
+  private barLs: HubListener[] = [];
+  private endLs: HubListener[] = [];
+  private qLs: HubListener[] = [];
+  /** Conflating (setQuiet): instruments and bar slots changed since, for flushQuiet(). */
+  private quiet = false;
+  private readonly dirtyTick: Uint8Array;
+  private readonly dirtyBar: Uint8Array;
   ticks = 0;
   bars = 0;
 
@@ -55,6 +63,8 @@ export class FeedHub {
     this.hasTick = new Uint8Array(this.rows);
     this.latestBars = new Float64Array(this.rows * timeframesMs.length * BAR_FIELDS);
     this.hasBar = new Uint8Array(this.rows * timeframesMs.length);
+    this.dirtyTick = new Uint8Array(this.rows);
+    this.dirtyBar = new Uint8Array(this.rows * timeframesMs.length);
     this.symbols = instruments.map((i) => i.tradingsymbol);
     this.index = new InstrumentIndex(instruments);
     this.rowOfToken = this.index.rowOfToken;
@@ -76,49 +86,122 @@ export class FeedHub {
 
   /** Start draining the pipeline's FEED slot. */
   start(pipeline: Pipeline): void {
-    const ls = this.listeners;
-    const tickLs = ls.filter((l) => l.tick);
-    const barLs = ls.filter((l) => l.bar);
-    const endLs = ls.filter((l) => l.batchEnd);
-    const qLs = ls.filter((l) => l.quarantine);
+    this.bind();
     const hub = this;
     this.pump = new OutputPump(pipeline.reader(TickConsumer.FEED), {
       tick(v: SlotViews, b: number) {
-        const f = v.f64;
-        const o = b >> 1;
-        const row = f[o + N.INSTR];
-        if (f[o + N.TYPE] !== NType.TICK) {
-          for (let i = 0; i < qLs.length; i++) qLs[i].quarantine!(f, o, row);
-          return;
-        }
-        if (row < 0) return;
-        hub.ticks++;
-        const lt = hub.latestTicks;
-        const d = row * N_FIELDS;
-        for (let i = 0; i < N_FIELDS; i++) lt[d + i] = f[o + i];
-        hub.hasTick[row] = 1;
-        for (let i = 0; i < tickLs.length; i++) tickLs[i].tick!(f, o, row);
+        hub.applyTick(v.f64, b >> 1);
       },
       bar(v: SlotViews, b: number) {
-        const f = v.f64;
-        const o = b >> 1;
-        const row = hub.rowOfToken.get(f[o + B.TOKEN]);
-        if (row === undefined) return;
-        hub.bars++;
-        const k = hub.timeframesMs.indexOf(f[o + B.TF_MS]);
-        if (k >= 0) {
-          const slot = row * hub.timeframesMs.length + k;
-          const lb = hub.latestBars;
-          const d = slot * BAR_FIELDS;
-          for (let i = 0; i < BAR_FIELDS; i++) lb[d + i] = f[o + i];
-          hub.hasBar[slot] = 1;
-        }
-        for (let i = 0; i < barLs.length; i++) barLs[i].bar!(f, o, row);
+        hub.applyBar(v.f64, b >> 1);
       },
       batchEnd() {
-        for (let i = 0; i < endLs.length; i++) endLs[i].batchEnd!();
+        hub.endBatch();
       },
     }, { maxPerDrain: MAX_PER_DRAIN });
+  }
+
+  /**
+   * Fix the listener lists (after the last add()). start() calls it; a hub fed from elsewhere
+   * (src/scale/subscriber.ts, a gateway fed by the ingest through Redis) calls it instead.
+   */
+  bind(): void {
+    const ls = this.listeners;
+    this.tickLs = ls.filter((l) => l.tick);
+    this.barLs = ls.filter((l) => l.bar);
+    this.endLs = ls.filter((l) => l.batchEnd);
+    this.qLs = ls.filter((l) => l.quarantine);
+  }
+
+  /**
+   * One record of the tick layout (src/core/tick.ts) at `o` in `f`: kept as the instrument's latest
+   * and handed to the listeners, or, while quiet, only kept and marked for the next flushQuiet().
+   */
+  applyTick(f: Float64Array, o: number): void {
+    const row = f[o + N.INSTR];
+    if (f[o + N.TYPE] !== NType.TICK) {
+      if (this.quiet) return;
+      const qLs = this.qLs;
+      for (let i = 0; i < qLs.length; i++) qLs[i].quarantine!(f, o, row);
+      return;
+    }
+    if (row < 0 || row >= this.rows) return;
+    this.ticks++;
+    const lt = this.latestTicks;
+    const d = row * N_FIELDS;
+    for (let i = 0; i < N_FIELDS; i++) lt[d + i] = f[o + i];
+    this.hasTick[row] = 1;
+    if (this.quiet) {
+      this.dirtyTick[row] = 1;
+      return;
+    }
+    const tickLs = this.tickLs;
+    for (let i = 0; i < tickLs.length; i++) tickLs[i].tick!(f, o, row);
+  }
+
+  /** One record of the bar layout (src/core/bar.ts) at `o` in `f`; as applyTick. */
+  applyBar(f: Float64Array, o: number): void {
+    const row = this.rowOfToken.get(f[o + B.TOKEN]);
+    if (row === undefined) return;
+    this.bars++;
+    const k = this.timeframesMs.indexOf(f[o + B.TF_MS]);
+    if (k >= 0) {
+      const slot = row * this.timeframesMs.length + k;
+      const lb = this.latestBars;
+      const d = slot * BAR_FIELDS;
+      for (let i = 0; i < BAR_FIELDS; i++) lb[d + i] = f[o + i];
+      this.hasBar[slot] = 1;
+      if (this.quiet) {
+        this.dirtyBar[slot] = 1;
+        return;
+      }
+    } else if (this.quiet) return;
+    const barLs = this.barLs;
+    for (let i = 0; i < barLs.length; i++) barLs[i].bar!(f, o, row);
+  }
+
+  endBatch(): void {
+    if (this.quiet) return;
+    const endLs = this.endLs;
+    for (let i = 0; i < endLs.length; i++) endLs[i].batchEnd!();
+  }
+
+  /**
+   * Conflation: while quiet, records only update the latest state; flushQuiet() then hands the
+   * listeners each instrument's latest tick and bar once, as one batch, and ends the quiet. A
+   * gateway that fell behind its feed catches up this way: latest values, never the backlog.
+   */
+  setQuiet(): void {
+    this.quiet = true;
+  }
+
+  /** End a quiet spell: one batch of the latest tick per instrument and bar per timeframe marked since it began. */
+  flushQuiet(): number {
+    this.quiet = false;
+    let n = 0;
+    const tickLs = this.tickLs;
+    const lt = this.latestTicks;
+    for (let row = 0; row < this.rows; row++) {
+      if (this.dirtyTick[row] === 0) continue;
+      this.dirtyTick[row] = 0;
+      n++;
+      for (let i = 0; i < tickLs.length; i++) tickLs[i].tick!(lt, row * N_FIELDS, row);
+    }
+    const barLs = this.barLs;
+    const lb = this.latestBars;
+    const tfs = this.timeframesMs.length;
+    for (let slot = 0; slot < this.dirtyBar.length; slot++) {
+      if (this.dirtyBar[slot] === 0) continue;
+      this.dirtyBar[slot] = 0;
+      n++;
+      for (let i = 0; i < barLs.length; i++) barLs[i].bar!(lb, slot * BAR_FIELDS, Math.floor(slot / tfs));
+    }
+    this.endBatch();
+    return n;
+  }
+
+  isQuiet(): boolean {
+    return this.quiet;
   }
 
   done(): Promise<void> {
