@@ -20,7 +20,7 @@ import type { Instrument } from './core/instrument.ts';
 import { createRingBuffer, RingConsumer } from './core/ring.ts';
 import { shardOf } from './front.ts';
 import { N_SLOT_WORDS, TICK_CONSUMERS } from './core/tick.ts';
-import { BAR_SLOT_WORDS, chainStatsBytes, DOORBELL_STRIDE, optionGroups, SC, SHARD_COUNTERS, type ShardControl, type ShardData, type ShardMemory, type ShardMessage } from './core/shard-protocol.ts';
+import { BAR_SLOT_WORDS, chainStatsBytes, DOORBELL_STRIDE, optionGroups, SC, SHARD_COUNTERS, type LastStored, type ShardControl, type ShardData, type ShardMemory, type ShardMessage } from './core/shard-protocol.ts';
 import { QUARANTINE_REASON_NAMES } from './core/tick.ts';
 import type { SlotViews } from './core/packet-slot.ts';
 
@@ -39,6 +39,8 @@ export interface PipelineOptions {
   /** Shared Float64Array[1] clock for tests; null = wall clock. */
   clock?: SharedArrayBuffer | null;
   onError: (shard: number, err: Error) => void;
+  /** The last tick stored per token before this process (src/storage/last-stored.ts): its repeat is a duplicate. */
+  lastStored?: readonly LastStored[];
 }
 
 export interface ShardHandle {
@@ -95,6 +97,7 @@ export class Pipeline {
         maxBatch: opts.maxBatch ?? 1024,
         clockIntervalMs: opts.clockIntervalMs ?? 100,
         clock: opts.clock ?? null,
+        lastStored: opts.lastStored?.filter((t) => shardOf(t.token, n) === shard),
       };
       const worker = startWorker(SHARD_MODULE, { workerData: data, name: `shard-${shard}` });
       const drained = new Promise<void>((resolve) => {

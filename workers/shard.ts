@@ -109,6 +109,7 @@ export class Shard {
     this.table = new InstrumentTable(data.instruments);
     this.validator = new Validator(this.table, { mode: data.mode });
     this.filter = new Filter(this.table.size);
+    for (const t of data.lastStored ?? []) this.filter.seed(this.table.row(t.token), t);
     this.manualClock = data.clock ? new Float64Array(data.clock) : null;
     this.nTf = data.timeframesMs.length;
     this.maxBatch = data.maxBatch;

@@ -56,6 +56,30 @@ export interface ShardData {
   clockIntervalMs: number;
   /** A Float64Array[1] of epoch ms that replaces Date.now (tests), or null. */
   clock: SharedArrayBuffer | null;
+  /**
+   * The last tick stored per token before this process started (an ingest taking over, a restart):
+   * the first packet of a token that repeats it is the snapshot Kite sends on subscribe, already
+   * stored by the previous process, and is dropped as a duplicate (workers/stages/filter.ts seed).
+   */
+  lastStored?: LastStored[];
+}
+
+/**
+ * A stored tick's identity in the decoded record's raw units (src/core/packet-slot.ts): prices in
+ * the segment's smallest unit, times in epoch seconds (0 when the packet had none).
+ */
+export interface LastStored {
+  token: number;
+  kind: number;
+  price: number;
+  lastQty: number;
+  avgPrice: number;
+  volume: number;
+  buyQty: number;
+  sellQty: number;
+  oi: number;
+  exchangeTime: number;
+  lastTradeTime: number;
 }
 
 export const SC = {

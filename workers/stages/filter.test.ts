@@ -50,6 +50,24 @@ describe('filter', () => {
     expect(f.isDuplicate(a.views, WORDS, 0)).toBe(false);
   });
 
+  it('drops the subscribe snapshot that repeats the tick a previous process stored, after a quote-mode one', () => {
+    const f = new Filter(4);
+    const stored = tick(1, 101, 500);
+    const seed = { token: 1, kind: Kind.FULL, price: 101, lastQty: stored.lastQty, avgPrice: stored.avgPrice, volume: 500,
+      buyQty: stored.buyQty, sellQty: stored.sellQty, oi: stored.oi, exchangeTime: stored.exchangeTime, lastTradeTime: stored.lastTradeTime };
+    f.seed(0, seed);
+    f.seed(1, { ...seed, token: 2 });
+    const quote = emptyWireTick(Kind.QUOTE, 1);
+    quote.lastPrice = 101;
+    quote.volume = 500;
+    // Kite's answer to subscribe (quote), then to the switch to full: the repeat of the stored tick.
+    const r = records([quote, tick(1, 101, 500), tick(1, 102, 510), tick(2, 101, 501)]);
+    expect([0, 1, 2].map((i) => f.isDuplicate(r.views, i * WORDS, 0))).toEqual([false, true, false]);
+    // Another value than the stored one is a tick.
+    expect(f.isDuplicate(r.views, 3 * WORDS, 1)).toBe(false);
+    expect(f.duplicates).toBe(1);
+  });
+
   it('gives the store every tick and other consumers only their tokens', () => {
     const f = new Filter(4);
     f.setFilter(1, { rows: [2], fields: FieldGroup.ALL, changedOnly: false });

@@ -20,6 +20,10 @@
  * groups with the last one that filter passed for the token.
  */
 import { F, type SlotViews } from '../../src/core/packet-slot.ts';
+import type { LastStored } from '../../src/core/shard-protocol.ts';
+
+/** The record words a seed (the last stored tick) is compared on, in LastStored's order. */
+const SEED_FIELDS = [F.KIND, F.LAST_PRICE, F.LAST_QTY, F.AVG_PRICE, F.VOLUME, F.BUY_QTY, F.SELL_QTY, F.OI, F.EXCHANGE_TIME, F.LAST_TRADE_TIME] as const;
 
 /** Payload words compared for identity: everything before RECV_TIME_US (words 0..47). */
 export const PAYLOAD_WORDS = 48;
@@ -71,6 +75,9 @@ export class Filter {
   private readonly last: Uint32Array;
   /** 1 once a row has a previous packet (an all-zero payload is still a packet). */
   private readonly seen: Uint8Array;
+  /** Rows seeded with the last tick stored before this process (seed()): SEED_FIELDS words a row. */
+  private seeds: Uint32Array | null = null;
+  private seeded: Uint8Array | null = null;
   private readonly filters: (ConsumerFilter | null)[] = [];
   private readonly wants: (Uint8Array | null)[] = [];
   private readonly lastHash: (Uint32Array | null)[] = [];
@@ -81,12 +88,42 @@ export class Filter {
     this.setFilter(STORE_FILTER, { rows: null, fields: FieldGroup.ALL, changedOnly: false });
   }
 
+  /**
+   * The previous packet of a row as the store last had it, from before this process: the first
+   * packet of the row that equals it on SEED_FIELDS (kind, prices, quantities, OI, times) is a
+   * duplicate. The store keeps no raw packet, so the comparison is on what identifies a tick there;
+   * depth and OHLC follow from those. Off the hot path (start-up).
+   */
+  seed(row: number, s: LastStored): void {
+    if (row < 0 || row >= this.rows) return;
+    this.seeds ??= new Uint32Array(this.rows * SEED_FIELDS.length);
+    this.seeded ??= new Uint8Array(this.rows);
+    const w = [s.kind, s.price, s.lastQty, s.avgPrice, s.volume, s.buyQty, s.sellQty, s.oi, s.exchangeTime, s.lastTradeTime];
+    for (let i = 0; i < w.length; i++) this.seeds[row * SEED_FIELDS.length + i] = w[i] >>> 0;
+    this.seeded[row] = 1;
+  }
+
   /** True when the record at `b` repeats the token's immediately previous packet, word for word. */
   isDuplicate(v: SlotViews, b: number, row: number): boolean {
     if (row < 0) return false;
     const u32 = v.u32;
     const last = this.last;
     const base = row * PAYLOAD_WORDS;
+    // The seed waits for a packet of its kind: Kite answers a subscribe in quote mode and then the
+    // switch to full with a snapshot each, so the repeat of a stored full tick comes second.
+    if (this.seeded !== null && this.seeded[row] === 1 && u32[b + F.KIND] === this.seeds![row * SEED_FIELDS.length]) {
+      this.seeded[row] = 0;
+      const seeds = this.seeds!;
+      const sb = row * SEED_FIELDS.length;
+      let i = 0;
+      while (i < SEED_FIELDS.length && u32[b + SEED_FIELDS[i]] === seeds[sb + i]) i++;
+      if (i === SEED_FIELDS.length) {
+        for (let k = 0; k < PAYLOAD_WORDS; k++) last[base + k] = u32[b + k];
+        this.seen[row] = 1;
+        this.duplicates++;
+        return true;
+      }
+    }
     if (this.seen[row] === 1) {
       let i = 0;
       while (i < PAYLOAD_WORDS && u32[b + i] === last[base + i]) i++;

@@ -1,0 +1,68 @@
+/**
+ * The last tick stored per token, read at start-up so that the shards drop the snapshot Kite sends
+ * on subscribe when the store already has it (workers/stages/filter.ts seed). Kite answers every
+ * subscribe with the instrument's current state; a process that takes over from another (the
+ * standby ingest after the owner died, or a restart) would otherwise store each instrument's last
+ * tick a second time.
+ *
+ * One indexed lookup per token (market_data_token_time), newest first within the IST day's
+ * partitions: a day of rows is never scanned. Read on a connection of its own, closed at once,
+ * before the writer starts; on the embedded database (no DATABASE_URL) the service starts with no
+ * seed, as the embedded store belongs to one process and a restart re-reads no socket state.
+ */
+import postgres from 'postgres';
+import { pgOptions } from '../core/db.ts';
+import { priceDivisor } from '../core/packet-slot.ts';
+import type { LastStored } from '../core/shard-protocol.ts';
+import type { Logger } from '../log.ts';
+
+const QUERY = `
+SELECT t.token::bigint AS token, m.kind, m.price, m.last_qty, m.avg_price, m.volume, m.buy_qty, m.sell_qty, m.oi,
+       m.time, m.recv_time, m.last_trade_time
+FROM unnest($1::bigint[]) AS t(token)
+CROSS JOIN LATERAL (
+  SELECT kind, price, last_qty, avg_price, volume, buy_qty, sell_qty, oi, time, recv_time, last_trade_time
+  FROM market_data
+  WHERE token = t.token AND time > now() - interval '1 day'
+  ORDER BY time DESC, recv_time DESC, seq DESC
+  LIMIT 1
+) m`;
+
+/** Kite packet kinds that carry an exchange time (src/core/packet-slot.ts Kind): index full, full. */
+const HAS_EXCHANGE_TIME = new Set([3, 5]);
+
+export async function lastStoredTicks(url: string, tokens: readonly number[], log: Logger): Promise<LastStored[]> {
+  if (tokens.length === 0) return [];
+  const sql = postgres(url, pgOptions({ max: 1 }));
+  try {
+    // The table is made by the writer's migrations: a first start has nothing stored.
+    const [{ exists }] = await sql<{ exists: boolean }[]>`SELECT to_regclass('market_data') IS NOT NULL AS exists`;
+    if (!exists) return [];
+    const rows = await sql.unsafe(QUERY, [tokens.map(String)]);
+    return rows.map((r) => {
+      const token = Number(r.token);
+      const d = priceDivisor(token);
+      const kind = Number(r.kind);
+      return {
+        token,
+        kind,
+        price: Math.round(Number(r.price) * d),
+        lastQty: Number(r.last_qty),
+        avgPrice: Math.round(Number(r.avg_price) * d),
+        volume: Number(r.volume),
+        buyQty: Number(r.buy_qty),
+        sellQty: Number(r.sell_qty),
+        oi: Number(r.oi),
+        // A packet without an exchange time is stored at its receive time: the record has 0.
+        exchangeTime: HAS_EXCHANGE_TIME.has(kind) ? Math.floor((r.time as Date).getTime() / 1000) : 0,
+        lastTradeTime: r.last_trade_time ? Math.floor((r.last_trade_time as Date).getTime() / 1000) : 0,
+      };
+    });
+  } catch (e) {
+    // A seed is an optimisation of exactly-once, not a condition of start: say what it costs.
+    log.warn({ err: (e as Error).message }, 'could not read the last stored ticks: the first tick of each instrument may be stored twice if the previous process stored it');
+    return [];
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
