@@ -3,6 +3,7 @@
  * ingest → front (decode into rings) → shard workers, and the uWebSockets.js gateway.
  * `main.ts` runs it as a process; tests start it in-process.
  */
+import os from 'node:os';
 import type { Config } from './config.ts';
 import { AppError } from './core/errors.ts';
 import { Front } from './front.ts';
@@ -29,6 +30,10 @@ import { LiveBroker } from './orders/live/broker.ts';
 import { AnalyticsService } from './analytics/service.ts';
 import { mountStatic } from './gateway/static.ts';
 import { WEB_DIST } from './web-build.ts';
+import { DrainPublisher, readUniverse } from './scale/publisher.ts';
+import { lastStoredTicks } from './storage/last-stored.ts';
+import { universeId } from './scale/drain-message.ts';
+import { isoOfDay, istDay } from './core/ist.ts';
 
 /** Simulator credentials used when the service runs against its own simulator. */
 const SIM_CREDENTIALS = { apiKey: 'sim', accessToken: 'sim' };
@@ -58,7 +63,15 @@ export interface Service {
   close(): Promise<void>;
 }
 
-export async function startService(config: Config, log: Logger): Promise<Service> {
+/** How long ROLE=ingest waits for Redis at start before it stops with REDIS_UNAVAILABLE. */
+const REDIS_READY_MS = 10_000;
+
+export interface ServiceOptions {
+  /** ROLE=ingest: the lease this process holds (src/scale/ingest-role.ts), shown in /health. */
+  lease?: { status(): unknown };
+}
+
+export async function startService(config: Config, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
   const started = Date.now();
   let sim: Simulator | null = null;
   let rest: KiteRest;
@@ -82,7 +95,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
   try {
     const master = await fetchInstruments(rest, log);
     const indexLevel = config.kiteInstruments.length > 0 ? 0 : await fetchIndexLevel(rest, master, log);
-    const tokens = selectUniverse(master, {
+    let tokens = selectUniverse(master, {
       strikes: config.optionStrikes,
       expiries: config.optionExpiries,
       indexLevel,
@@ -91,6 +104,31 @@ export async function startService(config: Config, log: Logger): Promise<Service
       onMissing: (missing) => log.warn({ missing }, 'default universe members missing from the instrument master'),
     });
     if (tokens.length === 0) throw new AppError('UNIVERSE_EMPTY', 'no instruments to follow: the instrument master matched nothing. Check KITE_INSTRUMENTS or the master.');
+
+    // ROLE=ingest: each drain goes to the gateways through Redis (src/scale/). A new owner of the
+    // same IST day keeps the instrument list its predecessor published, so every gateway's rows
+    // stay valid across a hand-over (the option strikes would otherwise follow the index's move).
+    let publisher: DrainPublisher | null = null;
+    if (config.role === 'ingest') {
+      const today = isoOfDay(istDay(new Date()));
+      const probe = new DrainPublisher({ url: config.redisUrl!, prefix: config.redisPrefix, universe: 0, log });
+      try {
+        await probe.whenReady(REDIS_READY_MS);
+      } catch (e) {
+        await probe.close();
+        throw e;
+      }
+      const known = new Set(master.map((i) => i.instrumentToken));
+      const prior = await readUniverse(probe.redis, probe.keys);
+      await probe.close();
+      if (prior && prior.day === today && prior.timeframesMs.join() === config.timeframesMs.join()
+        && prior.instruments.every((i) => known.has(i.instrumentToken))) {
+        tokens = prior.instruments.map((i) => i.instrumentToken);
+        log.info({ universe: prior.id, instruments: tokens.length, from: prior.publishedBy }, 'keeping the instrument list published earlier today');
+      }
+      publisher = new DrainPublisher({ url: config.redisUrl!, prefix: config.redisPrefix, universe: universeId(tokens), log });
+      cleanup.push(() => publisher!.close());
+    }
 
     let ingest: KiteIngest | null = null;
     const front = new Front({
@@ -103,7 +141,12 @@ export async function startService(config: Config, log: Logger): Promise<Service
     });
     const byToken = new Map(master.map((i) => [i.instrumentToken, i]));
     const universe = tokens.map((t) => byToken.get(t)!).filter((i) => i !== undefined);
+    // What the store already holds of each instrument, so that Kite's snapshot on subscribe is
+    // not stored a second time after a hand-over or a restart (src/storage/last-stored.ts).
+    const lastStored = config.databaseUrl !== null ? await lastStoredTicks(config.databaseUrl, universe.map((i) => i.instrumentToken), log) : [];
+    if (lastStored.length > 0) log.info({ instruments: lastStored.length }, 'last stored tick per instrument read: their repeats on subscribe will be dropped as duplicates');
     const pipeline = new Pipeline({
+      lastStored,
       rings: front.rings,
       instruments: universe,
       mode: config.kiteMode,
@@ -128,9 +171,17 @@ export async function startService(config: Config, log: Logger): Promise<Service
     const hub = new FeedHub(universe, config.timeframesMs);
     hub.add(quarantineLog(log, hub.symbols));
     // Latest quote and bar to the cache: coalesced in memory, written in batches off the hot path.
-    const cache = createCache(config, log);
+    const pub = publisher;
+    const cache = createCache(config, log, pub ? { key: pub.keys.stamp, value: () => pub.stampValue() } : undefined);
     cleanup.push(() => cache.close());
     hub.add({ tick: (f, o) => cache.putTick(f, o), bar: (f, o) => cache.putBar(f, o) });
+    if (pub) {
+      hub.add(pub);
+      await pub.publishUniverse({
+        id: universeId(tokens), day: isoOfDay(istDay(new Date())), timeframesMs: [...config.timeframesMs], instruments: universe,
+        publishedBy: `${os.hostname()}:${process.pid}`,
+      }, master);
+    }
 
     let feed: Feed | undefined;
     let kiteWs: KiteWs | undefined;
@@ -146,6 +197,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
         publish: (key, bytes) => {
           cache.putAnalytics(key, bytes.json);
           feed?.publishAnalytics(key, bytes.records, bytes.plain);
+          pub?.analytics(key, bytes.records, bytes.plain);
         },
         log,
       })
@@ -201,6 +253,9 @@ export async function startService(config: Config, log: Logger): Promise<Service
     // thread on the embedded database (src/storage/supervisor.ts db()).
     const historyDb: Db | null = storage.db();
     const health = (): Record<string, unknown> => ({
+      role: config.role,
+      ...(opts.lease ? { lease: opts.lease.status() } : {}),
+      ...(pub ? { publisher: { epoch: pub.epoch, ...pub.stats } } : {}),
       uptimeS: Math.round((Date.now() - started) / 1000),
       feed: {
         source: sim ? 'simulator' : 'kite',
@@ -234,8 +289,9 @@ export async function startService(config: Config, log: Logger): Promise<Service
       market: hub,
       rows: hub.rows,
       modeOf: (key) => keys.modeOf(key),
-      // Live keys' orders go to Kite through the official client (with Kite credentials only).
-      live: config.kite !== null
+      // Live keys' orders go to Kite through the official client (with Kite credentials only);
+      // with ROLE=ingest the gateways take orders, not this process.
+      live: config.kite !== null && config.role === 'all'
         ? (events) => new LiveBroker({
           apiUrl: rest.apiUrl, apiKey: rest.apiKey, accessToken: rest.accessToken, events,
           timeoutMs: config.orders.kiteTimeoutMs, pollMs: config.orders.livePollMs,
@@ -274,8 +330,11 @@ export async function startService(config: Config, log: Logger): Promise<Service
       port: config.port,
       health,
       routes: (app) => {
-        feed = new Feed(app, { hub, auth: keys, log, analytics: analytics ?? undefined });
-        kiteWs = new KiteWs(app, hub, keys, log);
+        // ROLE=ingest serves no clients: the gateways do (/ws, /kite, orders); REST reads stay for operators.
+        if (config.role === 'all') {
+          feed = new Feed(app, { hub, auth: keys, log, analytics: analytics ?? undefined });
+          kiteWs = new KiteWs(app, hub, keys, log);
+        }
         // After the /kite WebSocket: the Kite REST mounts a /kite/* catch-all for Kite-style 404s.
         const f = feed;
         const k = kiteWs;
@@ -286,7 +345,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
           quotes: cache,
           db: historyDb,
           master: () => master,
-          orders: { orders, postbackSecret: config.orders.kiteApiSecret },
+          orders: config.role === 'all' ? { orders, postbackSecret: config.orders.kiteApiSecret } : undefined,
           pcr: (name, expiry) => pipeline.pcr(name, expiry),
           analytics: analytics ? cache : undefined,
           ivLookbackDays: config.analytics.ivLookbackDays,
@@ -296,8 +355,8 @@ export async function startService(config: Config, log: Logger): Promise<Service
             decode: () => ({ ...front.stats, errors: front.stats.errorCounts() }),
             rings,
             feed: () => ({ connected: ing.connected(), connections: ing.stats() }),
-            ws: () => f.stats,
-            kiteWs: () => k.stats,
+            ws: f ? () => f.stats : undefined,
+            kiteWs: k ? () => k.stats : undefined,
             cache: () => cache.stats(),
             analytics: analytics ? () => analytics.stats() : undefined,
           },
@@ -308,8 +367,8 @@ export async function startService(config: Config, log: Logger): Promise<Service
         if (site.paths.length === 0) log.warn('the dashboard is not built (web/dist): / answers 503; `npm start` builds it');
       },
     });
-    hub.add(feed!);
-    hub.add(kiteWs!);
+    if (feed) hub.add(feed);
+    if (kiteWs) hub.add(kiteWs);
     hub.start(pipeline);
     analytics?.start();
     cleanup.push(() => gateway.close());
@@ -344,6 +403,7 @@ export async function startService(config: Config, log: Logger): Promise<Service
           await orders.close();
           await storage.close();
           await cache.close();
+          await publisher?.close();
           await sim?.close();
         })();
         return closing;

@@ -27,7 +27,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { OrderRejection } from '../orders/errors.ts';
+import { OrderRejection, SharedStateUnavailable } from '../orders/errors.ts';
 import { FINAL_STATUSES, kiteOrderRow, paiseToRupees, type Order } from '../orders/model.ts';
 import { IST_OFFSET_MS, istDayStart } from '../core/ist.ts';
 import { parseModifyForm, parseModifyJson, parsePlaceForm, parsePlaceJson, type PlaceRequest } from '../orders/request.ts';
@@ -59,6 +59,13 @@ export function orderHttpError(e: unknown): unknown {
     return h;
   }
   if (e instanceof IdempotencyConflict) return new HttpError(409, 'idempotency_conflict', e.message, 'Idempotency-Key');
+  if (e instanceof SharedStateUnavailable) {
+    // ROLE=gateway: the account's shared limits or Idempotency-Keys cannot be read, so the order
+    // was not sent (placing it unchecked could exceed the account's limits or place it twice).
+    const h = new HttpError(503, 'shared_state_unavailable', e.message, undefined, { 'Retry-After': '1' });
+    h.kiteType = 'NetworkException';
+    return h;
+  }
   return e;
 }
 

@@ -82,3 +82,31 @@ describe('IdSlotLease', () => {
     expect(await redis.exists(key(lease.slot))).toBe(0);
   });
 });
+
+describe('IdSlotLease adopt', () => {
+  it('gives each working order to one gateway: its placer while alive, then one adopter', async () => {
+    const p = prefix();
+    const a = await IdSlotLease.acquire({ redis, prefix: p, slots: 1000 });
+    const b = await IdSlotLease.acquire({ redis, prefix: p, slots: 1000 });
+    const c = await IdSlotLease.acquire({ redis, prefix: p, slots: 1000 });
+    const clock = () => 1_767_225_600_000;
+    const ofA = new IdSource(null, clock, a).next();
+    const ofB = new IdSource(null, clock, b).next();
+    // Both alive: each works its own, nobody else's.
+    expect([...(await a.adopt([ofA, ofB]))]).toEqual([ofA]);
+    expect([...(await b.adopt([ofA, ofB]))]).toEqual([ofB]);
+    expect([...(await c.adopt([ofA, ofB]))]).toEqual([]);
+    // A gone: its order goes to exactly one of the others, and stays with it.
+    await a.close();
+    const byB = await b.adopt([ofA]);
+    const byC = await c.adopt([ofA]);
+    expect(byB.size + byC.size).toBe(1);
+    const adopter = byB.size === 1 ? b : c;
+    const other = adopter === b ? c : b;
+    expect((await adopter.adopt([ofA])).has(ofA)).toBe(true);
+    // The adopter gone too: the last one takes it over.
+    await adopter.close();
+    expect((await other.adopt([ofA])).has(ofA)).toBe(true);
+    await other.close();
+  });
+});

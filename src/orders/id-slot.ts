@@ -17,6 +17,13 @@
  * no order meanwhile (the shared rate limit refuses without Redis), but fills of its working paper
  * orders still make trade ids there, which a gateway that took the slot could repeat: the store
  * refuses such a trade (DUPLICATE_TRADE) rather than overwrite one.
+ *
+ * Which gateway works a working paper order (adopt()): the one that placed it, told by the slot
+ * in its id, as long as that slot's lease is alive; every gateway loads every order from the
+ * database, and each working one put to work in two processes would fill twice. An order whose
+ * placing gateway is gone (its slot key expired) is adopted by the first gateway to start after
+ * that, claimed with `P{orders}:work:<order id>` = `<claimant's slot key>\n<claimant's owner>`:
+ * a claim whose claimant's slot lease is gone too is taken over by the next.
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -48,6 +55,28 @@ const RELEASE = new LuaScript('the order id slot lease', `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `);
+
+/**
+ * Claim a working order for this gateway: 1 when it is ours to work. KEYS[1] the slot key of the
+ * gateway that placed it, KEYS[2] its claim; ARGV[1] our slot key, ARGV[2] our owner, ARGV[3] the
+ * claim's TTL. A live placing gateway works it itself; a live claimant keeps it.
+ */
+const ADOPT = new LuaScript('the working-order claim', `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local c = redis.call('GET', KEYS[2])
+if c then
+  local sk, ow = string.match(c, '^(.*)\\n(.*)$')
+  if sk and redis.call('GET', sk) == ow then
+    if ow == ARGV[2] then return 1 end
+    return 0
+  end
+end
+redis.call('SET', KEYS[2], ARGV[1] .. '\\n' .. ARGV[2], 'PX', ARGV[3])
+return 1
+`);
+
+/** How long a claim on an adopted order lasts: past any order's life (orders end with the day). */
+const CLAIM_TTL_MS = 3 * 86_400_000;
 
 export class IdSlotLease {
   /** The slot ids are made in now; read by IdSource at every id. */
@@ -101,6 +130,30 @@ export class IdSlotLease {
       // Kept making ids in the slot: it is ours until the TTL runs out, and renewal retries.
       this.opts.log?.warn({ err: (err as Error).message, slot: this.slot }, 'order id slot lease could not be renewed; retrying');
     }
+  }
+
+  /** The slot an id was made in (model.ts IdSource: time × slots + slot). */
+  slotOf(id: string): number {
+    return Number(BigInt(id) % BigInt(this.slots));
+  }
+
+  /**
+   * Of these working orders' ids, those this gateway is to work: its own (made in its slot), and
+   * those whose placing gateway is gone, claimed in Redis so that one gateway alone takes each.
+   */
+  async adopt(ids: readonly string[]): Promise<Set<string>> {
+    const ours = new Set<string>();
+    for (const id of ids) {
+      if (!/^\d+$/.test(id)) continue;
+      const slot = this.slotOf(id);
+      if (slot === this.slot) {
+        ours.add(id);
+        continue;
+      }
+      const claim = `${this.opts.prefix}{orders}:work:${id}`;
+      if ((await ADOPT.run(this.opts.redis, [this.key(slot), claim], [this.key(this.slot), this.owner, CLAIM_TTL_MS])) === 1) ours.add(id);
+    }
+    return ours;
   }
 
   async close(): Promise<void> {

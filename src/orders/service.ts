@@ -114,6 +114,12 @@ export interface OrderServiceOptions {
    * this process holds it all in memory (ROLE=all). See "Shared state" in the header.
    */
   shared?: SharedOrderState;
+  /**
+   * Which of the stored working orders this process puts back to work at start (default: all).
+   * Gateways load every order but work only theirs (id-slot.ts adopt()): a paper order worked by
+   * two processes would fill twice.
+   */
+  works?: (ids: readonly string[]) => Promise<ReadonlySet<string>>;
 }
 
 /** The order path's state held outside the process, so that several gateways act as one. */
@@ -323,8 +329,10 @@ export class OrderService {
     this.positions.rollDay(today);
     for (const o of s.orders) if (o.createdMs >= today) this.keyState(o.key).ordersToday++;
     if (this.shared?.risk !== undefined) await this.seedRisk(s.positions.map((p) => p.key));
-    for (const o of s.orders) {
-      if (FINAL_STATUSES.has(o.status)) continue;
+    const working = s.orders.filter((o) => !FINAL_STATUSES.has(o.status));
+    const ours = this.opts.works ? await this.opts.works(working.map((o) => o.id)) : null;
+    for (const o of working) {
+      if (ours !== null && !ours.has(o.id)) continue;
       if (o.mode === 'live' && this.liveBroker === null) {
         this.opts.log.warn({ orderId: o.id, status: o.status }, 'a live order is still working but no live broker is configured (no Kite credentials): it is left as stored');
         continue;
