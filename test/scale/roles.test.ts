@@ -7,7 +7,10 @@
  *
  * - A client of each gateway receives, instrument by instrument, exactly the ticks a client of the
  *   ROLE=all process receives (field by field, except the receive time `rt`).
- * - An order placed with an Idempotency-Key on one gateway and retried on the other is one order.
+ * - An order placed with an Idempotency-Key on one gateway and retried on the other is one order;
+ *   a burst of orders over both gateways stays within the account's budget (shared in Redis).
+ * - A gateway SIGSTOPped for 5 s: the other gateway's client and the store keep the full rate; the
+ *   stopped one delivers live ticks again soon after SIGCONT (the figures are printed).
  * - SIGKILL of the owning ingest: the standby takes over (the time is printed), and market_data
  *   holds no tick twice; what the gap lost is counted and printed.
  */
@@ -26,6 +29,8 @@ const WAIT_MS = 60_000;
 const SECRET = 'roles0123456789abcdef';
 const KEY = `cli:${SECRET}`;
 const AUTH = { authorization: `Bearer ${SECRET}` };
+const ORDERS_PER_MIN = 20;
+const SIM_RATE = 400;
 
 interface Proc {
   name: string;
@@ -142,15 +147,17 @@ beforeAll(async () => {
   nextPort = 20_000 + Math.floor(Math.random() * 10_000);
   db = await createTestDatabase('roles');
   redis = new Redis('redis://127.0.0.1:6379/0');
-  sim = start('sim', ['src/kite/sim/main.ts'], { SIM_PORT: String(nextPort++), SIM_RATE: '400', SIM_SEED: '15', LOG_LEVEL: 'info' });
+  sim = start('sim', ['src/kite/sim/main.ts'], { SIM_PORT: String(nextPort++), SIM_RATE: String(SIM_RATE), SIM_SEED: '15', LOG_LEVEL: 'info' });
   const wsUrl = await until('the simulator to listen', () => /KITE_WS_URL=(\S+) KITE_API_URL=(\S+?)"/.exec(sim.output()), WAIT_MS);
   simEnv = { KITE_WS_URL: wsUrl[1], KITE_API_URL: wsUrl[2] };
   const split = { ...simEnv, DATABASE_URL: db.url, REDIS_URL: 'redis://127.0.0.1:6379/0', REDIS_PREFIX: prefix };
   ingestA = service('ingest-a', { ...split, ROLE: 'ingest', KITE_API_KEY: 'ingest', KITE_ACCESS_TOKEN: 'tok' });
   await until('ingest A to own the lease', async () => (await health(ingestA.url))?.lease?.state === 'owner', WAIT_MS);
   ingestB = service('ingest-b', { ...split, ROLE: 'ingest', KITE_API_KEY: 'ingest', KITE_ACCESS_TOKEN: 'tok' });
-  gw1 = service('gateway-1', { ...split, ROLE: 'gateway' });
-  gw2 = service('gateway-2', { ...split, ROLE: 'gateway' });
+  // The account's order budget, low enough that one burst crosses it: 20 a minute.
+  const gwEnv = { ...split, ROLE: 'gateway', KITE_ORDER_RATE_PER_MIN: String(ORDERS_PER_MIN) };
+  gw1 = service('gateway-1', gwEnv);
+  gw2 = service('gateway-2', gwEnv);
   // The reference: one process, its own embedded database and in-process cache, the same simulator.
   all = service('all', { ...simEnv, ROLE: 'all', KITE_API_KEY: 'all', KITE_ACCESS_TOKEN: 'tok' });
   await until('ingest B to stand by', async () => (await health(ingestB.url))?.lease === 'standby', WAIT_MS);
@@ -182,7 +189,7 @@ describe('one ingest and two gateways', () => {
       console.log(`${name}: ${c.compared} ticks of ${c.tokens} instruments equal to the ROLE=all client's`);
       expect(c.diff, name).toBeNull();
       expect(c.compared, name).toBeGreaterThan(1000);
-      expect(r.conflated, `${name}: conflated frames at 400 ticks/s`).toBe(0);
+      expect(r.conflated, `${name}: conflated frames at ${SIM_RATE} ticks/s`).toBe(0);
     }
   }, 120_000);
 
@@ -199,6 +206,67 @@ describe('one ingest and two gateways', () => {
     const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM orders`;
     expect(n).toBe(1);
   }, 60_000);
+});
+
+describe('orders across gateways', () => {
+  it('keep a burst spread over both gateways within the account\'s budget', async () => {
+    const body = (i: number) => JSON.stringify({ exchange: 'NSE', tradingsymbol: i % 2 ? 'TCS' : 'INFY', transaction_type: 'BUY', quantity: 1, product: 'CNC', order_type: 'MARKET', variety: 'regular', market_protection: -1 });
+    const headers = { ...AUTH, 'content-type': 'application/json' };
+    const answers = await Promise.all(Array.from({ length: 3 * ORDERS_PER_MIN }, (_, i) =>
+      fetch(`${(i % 2 ? gw2 : gw1).url}/api/orders`, { method: 'POST', headers, body: body(i) }).then(async (r) => ({ status: r.status, body: await r.text() }))));
+    const placed = answers.filter((a) => a.status < 300).length;
+    const limited = answers.filter((a) => a.status === 429).length;
+    const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM orders`;
+    console.log(`order burst: ${answers.length} requests over 2 gateways, ${placed} placed, ${limited} refused with 429; ${n} orders stored (budget ${ORDERS_PER_MIN} a minute)`);
+    expect(placed + limited, JSON.stringify(answers.find((a) => a.status >= 300 && a.status !== 429))).toBe(answers.length);
+    // The earlier test placed one order in this minute too.
+    expect(n).toBeLessThanOrEqual(ORDERS_PER_MIN);
+    expect(placed).toBeGreaterThan(0);
+    expect(placed).toBeLessThanOrEqual(ORDERS_PER_MIN);
+  }, 60_000);
+});
+
+describe('a gateway SIGSTOPped for 5 s', () => {
+  it('holds up neither the ingest, the store nor the other gateway, and catches up to live values when resumed', async () => {
+    const c1 = await record(gw1.url, tokens);
+    const c2 = await record(gw2.url, tokens);
+    await until('ticks on both clients', () => c1.count > 100 && c2.count > 100, WAIT_MS);
+    const rows = async () => (await db.sql`SELECT count(*)::int AS n FROM market_data`)[0].n as number;
+    const rows0 = await rows();
+    const c1Before = c1.count;
+    const stoppedAt = Date.now();
+    gw2.child.kill('SIGSTOP');
+    try {
+      // The stop lasts 5 s by the issue's terms: this waits for that time and for gateway 1's client to keep receiving.
+      await until('5 s of the stop', () => Date.now() - stoppedAt >= 5000, 10_000);
+    } finally {
+      gw2.child.kill('SIGCONT');
+    }
+    const stopMs = Date.now() - stoppedAt;
+    const c1During = c1.count - c1Before;
+    await until('the writer to commit what came during the stop', async () => (await db.sql`SELECT count(*)::int AS n FROM market_data WHERE recv_time > ${new Date(stoppedAt + stopMs)}`)[0].n > 0, WAIT_MS);
+    const stored = (await db.sql`SELECT count(*)::int AS n FROM market_data WHERE recv_time > ${new Date(stoppedAt)} AND recv_time <= ${new Date(stoppedAt + stopMs)}`)[0].n as number;
+    // Caught up: a tick the front received after the resume reaches gateway 2's client.
+    const resumedUs = (stoppedAt + stopMs) * 1000;
+    let latest = 0;
+    c2.client.on('ticks', (ticks) => {
+      for (const t of ticks as (FeedTick & { rt: number })[]) latest = Math.max(latest, t.rt);
+    });
+    await until('gateway 2 to deliver live ticks again', () => latest > resumedUs, WAIT_MS);
+    const catchUpMs = Date.now() - (stoppedAt + stopMs);
+    const h2 = await health(gw2.url);
+    const h1 = await health(gw1.url);
+    console.log(`SIGSTOP of gateway 2 for ${stopMs} ms: gateway 1's client received ${c1During} ticks (${Math.round(c1During / (stopMs / 1000))}/s, simulator ${SIM_RATE}/s), `
+      + `market_data took ${stored} rows (${Math.round(stored / (stopMs / 1000))}/s); gateway 2 live again ${catchUpMs} ms after SIGCONT, `
+      + `conflations ${h2?.feed?.from?.conflations}, gaps ${h2?.feed?.from?.gaps}, resyncs ${h2?.feed?.from?.syncs}; rows in market_data ${rows0} → ${await rows()}`);
+    c1.client.close();
+    c2.client.close();
+    // Full rate elsewhere: within a fifth of the simulator's rate (a 2-core machine running 6 processes).
+    expect(c1During / (stopMs / 1000)).toBeGreaterThan(0.8 * SIM_RATE);
+    expect(stored / (stopMs / 1000)).toBeGreaterThan(0.8 * SIM_RATE);
+    expect(h1?.feed?.from?.conflations).toBe(0);
+    expect(h2?.feed?.from?.state).toBe('live');
+  }, 120_000);
 });
 
 describe('the ingest lease', () => {
@@ -256,7 +324,7 @@ describe('the ingest lease', () => {
     expect(owner.lease.token).toBe('2');
     expect(twice).toBe(0);
     // Lost ticks are those of the gap only: at 400 ticks/s, not more than the gap's worth.
-    expect(lost).toBeLessThanOrEqual(Math.ceil(((dataGapMs + 2000) / 1000) * 400));
+    expect(lost).toBeLessThanOrEqual(Math.ceil(((dataGapMs + 2000) / 1000) * SIM_RATE));
     // The gateways follow the new owner.
     for (const p of [gw1, gw2]) {
       await until(`${p.name} live on the new owner`, async () => {
