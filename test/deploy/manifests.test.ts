@@ -4,7 +4,8 @@
  * of issue #15: every container probed, sized and non-root with a pinned image; each workload's
  * ROLE; every variable set is one src/config.ts reads (asked of loadConfig itself, so a renamed
  * variable fails here) with values it accepts; references (Secrets, ConfigMaps, Services, ports,
- * selectors) that resolve; only the gateways reachable from outside; the dashboard's series real.
+ * selectors) that resolve; only the gateways reachable from outside; the dashboard's series real;
+ * and every object valid against its schema (kubernetes-models' validate()).
  *
  * kubectl is not a dev dependency: .ci/run installs it when missing, and this test fails, not
  * skips, when it is not there.
@@ -69,6 +70,37 @@ function build(overlay: Overlay): Obj[] {
   return b;
 }
 
+/**
+ * The model class of an object's apiVersion and kind: kubernetes-models for Kubernetes' own
+ * groups, the Prometheus Operator's and GKE's model packages for their CRDs. Each class's
+ * validate() checks the object against the OpenAPI schema of that version (types, required
+ * fields, enums, unknown fields where the schema closes them).
+ */
+const MODEL_MODULES: Record<string, () => Promise<Record<string, unknown>>> = {
+  v1: () => import('kubernetes-models/v1'),
+  'apps/v1': () => import('kubernetes-models/apps/v1'),
+  'autoscaling/v2': () => import('kubernetes-models/autoscaling/v2'),
+  'networking.k8s.io/v1': () => import('kubernetes-models/networking.k8s.io/v1'),
+  'policy/v1': () => import('kubernetes-models/policy/v1'),
+  'monitoring.coreos.com/v1': () => import('@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1'),
+  'cloud.google.com/v1': () => import('@kubernetes-models/gke/cloud.google.com/v1'),
+  'networking.gke.io/v1beta1': () => import('@kubernetes-models/gke/networking.gke.io/v1beta1'),
+};
+type Model = new (o: Obj) => { validate(): void };
+/**
+ * kustomize's secretGenerator wraps long base64 values at 76 columns; the API server's base64
+ * decoder (Go's encoding/base64) skips the line breaks, the schema's "byte" format does not.
+ */
+function unwrapSecretData(d: Obj): Obj {
+  if (d.kind !== 'Secret' || d.data === undefined) return d;
+  return { ...d, data: Object.fromEntries(Object.entries(d.data as Record<string, string>).map(([k, v]) => [k, v.replace(/\s+/g, '')])) };
+}
+async function modelOf(apiVersion: string, kind: string): Promise<Model | null> {
+  const load = MODEL_MODULES[apiVersion];
+  if (load === undefined) return null;
+  return ((await load())[kind] as Model | undefined) ?? null;
+}
+
 const ofKind = (docs: Obj[], kind: string) => docs.filter((d) => d.kind === kind);
 const workloads = (docs: Obj[]) => docs.filter((d) => ['Deployment', 'StatefulSet', 'DaemonSet'].includes(d.kind));
 const podSpec = (w: Obj): Obj => w.spec.template.spec;
@@ -130,6 +162,29 @@ describe.each(OVERLAYS)('k8s/overlays/%s', (overlay) => {
       if (!['Namespace'].includes(d.kind)) expect(d.metadata.namespace, `${d.kind}/${d.metadata.name}`).toBe(overlay === 'dev' ? 'nifty50-dev' : 'nifty50');
     }
     for (const k of kinds) if (!/^(Namespace|ServiceAccount|ConfigMap|Secret|Service|Deployment|StatefulSet|HorizontalPodAutoscaler|PodDisruptionBudget|Ingress|NetworkPolicy)$/.test(k)) expect(CUSTOM_KINDS, k).toContain(k);
+  });
+
+  it('validates every object against its Kubernetes schema (kubernetes-models; CRDs from their own model packages)', async () => {
+    const problems: string[] = [];
+    for (const d of docs()) {
+      const model = await modelOf(d.apiVersion, d.kind);
+      const where = `${d.kind}/${d.metadata?.name}`;
+      if (model === null) {
+        problems.push(`${where}: no schema for ${d.apiVersion} ${d.kind}`);
+        continue;
+      }
+      try {
+        new model(unwrapSecretData(d)).validate();
+      } catch (e) {
+        problems.push(`${where}: ${(e as Error).message.slice(0, 400)}`);
+      }
+    }
+    expect(problems).toEqual([]);
+    // The validator does refuse: the same StatefulSet with a port given as text.
+    const sts = structuredClone(docs().find((d) => d.kind === 'StatefulSet')!);
+    podSpec(sts).containers[0].ports = [{ name: 'http', containerPort: 'three thousand' }];
+    const model = (await modelOf(sts.apiVersion, sts.kind))!;
+    expect(() => new model(sts).validate()).toThrow(/containerPort must be integer/);
   });
 
   it('runs the ingest as owner plus standby and the gateways behind an autoscaler and a disruption budget', () => {
