@@ -42,7 +42,7 @@ try {
     const { startService } = await import('./service.ts');
     // ROLE=ingest: one owner at a time; the others stand by here until the owner dies.
     const held = config.role === 'ingest' ? await (await import('./scale/ingest-role.ts')).takeIngestLease(config, log) : null;
-    const svc = await startService(config, log, { lease: held?.lease });
+    const svc = await startService(config, log, held ? { lease: held.lease, fence: { name: held.lease.status().name, token: held.grant.token } } : {});
     service = held
       ? { close: () => svc.close().finally(() => held.lease.release()) }
       : svc;

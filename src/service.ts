@@ -32,6 +32,7 @@ import { mountStatic } from './gateway/static.ts';
 import { WEB_DIST } from './web-build.ts';
 import { DrainPublisher, readUniverse } from './scale/publisher.ts';
 import { lastStoredTicks } from './storage/last-stored.ts';
+import type { LeaseFence } from './core/lease-fence.ts';
 import { universeId } from './scale/drain-message.ts';
 import { isoOfDay, istDay } from './core/ist.ts';
 
@@ -69,6 +70,8 @@ const REDIS_READY_MS = 10_000;
 export interface ServiceOptions {
   /** ROLE=ingest: the lease this process holds (src/scale/ingest-role.ts), shown in /health. */
   lease?: { status(): unknown };
+  /** ROLE=ingest: the writer commits only while the lease is this process's. */
+  fence?: LeaseFence;
 }
 
 export async function startService(config: Config, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
@@ -157,6 +160,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     // The STORE slot: the batch writer thread (workers/writer/), restarted from here if it dies.
     const storage = new Storage({
       databaseUrl: config.databaseUrl,
+      fence: opts.fence ?? null,
       dataDir: config.dataDir,
       ...config.storage,
       ticks: pipeline.shards.map((s) => s.ticksOut),

@@ -37,6 +37,7 @@
  * reader thread's on a server (reader-protocol.ts, which says why a port of their own).
  */
 import type { TxPortMessage } from './reader-protocol.ts';
+import type { LeaseFence } from './lease-fence.ts';
 export type { TxAnswer, TxError, TxPortMessage, TxRequest, TxStatement } from './reader-protocol.ts';
 
 export interface WriterData {
@@ -62,6 +63,8 @@ export interface WriterData {
   barsRetentionDays: number;
   /** The instrument master, upserted into `instruments` once the database answers. */
   instruments: InstrumentRow[] | null;
+  /** ROLE=ingest: every commit checks that this process still owns the lease (src/core/lease-fence.ts). */
+  fence?: LeaseFence | null;
 }
 
 /** An `instruments` row as the writer upserts it. */

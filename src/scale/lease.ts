@@ -70,13 +70,8 @@ const MIN_SERVER_TIMEOUT_MS = 10_000;
 /** While standing by, a database that cannot be reached is logged again after this long. */
 const STANDBY_WARN_EVERY_MS = 30_000;
 
-/**
- * In an owner-only write's transaction, with $1 = the lease name and $2 = the token acquire() gave:
- * no row means a later owner holds the lease, so roll back and stop. FOR SHARE makes the next
- * owner's token bump wait for this transaction, so once a new token exists no transaction checked
- * against an older one can still commit.
- */
-export const LEASE_FENCE_SQL = 'SELECT 1 FROM ingest_lease WHERE name = $1 AND token = $2::bigint FOR SHARE';
+/** In an owner-only write's transaction: see src/core/lease-fence.ts. */
+export { LEASE_FENCE_SQL } from '../core/lease-fence.ts';
 
 const CREATE_TABLE_SQL = `CREATE TABLE IF NOT EXISTS ingest_lease (
   name        text PRIMARY KEY,

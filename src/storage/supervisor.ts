@@ -20,6 +20,7 @@
  * start() takes `${DATA_DIR}/storage.lock` (pid inside; a lock whose process is gone is taken over).
  */
 import { randomUUID } from 'node:crypto';
+import type { LeaseFence } from '../core/lease-fence.ts';
 import { mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync, closeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { redactUrl } from '../config.ts';
@@ -46,6 +47,8 @@ const LATENCY_WINDOW_S = 60;
 export interface StorageOptions {
   /** null: the embedded PGlite under `${dataDir}/pglite`. */
   databaseUrl: string | null;
+  /** ROLE=ingest: commit only while this lease is ours (src/core/lease-fence.ts). */
+  fence?: LeaseFence | null;
   dataDir: string;
   batchRows: number;
   batchMs: number;
@@ -140,6 +143,7 @@ export class Storage {
       marketDataRetentionDays: opts.marketDataRetentionDays,
       barsRetentionDays: opts.barsRetentionDays,
       instruments: opts.instruments === null ? null : opts.instruments.map(instrumentRow),
+      fence: opts.fence ?? null,
     };
     this.sampler = setInterval(() => this.sample(), 1000);
     this.sampler.unref();

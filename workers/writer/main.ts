@@ -33,6 +33,7 @@ const sink: Sink = d.databaseUrl !== null
     marketDataRetentionDays: d.marketDataRetentionDays,
     barsRetentionDays: d.barsRetentionDays,
     instruments: d.instruments,
+    fence: d.fence ?? null,
     log,
   })
   : new (await import('./sink-pglite.ts')).PgliteSink({ dir: d.pgliteDir, instruments: d.instruments, log });

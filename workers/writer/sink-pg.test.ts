@@ -69,4 +69,33 @@ describe('PostgreSQL sink maintenance (partitioned path)', () => {
     const rows = await t.sql`SELECT open, high, low, close, volume, vwap, trades, ticks, partial FROM bars WHERE token = 738561`;
     expect(rows).toEqual([{ open: 100, high: 108, low: 99, close: 107, volume: 400, vwap: (102 * 100 + 106 * 300) / 400, trades: 40, ticks: 40, partial: true }]);
   });
+
+  it('commits only while its fence token is the ingest lease\'s current one (ROLE=ingest)', async () => {
+    // The lease table as src/scale/lease.ts keeps it: a later owner has taken token 2.
+    await t.sql`CREATE TABLE IF NOT EXISTS ingest_lease (name text PRIMARY KEY, token bigint NOT NULL, holder text NOT NULL, acquired_at timestamptz NOT NULL)`;
+    await t.sql`INSERT INTO ingest_lease VALUES ('fence-test', 2, 'b:2', now())`;
+    const start = Date.parse('2025-12-04T04:00:00Z');
+    const f = new Float64Array(BAR_FIELDS);
+    f[B.TOKEN] = 738_562; f[B.TF_MS] = 60_000; f[B.START_MS] = start; f[B.END_MS] = start + 60_000;
+    f[B.OPEN] = 1; f[B.HIGH] = 1; f[B.LOW] = 1; f[B.CLOSE] = 1; f[B.VOLUME] = 1; f[B.VWAP] = 1; f[B.TRADES] = 1; f[B.TICKS] = 1; f[B.FLAGS] = BarFlag.CLOSED;
+    const batch = (epoch: string) => {
+      const b = new BatchBuilder(epoch, barStream(0));
+      b.begin(0);
+      b.addBar(f, 0);
+      return b;
+    };
+    const stale = new PgSink({ url: t.url, lanes: 1, marketDataRetentionDays: 0, barsRetentionDays: 0, instruments: null, fence: { name: 'fence-test', token: '1' }, log: () => {} });
+    const owner = new PgSink({ url: t.url, lanes: 1, marketDataRetentionDays: 0, barsRetentionDays: 0, instruments: null, fence: { name: 'fence-test', token: '2' }, log: () => {} });
+    try {
+      await stale.open();
+      await owner.open();
+      await expect(stale.commit(batch('33333333-3333-4333-8333-333333333333'), 'direct')).rejects.toThrow(/newer than this process/);
+      expect((await t.sql`SELECT count(*)::int AS n FROM bars WHERE token = 738562`)[0].n).toBe(0);
+      await owner.commit(batch('44444444-4444-4444-8444-444444444444'), 'direct');
+      expect((await t.sql`SELECT count(*)::int AS n FROM bars WHERE token = 738562`)[0].n).toBe(1);
+    } finally {
+      await stale.close();
+      await owner.close();
+    }
+  });
 });

@@ -33,6 +33,7 @@ import { pgDb } from '../../src/core/db.ts';
 import { DAY_MS, IST_OFFSET_MS } from '../../src/core/ist.ts';
 import type { BatchData } from './batch.ts';
 import type { InstrumentRow } from '../../src/core/writer-protocol.ts';
+import type { LeaseFence } from '../../src/core/lease-fence.ts';
 import { commitBatch, INSTRUMENT_CHUNK, UPSERT_INSTRUMENTS_SQL, type CommitResult, type Sink, type SinkTx, type Via } from './sink.ts';
 
 /** Bytes per CopyData message. */
@@ -47,6 +48,8 @@ export interface PgSinkOptions {
   marketDataRetentionDays: number;
   barsRetentionDays: number;
   instruments: InstrumentRow[] | null;
+  /** Commits only while this process owns the ingest lease (ROLE=ingest); null: no check. */
+  fence?: LeaseFence | null;
   log: (level: 'info' | 'warn' | 'error', obj: Record<string, unknown>, msg: string) => void;
 }
 
@@ -138,7 +141,7 @@ export class PgSink implements Sink {
     try {
       const sql = (lane.sql ??= this.client(1));
       if (this.path === 'partitioned' && !Number.isNaN(b.minMs)) await this.ensureDays(sql, b.minMs, b.maxMs);
-      return (await sql.begin((tx) => commitBatch(pgTx(tx), b, via))) as CommitResult;
+      return (await sql.begin((tx) => commitBatch(pgTx(tx), b, via, this.opts.fence ?? null))) as CommitResult;
     } catch (e) {
       // Any error: this client may be wedged (edge 2 above). Start the next batch on a fresh one.
       const s = lane.sql;

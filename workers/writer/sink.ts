@@ -20,6 +20,7 @@
  * volume and trades added, VWAP re-weighted) and the row flagged partial. A replay never merges:
  * the high water stops it first.
  */
+import { LEASE_FENCE_SQL, type LeaseFence } from '../../src/core/lease-fence.ts';
 import { COPY_HEADER, COPY_TRAILER, BAR_COLUMNS, MARKET_COLUMNS, QUARANTINE_COLUMNS } from './copy.ts';
 import { firstRowAtOrAfter, Section, SECTIONS, type BatchData } from './batch.ts';
 
@@ -39,6 +40,15 @@ export interface CommitResult {
 }
 
 /** The statements a sink's transaction needs (one per database kind). */
+/** A commit refused because a later owner holds the ingest lease. */
+export class LeaseFenced extends Error {
+  readonly code = 'LEASE_FENCED';
+  constructor(fence: LeaseFence) {
+    super(`the ingest lease ${fence.name} has an owner newer than this process (token ${fence.token}): not committing; this process stops at its next lease check`);
+    this.name = 'LeaseFenced';
+  }
+}
+
 export interface SinkTx {
   query<T extends object = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<T[]>;
   /** COPY `table (columns)` in binary from these byte chunks (header, tuples, trailer). */
@@ -94,7 +104,13 @@ ON CONFLICT (token, timeframe, bucket_start) DO UPDATE SET
   flags = b.flags | excluded.flags | 2`;
 
 /** The one commit protocol (see the module header). Runs inside the sink's transaction. */
-export async function commitBatch(tx: SinkTx, b: BatchData, via: Via): Promise<CommitResult> {
+export async function commitBatch(tx: SinkTx, b: BatchData, via: Via, fence: LeaseFence | null = null): Promise<CommitResult> {
+  // ROLE=ingest: a process that no longer owns the lease (frozen while a standby took over) must
+  // not commit; its batch fails like any commit and waits in the spill while the process's own
+  // lease check stops it.
+  if (fence !== null && (await tx.query(LEASE_FENCE_SQL, [fence.name, fence.token])).length === 0) {
+    throw new LeaseFenced(fence);
+  }
   const [p] = await tx.query<{ high_water: number }>(PROGRESS_SQL, [b.epoch, b.stream]);
   const hw = Number(p.high_water);
   const res: CommitResult = { skipped: false, rows: [0, 0, 0], rowsSkipped: 0, from: [0, 0, 0], gap: hw < b.first ? b.first - hw : 0 };
