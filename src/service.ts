@@ -313,6 +313,9 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
           feed?.positionUpdate(key, rows);
         },
       },
+      // ROLE=ingest takes no orders and works none: the gateways work theirs (a working paper
+      // order worked here too would fill twice).
+      works: config.role === 'ingest' ? async () => new Set<string>() : undefined,
       log,
     });
     await orders.start();

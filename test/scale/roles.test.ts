@@ -205,6 +205,10 @@ describe('one ingest and two gateways', () => {
     expect(againBody).toEqual(firstBody);
     const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM orders`;
     expect(n).toBe(1);
+    // Filled once, by the gateway that placed it: neither the other gateway nor the ingest works it.
+    await until('the order to complete', async () => (await db.sql`SELECT status FROM orders`)[0].status === 'COMPLETE', WAIT_MS);
+    const [{ trades }] = await db.sql`SELECT count(*)::int AS trades FROM trades`;
+    expect(trades).toBe(1);
   }, 60_000);
 });
 
