@@ -8,7 +8,7 @@ import type { Config } from './config.ts';
 import { AppError } from './core/errors.ts';
 import { Front } from './front.ts';
 import { startGateway, type Gateway } from './gateway/server.ts';
-import { KiteIngest } from './kite/ingest.ts';
+import { KiteIngest, type FeedGap } from './kite/ingest.ts';
 import { fetchIndexLevel, fetchInstruments, type KiteRest } from './kite/master.ts';
 import { selectUniverse } from './kite/selection.ts';
 import { startSimulator, type Simulator } from './kite/sim/server.ts';
@@ -32,6 +32,7 @@ import { mountStatic } from './gateway/static.ts';
 import { WEB_DIST } from './web-build.ts';
 import { DrainPublisher, readUniverse } from './scale/publisher.ts';
 import { lastStoredTicks } from './storage/last-stored.ts';
+import { GapRecorder } from './storage/gaps.ts';
 import type { LeaseFence } from './core/lease-fence.ts';
 import { universeId } from './scale/drain-message.ts';
 import { isoOfDay, istDay } from './core/ist.ts';
@@ -146,10 +147,10 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     const universe = tokens.map((t) => byToken.get(t)!).filter((i) => i !== undefined);
     // What the store already holds of each instrument, so that Kite's snapshot on subscribe is
     // not stored a second time after a hand-over or a restart (src/storage/last-stored.ts).
-    const lastStored = config.databaseUrl !== null ? await lastStoredTicks(config.databaseUrl, universe.map((i) => i.instrumentToken), log) : [];
-    if (lastStored.length > 0) log.info({ instruments: lastStored.length }, 'last stored tick per instrument read: their repeats on subscribe will be dropped as duplicates');
+    const stored = config.databaseUrl !== null ? await lastStoredTicks(config.databaseUrl, universe.map((i) => i.instrumentToken), log) : { ticks: [], lastRecvMs: null };
+    if (stored.ticks.length > 0) log.info({ instruments: stored.ticks.length }, 'last stored tick per instrument read: their repeats on subscribe will be dropped as duplicates');
     const pipeline = new Pipeline({
-      lastStored,
+      lastStored: stored.ticks,
       rings: front.rings,
       instruments: universe,
       mode: config.kiteMode,
@@ -249,6 +250,16 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     });
     const ing = ingest;
     ing.on('fatal', (err: Error) => log.fatal({ code: (err as AppError).code }, err.message));
+    // Every upstream outage as a gap (src/storage/gaps.ts, GET /api/gaps); for an ingest that took
+    // over from another owner, the hand-over too: from the store's last tick to this one's first data.
+    const gaps = new GapRecorder({ transact: (st) => storage.transact(st), log });
+    cleanup.push(() => gaps.close());
+    ing.on('gap', (g: FeedGap) => gaps.record({ startMs: g.startMs, endMs: g.endMs, conn: g.slot, cause: g.cause, tokens: g.tokens }));
+    if (opts.fence && BigInt(opts.fence.token) > 1n && stored.lastRecvMs !== null) {
+      const since = stored.lastRecvMs;
+      const cause = `ingest hand-over (lease token ${opts.fence.token})`;
+      ing.once('connect', () => gaps.record({ startMs: since, endMs: Date.now(), conn: null, cause, tokens: universe.map((i) => i.instrumentToken) }));
+    }
     ing.start();
     cleanup.push(() => ing.stop());
 

@@ -19,6 +19,7 @@
  */
 import type { TemplatedApp } from 'uWebSockets.js';
 import { z } from 'zod';
+import { listGaps } from '../storage/gaps.ts';
 import type { Instrument } from '../core/instrument.ts';
 import type { Db } from '../core/db.ts';
 import { IST_OFFSET_MS, parseTimeframe, timeframeName } from '../core/ist.ts';
@@ -88,6 +89,7 @@ export function mountRest(app: TemplatedApp, deps: RestDeps): RestHandle {
     .add({ method: 'GET', path: '/api/bars', ...json, handler: (r) => api.bars(r) })
     .add({ method: 'GET', path: '/api/option-chain', ...json, handler: (r) => api.optionChain(r) })
     .add({ method: 'GET', path: '/api/analytics/iv', ...json, handler: (r) => api.ivSeries(r) })
+    .add({ method: 'GET', path: '/api/gaps', ...json, handler: (r) => api.gaps(r) })
     .add({ method: 'GET', path: '/ready', auth: 'none', style: 'json', handler: () => api.ready() })
     .add({
       method: 'GET', path: '/metrics', ...json,
@@ -175,6 +177,14 @@ function barsQuery(stored: readonly number[], max: number) {
   });
 }
 
+/** Most gaps one /api/gaps call returns. */
+export const MAX_GAPS = 1000;
+const gapsQuery = z.strictObject({
+  from: time.optional(),
+  to: time.optional(),
+  limit: one.pipe(z.string().regex(/^\d+$/, 'limit is a whole number').transform(Number)).pipe(z.number().min(1).max(MAX_GAPS)).optional(),
+});
+
 /** The query parameters each JSON route accepts (besides `key`), from its schema: the OpenAPI test reads it. */
 export const API_QUERY_PARAMS: Readonly<Record<string, readonly string[]>> = {
   'GET /api/instruments': Object.keys(instrumentsQuery.shape),
@@ -182,6 +192,7 @@ export const API_QUERY_PARAMS: Readonly<Record<string, readonly string[]>> = {
   'GET /api/bars': Object.keys(barsQuery([60_000], 1).shape),
   'GET /api/option-chain': Object.keys(optionChainQuery.shape),
   'GET /api/analytics/iv': Object.keys(ivQuery.shape),
+  'GET /api/gaps': Object.keys(gapsQuery.shape),
   ...ORDER_QUERY_PARAMS,
 };
 
@@ -389,6 +400,24 @@ class JsonApi {
         strikes: [...byStrike.values()].sort((a, b) => a.strike - b.strike),
       },
     };
+  }
+
+  /** Upstream outages overlapping [from, to) (default: the last 7 days), newest first (src/storage/gaps.ts). */
+  async gaps(req: HttpRequest): Promise<HttpReply> {
+    const q = validate(gapsQuery, queryObject(req.query));
+    const toMs = q.to ?? (this.deps.now ?? Date.now)();
+    const fromMs = q.from ?? toMs - 7 * 86_400_000;
+    if (toMs <= fromMs) throw new HttpError(400, 'invalid_query', 'to: must be after from', 'to');
+    const db = this.deps.db;
+    if (db === null) throw new HttpError(503, 'storage_unavailable', 'no database is configured for the gap list (DATABASE_URL)');
+    const limit = q.limit ?? MAX_GAPS;
+    let gaps;
+    try {
+      gaps = await listGaps(db, fromMs, toMs, limit);
+    } catch (e) {
+      throw storageError(e, this.deps.log);
+    }
+    return { body: { from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString(), count: gaps.length, truncated: gaps.length === limit, gaps } };
   }
 
   async ivSeries(req: HttpRequest): Promise<HttpReply> {

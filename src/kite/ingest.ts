@@ -90,11 +90,25 @@ export function kiteUrl(root: string, apiKey: string, accessToken: string): stri
   return u.toString();
 }
 
+/** An upstream outage of one connection slot, reported when its data flows again. */
+export interface FeedGap {
+  slot: number;
+  /** When the connection was lost, epoch ms. */
+  startMs: number;
+  /** The first message after it, epoch ms. */
+  endMs: number;
+  cause: string;
+  /** The tokens the slot carries: none of them ticked in the gap. */
+  tokens: readonly number[];
+}
+
 class Slot {
   socket: WebSocket | null = null;
   attempt = 0;
   reconnectTimer: NodeJS.Timeout | null = null;
   outageSince = 0;
+  /** Why the current outage began (the disconnect's reason). */
+  outageCause = '';
   seq = 0;
   readonly stats: SlotStats;
   constructor(readonly index: number, readonly tokens: number[]) {
@@ -106,7 +120,8 @@ class Slot {
 }
 
 /**
- * Events: 'connect' (slot), 'disconnect' (slot, reason), 'fatal' (KiteAuthError).
+ * Events: 'connect' (slot), 'disconnect' (slot, reason), 'gap' (FeedGap: an outage ended, data
+ * flows again), 'fatal' (KiteAuthError).
  */
 export class KiteIngest extends EventEmitter {
   private readonly slots: Slot[];
@@ -231,6 +246,7 @@ export class KiteIngest extends EventEmitter {
       if (s.outageSince !== 0) {
         s.stats.gaps++;
         s.stats.gapMs += now - s.outageSince;
+        this.emit('gap', { slot: s.index, startMs: s.outageSince, endMs: now, cause: s.outageCause, tokens: s.tokens } satisfies FeedGap);
         s.outageSince = 0;
       }
       // Data flows again: the link is healthy, so the next outage starts its back-off afresh.
@@ -292,7 +308,9 @@ export class KiteIngest extends EventEmitter {
     if (ws && ws.readyState !== WebSocket.CLOSED) ws.terminate();
     if (s.stats.connected) {
       s.stats.disconnects++;
-      s.outageSince = Date.now();
+      // The data stopped at the last message (a silent link is cut only after silenceMs).
+      s.outageSince = s.stats.lastMessageAt > 0 ? s.stats.lastMessageAt : Date.now();
+      s.outageCause = reason;
     }
     s.stats.connected = false;
     this.emit('disconnect', s.index, reason);

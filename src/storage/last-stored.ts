@@ -31,15 +31,23 @@ CROSS JOIN LATERAL (
 /** Kite packet kinds that carry an exchange time (src/core/packet-slot.ts Kind): index full, full. */
 const HAS_EXCHANGE_TIME = new Set([3, 5]);
 
-export async function lastStoredTicks(url: string, tokens: readonly number[], log: Logger): Promise<LastStored[]> {
-  if (tokens.length === 0) return [];
+/** The last stored tick per token, and the latest receive time among them (when the store last took data). */
+export interface LastStoredRead {
+  ticks: LastStored[];
+  lastRecvMs: number | null;
+}
+
+export async function lastStoredTicks(url: string, tokens: readonly number[], log: Logger): Promise<LastStoredRead> {
+  if (tokens.length === 0) return { ticks: [], lastRecvMs: null };
   const sql = postgres(url, pgOptions({ max: 1 }));
   try {
     // The table is made by the writer's migrations: a first start has nothing stored.
     const [{ exists }] = await sql<{ exists: boolean }[]>`SELECT to_regclass('market_data') IS NOT NULL AS exists`;
-    if (!exists) return [];
+    if (!exists) return { ticks: [], lastRecvMs: null };
     const rows = await sql.unsafe(QUERY, [tokens.map(String)]);
-    return rows.map((r) => {
+    let lastRecvMs: number | null = null;
+    for (const r of rows) lastRecvMs = Math.max(lastRecvMs ?? 0, (r.recv_time as Date).getTime());
+    const ticks = rows.map((r) => {
       const token = Number(r.token);
       const d = priceDivisor(token);
       const kind = Number(r.kind);
@@ -58,10 +66,11 @@ export async function lastStoredTicks(url: string, tokens: readonly number[], lo
         lastTradeTime: r.last_trade_time ? Math.floor((r.last_trade_time as Date).getTime() / 1000) : 0,
       };
     });
+    return { ticks, lastRecvMs };
   } catch (e) {
     // A seed is an optimisation of exactly-once, not a condition of start: say what it costs.
     log.warn({ err: (e as Error).message }, 'could not read the last stored ticks: the first tick of each instrument may be stored twice if the previous process stored it');
-    return [];
+    return { ticks: [], lastRecvMs: null };
   } finally {
     await sql.end({ timeout: 1 });
   }

@@ -121,7 +121,7 @@ describe('the service against the simulator: every tick stored exactly once', ()
     });
   }
 
-  it('drops the snapshot Kite re-sends after a reconnect, counts it in /health, and stores each tick once', async () => {
+  it('drops the snapshot Kite re-sends after a reconnect, counts it in /health, records the outage as a gap, and stores each tick once', async () => {
     const r = await start('full');
     await trade(r, 1500);
     await caughtUp(r);
@@ -145,6 +145,21 @@ describe('the service against the simulator: every tick stored exactly once', ()
     expect(after.feed.connections[0].disconnects).toBe(1);
     expect(after.feed.connected).toBe(true);
     expect(await storedCount(r)).toBe(stored);
+
+    // The outage is a gap, one per connection, listed at /api/gaps with the instruments it cost.
+    const slots = after.feed.connections.length as number;
+    const list = await until('the gaps to be recorded', async () => {
+      const res = await fetch(`http://127.0.0.1:${r.service.port}/api/gaps`, { headers: { authorization: 'Bearer abcdefghijklmnop0123' } });
+      const b = (await res.json()) as { count: number; gaps: { conn: number; instruments: number[]; ticksRecoverable: boolean; cause: string; durationMs: number }[] };
+      return b.count >= slots ? b : undefined;
+    });
+    expect(list.gaps.map((g) => g.conn).sort()).toEqual([...Array(slots).keys()]);
+    expect(list.gaps.flatMap((g) => g.instruments).sort((a, b) => a - b)).toEqual([...r.service.tokens].sort((a, b) => a - b));
+    for (const g of list.gaps) {
+      expect(g.ticksRecoverable).toBe(false);
+      expect(g.cause).toMatch(/^close /);
+      expect(g.durationMs).toBeGreaterThanOrEqual(0);
+    }
 
     // Trading again after the reconnect: still every tick once.
     await trade(r, 1500);

@@ -329,6 +329,14 @@ describe('the ingest lease', () => {
     expect(twice).toBe(0);
     // Lost ticks are those of the gap only: at 400 ticks/s, not more than the gap's worth.
     expect(lost).toBeLessThanOrEqual(Math.ceil(((dataGapMs + 2000) / 1000) * SIM_RATE));
+    // The hand-over is listed as a feed gap, for every instrument.
+    const gap = await until('the hand-over in /api/gaps', async () => {
+      const b = (await (await fetch(`${gw1.url}/api/gaps`, { headers: AUTH })).json()) as { gaps: { cause: string; conn: number | null; instruments: number[]; durationMs: number }[] };
+      return b.gaps.find((g) => g.cause.startsWith('ingest hand-over'));
+    }, WAIT_MS);
+    console.log(`hand-over gap recorded: ${gap.cause}, ${gap.durationMs} ms, ${gap.instruments.length} instruments`);
+    expect(gap.conn).toBeNull();
+    expect(gap.instruments.length).toBe(tokens.length);
     // The gateways follow the new owner.
     for (const p of [gw1, gw2]) {
       await until(`${p.name} live on the new owner`, async () => {

@@ -1,0 +1,105 @@
+/**
+ * Feed gaps (sql/007_feed_gaps.sql): each upstream outage, recorded when data flows again, and the
+ * list GET /api/gaps serves. The record goes through the storage's transaction path (the reader
+ * thread on PostgreSQL, the writer on the embedded database); a database that is away when the gap
+ * ends keeps the record here and it is written at the next try (every RETRY_MS), so an outage of
+ * the feed during one of the database is still recorded.
+ */
+import type { TxStatement } from '../core/reader-protocol.ts';
+import type { Db } from '../core/db.ts';
+import type { Logger } from '../log.ts';
+
+export interface GapRecord {
+  startMs: number;
+  endMs: number;
+  /** The connection slot, or null for an ingest hand-over (every slot). */
+  conn: number | null;
+  cause: string;
+  tokens: readonly number[];
+}
+
+export interface StoredGap {
+  id: number;
+  startedAt: string;
+  endedAt: string;
+  durationMs: number;
+  conn: number | null;
+  cause: string;
+  instruments: number[];
+  ticksRecoverable: false;
+  barsBackfilledAt: string | null;
+}
+
+const RETRY_MS = 5000;
+const INSERT = `INSERT INTO feed_gaps (started_at, ended_at, conn, cause, instruments)
+  VALUES (to_timestamp($1::double precision / 1000), to_timestamp($2::double precision / 1000), $3::smallint, $4, $5::bigint[])`;
+
+export class GapRecorder {
+  private readonly pending: GapRecord[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private writing: Promise<void> | null = null;
+  recorded = 0;
+
+  constructor(private readonly opts: { transact: (st: readonly TxStatement[]) => Promise<void>; log: Logger }) {}
+
+  record(g: GapRecord): void {
+    this.opts.log.warn({ conn: g.conn, cause: g.cause, ms: g.endMs - g.startMs, instruments: g.tokens.length },
+      'feed gap: no ticks for these instruments in this window (Kite has no tick history; recorded in feed_gaps)');
+    this.pending.push(g);
+    void this.flush();
+  }
+
+  /** Write what is pending; resolves when tried (a failure is retried later). */
+  flush(): Promise<void> {
+    this.writing ??= (async () => {
+      while (this.pending.length > 0) {
+        const g = this.pending[0];
+        try {
+          await this.opts.transact([{ text: INSERT, params: [g.startMs, g.endMs, g.conn, g.cause, `{${g.tokens.join(',')}}`] }]);
+          this.pending.shift();
+          this.recorded++;
+        } catch (e) {
+          this.opts.log.warn({ err: (e as Error).message, pending: this.pending.length }, `feed gap not recorded yet (database unavailable); retrying in ${RETRY_MS / 1000} s`);
+          this.timer ??= setTimeout(() => {
+            this.timer = null;
+            void this.flush();
+          }, RETRY_MS);
+          this.timer.unref();
+          return;
+        }
+      }
+    })().finally(() => {
+      this.writing = null;
+    });
+    return this.writing;
+  }
+
+  close(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+  }
+}
+
+/** Gaps overlapping [fromMs, toMs), newest first, at most `limit`. */
+export async function listGaps(db: Db, fromMs: number, toMs: number, limit: number): Promise<StoredGap[]> {
+  const rows = await db.query<Record<string, unknown>>(
+    `SELECT id::text AS id, started_at, ended_at, conn, cause, instruments::text AS instruments, bars_backfilled_at
+     FROM feed_gaps WHERE ended_at >= to_timestamp($1::double precision / 1000) AND started_at < to_timestamp($2::double precision / 1000)
+     ORDER BY started_at DESC LIMIT $3::int`,
+    [fromMs, toMs, limit]);
+  return rows.map((r) => {
+    const s = new Date(r.started_at as string | Date);
+    const e = new Date(r.ended_at as string | Date);
+    const list = String(r.instruments).replace(/[{}]/g, '');
+    return {
+      id: Number(r.id),
+      startedAt: s.toISOString(),
+      endedAt: e.toISOString(),
+      durationMs: e.getTime() - s.getTime(),
+      conn: r.conn === null ? null : Number(r.conn),
+      cause: String(r.cause),
+      instruments: list === '' ? [] : list.split(',').map(Number),
+      ticksRecoverable: false,
+      barsBackfilledAt: r.bars_backfilled_at ? new Date(r.bars_backfilled_at as string | Date).toISOString() : null,
+    };
+  });
+}
