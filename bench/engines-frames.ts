@@ -51,7 +51,28 @@ export interface Template {
   token: number;
 }
 
-export class EngineFrames {
+/** Where a bench run takes its messages: EngineFrames, or messages of a set size (sizedTemplate). */
+export interface FrameSource {
+  /** Messages of `size` ticks each. */
+  batches(size: number): Template[];
+  /** One message per tick, for the per-instrument subjects. */
+  perInstrument(): Template[];
+}
+
+/**
+ * A message of `bytes` bytes with this layout's head (`ticks`, `bars`) and zeros after it: the
+ * size of a message from another layout (the service's drain message, src/scale/drain-message.ts),
+ * for engines that only carry bytes. Neither Redis nor NATS looks at (or compresses) the payload.
+ */
+export function sizedTemplate(bytes: number, ticks: number, bars: number): Template {
+  if (bytes < HEAD.BYTES) throw new RangeError(`sizedTemplate: bytes must be at least ${HEAD.BYTES}, got ${bytes}`);
+  const b = Buffer.alloc(bytes);
+  b.writeUInt16LE(Math.min(ticks, 0xffff), HEAD.TICKS);
+  b.writeUInt16LE(Math.min(bars, 0xffff), HEAD.BARS);
+  return { bytes: b, ticks, bars, token: 0 };
+}
+
+export class EngineFrames implements FrameSource {
   readonly instruments: readonly Instrument[];
   /** Tick i's bytes: u16 length + record, u16 length + Kite packet. */
   private readonly tickBytes: Buffer[] = [];

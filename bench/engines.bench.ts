@@ -36,6 +36,9 @@
  * ENGINES_BENCH_STOP_MS=10000 stops the slow gateway longer than 3 s (past Redis's and NATS's own
  * limits on what they buffer for one client).
  * Creates Redis keys and JetStream streams named bench-engines-* and deletes them at the end.
+ *
+ * bench/scale.bench.ts imports SubProc, EngineRun (its maximum-rate case, on messages the size of
+ * the service's drains) and the /proc readers from here.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -43,7 +46,7 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { defaultUniverse } from './pipeline-frames.ts';
-import { EngineFrames, stamp, wallMs, type Template } from './engines-frames.ts';
+import { EngineFrames, stamp, wallMs, type FrameSource, type Template } from './engines-frames.ts';
 import { createPublisher, ENGINES, JS_STREAM_BYTES, redisSubscriberOutput, REDIS, SNAPSHOT_PREFIX, STREAM_BYTES, type Engine, type Publisher } from './engines-transport.ts';
 import type { Progress, SubCommand, SubStats } from './engines-sub.ts';
 import { Histogram } from './support.ts';
@@ -75,7 +78,7 @@ const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res
 
 type Ask = { [C in SubCommand as C['cmd']]: Omit<C, 'id'> }[SubCommand['cmd']];
 
-class SubProc {
+export class SubProc {
   progress: Progress | null = null;
   stopped = false;
   private nextId = 1;
@@ -161,7 +164,7 @@ class SubProc {
 
 // --- the servers, seen from /proc ---------------------------------------------------------------
 
-function pidOf(comm: string): number | null {
+export function pidOf(comm: string): number | null {
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
@@ -173,7 +176,7 @@ function pidOf(comm: string): number | null {
   return null;
 }
 
-function procCpuMs(pid: number | null): number {
+export function procCpuMs(pid: number | null): number {
   if (pid === null) return NaN;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -198,7 +201,7 @@ const PIDS = { redis: pidOf('redis-server'), nats: pidOf('nats-server') };
 const serverPid = (e: Engine): number | null => (e === 'tcp' ? null : e.startsWith('redis') ? PIDS.redis : PIDS.nats);
 
 /** Busy and total jiffies of the whole machine (/proc/stat's cpu line; idle and iowait are not busy). */
-function machineJiffies(): { busy: number; total: number } {
+export function machineJiffies(): { busy: number; total: number } {
   try {
     const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
     const total = f.reduce((a, b) => a + b, 0);
@@ -229,7 +232,7 @@ class CpuWindow {
 
 // --- one engine's runs --------------------------------------------------------------------------
 
-interface MaxRow {
+export interface MaxRow {
   engine: Engine;
   size: number;
   msgBytes: number;
@@ -293,9 +296,9 @@ interface Gauge {
   end: number;
 }
 
-class EngineRun {
+export class EngineRun {
   private seq = 0;
-  constructor(readonly engine: Engine, readonly pub: Publisher, readonly subs: SubProc[], readonly frames: EngineFrames) {}
+  constructor(readonly engine: Engine, readonly pub: Publisher, readonly subs: SubProc[], readonly frames: FrameSource) {}
 
   private templates(size: number): Template[] {
     return this.pub.perInstrument ? this.frames.perInstrument() : this.frames.batches(size);
