@@ -95,6 +95,8 @@ export interface MarketOptions {
   seed?: number;
   /** Epoch milliseconds; stamps exchange and trade times and ages options. Default Date.now. */
   clock?: () => number;
+  /** Each trade (and each index move) after it is made: the simulator's history (history.ts). */
+  onTrade?: (row: number, t: WireTick, nowSec: number) => void;
 }
 
 export class Market {
@@ -102,6 +104,7 @@ export class Market {
   readonly instruments: readonly Instrument[];
   private readonly rng: Rng;
   private readonly clock: () => number;
+  private readonly onTrade: ((row: number, t: WireTick, nowSec: number) => void) | null;
   private readonly indexOfToken = new Map<number, number>();
   /** ticks[mode][i]: the packet for instrument i in that mode; ltp/quote are synced from full. */
   private readonly ticks: WireTick[][] = [[], [], [], []];
@@ -150,6 +153,7 @@ export class Market {
     this.instruments = list;
     this.rng = new Rng(opts.seed ?? 1);
     this.clock = opts.clock ?? Date.now;
+    this.onTrade = opts.onTrade ?? null;
     this.cls = new Uint8Array(n);
     this.tick = new Int32Array(n);
     this.lot = new Int32Array(n);
@@ -426,6 +430,7 @@ export class Market {
       t.changeRaw = last - t.close;
       t.exchangeTime = nowSec;
       this.syncModes(i);
+      this.onTrade?.(i, t, nowSec);
       return;
     }
     if (c === Class.CASH) {
@@ -471,6 +476,7 @@ export class Market {
     }
     this.buildDepth(i, t, tick);
     this.syncModes(i);
+    this.onTrade?.(i, t, nowSec);
   }
 
   /**

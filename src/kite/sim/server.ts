@@ -50,6 +50,7 @@ import { RestRoutes } from './rest.ts';
 import { Followers, Subscriptions } from './subscriptions.ts';
 import { FRAME_CAP_BYTES, FrameBuilder } from './frames.ts';
 import { type Conn, Connections } from './connections.ts';
+import { MarketHistory } from './history.ts';
 import { TickLoop } from './tick-loop.ts';
 import { FaultState, type OrderFaults } from './order-faults.ts';
 import { type KiteOrderRow, SimOrders } from './orders.ts';
@@ -234,11 +235,16 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const onFrame = opts.onFrame;
 
   const instruments = opts.instruments ?? buildNifty50Universe({ today: new Date(clock()) });
-  const market = new Market({ instruments, seed: opts.seed ?? DEFAULTS.seed, clock });
+  // Minute candles of the market's own trades: Kite's historical API (history.ts).
+  const history = new MarketHistory(instruments.length);
+  const market = new Market({
+    instruments, seed: opts.seed ?? DEFAULTS.seed, clock,
+    onTrade: (row, t, nowSec) => history.record(row, t.lastPrice, t.volume, t.lastQty, t.oi, nowSec),
+  });
   const size = market.size;
 
   const credentials = new Credentials(opts.apiKey, opts.accessToken);
-  const rest = new RestRoutes(instruments, market, credentials);
+  const rest = new RestRoutes(instruments, market, credentials, history, clock);
 
   const stats: SimStats = {
     connectionsOpened: 0,
