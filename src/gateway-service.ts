@@ -22,10 +22,10 @@ import { Feed } from './gateway/feed.ts';
 import { KiteWs } from './gateway/kite-ws.ts';
 import { mountRest, readiness } from './gateway/rest.ts';
 import { mountStatic } from './gateway/static.ts';
-import { KeyStore, keysFilePath } from './auth/keys.ts';
+import { followKeyFile, KeyStore, keysFilePath } from './auth/keys.ts';
 import { createCache, type QuoteCache } from './cache/index.ts';
 import { OrderService } from './orders/service.ts';
-import { OrderStore } from './orders/store.ts';
+import { dbStore, OrderStore } from './orders/store.ts';
 import { IdSlotLease } from './orders/id-slot.ts';
 import { PgIdempotency } from './orders/shared-idempotency.ts';
 import { RedisRateLimiter } from './orders/shared-limits.ts';
@@ -96,16 +96,9 @@ export async function startGatewayService(config: Config, log: Logger, opts: { o
     const keys = await KeyStore.load({ configured: config.apiKeys, file: keysFilePath(config.dataDir) });
     let feed: Feed | undefined;
     let kiteWs: KiteWs | undefined;
-    const stopKeyWatch = keys.watch({
-      intervalMs: 1000,
-      onChange: (added, removed) => {
-        log.info({ added, removed }, 'API keys changed');
-        if (removed.length > 0) {
-          feed?.dropKeys(removed);
-          kiteWs?.dropKeys(removed);
-        }
-      },
-      onError: (err) => log.warn({ err }, 'API keys file unreadable; keeping the current keys'),
+    const stopKeyWatch = followKeyFile(keys, log, (removed) => {
+      feed?.dropKeys(removed);
+      kiteWs?.dropKeys(removed);
     });
     cleanup.push(stopKeyWatch);
     if (keys.size === 0) log.warn('no API keys: every feed and REST client will be refused. Set API_KEYS or run `npm run keys -- create NAME`.');
@@ -146,12 +139,7 @@ export async function startGatewayService(config: Config, log: Logger, opts: { o
     const kite = config.kite;
     const orders: OrderService = new OrderService({
       config: config.orders,
-      store: new OrderStore({
-        transact: (statements) => db.begin(async (tx) => {
-          for (const s of statements) await tx.query(s.text, s.params);
-        }),
-        query: (text, params) => db.query(text, params),
-      }),
+      store: new OrderStore(dbStore(db)),
       instrument: (exchange, symbol) => masterBySymbol.get(`${exchange}:${symbol}`) ?? null,
       instrumentByToken: (token) => byToken.get(token) ?? null,
       market: hub,

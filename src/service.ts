@@ -20,7 +20,7 @@ import { FeedHub } from './gateway/hub.ts';
 import { quarantineLog } from './quarantine-log.ts';
 import { Feed } from './gateway/feed.ts';
 import { KiteWs } from './gateway/kite-ws.ts';
-import { ensureDevKey, KeyStore, keysFilePath } from './auth/keys.ts';
+import { ensureDevKey, followKeyFile, KeyStore, keysFilePath } from './auth/keys.ts';
 import { createCache, type QuoteCache } from './cache/index.ts';
 import { mountRest, readiness } from './gateway/rest.ts';
 import type { Db } from './core/db.ts';
@@ -115,23 +115,17 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     let publisher: DrainPublisher | null = null;
     if (config.role === 'ingest') {
       const today = isoOfDay(istDay(new Date()));
-      const probe = new DrainPublisher({ url: config.redisUrl!, prefix: config.redisPrefix, universe: 0, log });
-      try {
-        await probe.whenReady(REDIS_READY_MS);
-      } catch (e) {
-        await probe.close();
-        throw e;
-      }
+      const drains = new DrainPublisher({ url: config.redisUrl!, prefix: config.redisPrefix, log });
+      publisher = drains;
+      cleanup.push(() => drains.close());
+      await drains.whenReady(REDIS_READY_MS);
       const known = new Set(master.map((i) => i.instrumentToken));
-      const prior = await readUniverse(probe.redis, probe.keys);
-      await probe.close();
+      const prior = await readUniverse(drains.redis, drains.keys);
       if (prior && prior.day === today && prior.timeframesMs.join() === config.timeframesMs.join()
         && prior.instruments.every((i) => known.has(i.instrumentToken))) {
         tokens = prior.instruments.map((i) => i.instrumentToken);
         log.info({ universe: prior.id, instruments: tokens.length, from: prior.publishedBy }, 'keeping the instrument list published earlier today');
       }
-      publisher = new DrainPublisher({ url: config.redisUrl!, prefix: config.redisPrefix, universe: universeId(tokens), log });
-      cleanup.push(() => publisher!.close());
     }
 
     let ingest: KiteIngest | null = null;
@@ -210,16 +204,9 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     if (analytics) cleanup.push(() => analytics.close());
     const keys = await KeyStore.load({ configured: config.apiKeys, file: keysFilePath(config.dataDir) });
     // `npm run keys -- create/revoke` edits the file; the running service follows within a second.
-    const stopKeyWatch = keys.watch({
-      intervalMs: 1000,
-      onChange: (added, removed) => {
-        log.info({ added, removed }, 'API keys changed');
-        if (removed.length > 0) {
-          feed?.dropKeys(removed);
-          kiteWs?.dropKeys(removed);
-        }
-      },
-      onError: (err) => log.warn({ err }, 'API keys file unreadable; keeping the current keys'),
+    const stopKeyWatch = followKeyFile(keys, log, (removed) => {
+      feed?.dropKeys(removed);
+      kiteWs?.dropKeys(removed);
     });
     cleanup.push(stopKeyWatch);
     // Embedded mode (simulator or embedded storage) with no key: make one so the feeds are usable

@@ -321,3 +321,19 @@ export async function ensureDevKey(store: KeyStore, log: Logger): Promise<string
   log.info({ key: name, file: store.file }, 'no API keys configured: created key "dev" (stored hashed; secret shown once). Create more with: npm run keys -- create NAME');
   return secret;
 }
+
+/**
+ * A running service's watch of the keys file (KeyStore.watch): each change logged, the names of
+ * revoked keys handed to `revoked` (the feeds close their sessions), the current keys kept when
+ * the file cannot be read. Returns the function that stops watching.
+ */
+export function followKeyFile(keys: KeyStore, log: Logger, revoked: (names: string[]) => void): () => void {
+  return keys.watch({
+    intervalMs: 1000,
+    onChange: (added, removed) => {
+      log.info({ added, removed }, 'API keys changed');
+      if (removed.length > 0) revoked(removed);
+    },
+    onError: (err) => log.warn({ err }, 'API keys file unreadable; keeping the current keys'),
+  });
+}

@@ -63,10 +63,9 @@ export class DrainPublisher implements HubListener {
   private readonly head: DrainHead = { epoch: 0, seq: 0, sentMs: 0, ticks: 0, bars: 0, universe: 0 };
   private lastWarn = 0;
 
-  constructor(private readonly opts: { url: string; prefix: string; universe: number; log: Logger }) {
+  constructor(private readonly opts: { url: string; prefix: string; log: Logger }) {
     this.keys = scaleKeys(opts.prefix);
     this.head.epoch = this.epoch;
-    this.head.universe = opts.universe;
     this.redis = new Redis(opts.url, { connectionName: 'n50-ingest-pub', enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     this.redis.on('error', () => {});
   }
@@ -135,6 +134,8 @@ export class DrainPublisher implements HubListener {
 
   /** The instrument list (row order) and master the gateways build their hubs and REST from. */
   async publishUniverse(doc: UniverseDoc, master: readonly Instrument[]): Promise<void> {
+    // Every message from now on carries this list's id: a gateway on another list restarts.
+    this.head.universe = doc.id;
     await this.whenReady();
     await this.redis.multi().set(this.keys.master, JSON.stringify(master)).set(this.keys.universe, JSON.stringify(doc)).exec();
   }
