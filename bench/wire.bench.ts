@@ -59,7 +59,7 @@ export default async function run(): Promise<void> {
   const ours = (sets: number) => {
     const w = new RecordWriter(1 << 18, FRAME_HEAD);
     const fan = new Fanout({
-      rows: symbols.length, encodings: 3,
+      topicPrefix: '', rows: symbols.length, encodings: 3,
       publish: (_t, frame) => {
         sink += frame.length;
         if (keep) published.push(frame.slice());

@@ -40,7 +40,7 @@ export const scenarios: Record<string, ScenarioFactory> = {
     let frames = 0;
     let published = 0;
     const fan = new Fanout({
-      rows: ROWS,
+      topicPrefix: '', rows: ROWS,
       encodings: ENCODINGS,
       publish(_topic, frame, items) {
         frames++;

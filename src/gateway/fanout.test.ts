@@ -15,7 +15,7 @@ const COUNT: FrameFormat = {
 function setup(opts: { maxFrameBytes?: number; maxFrameItems?: number } = {}) {
   const frames: { topic: string; items: number[] }[] = [];
   const fan = new Fanout({
-    rows: 8, encodings: 2, ...opts,
+    topicPrefix: '', rows: 8, encodings: 2, ...opts,
     publish(topic, frame, items) {
       expect(frame[0]).toBe(items);
       frames.push({ topic, items: [...frame.subarray(1)] });
@@ -98,7 +98,7 @@ describe('fan-out by subscription set', () => {
 
   it('builds a frame larger than the arena frame head past the items, byte for byte', () => {
     const frames: Uint8Array[] = [];
-    const fan = new Fanout({ rows: 1, encodings: 1, maxFrameItems: 1 << 20, maxFrameBytes: 1 << 20, publish: (_t, f) => frames.push(f.slice()) });
+    const fan = new Fanout({ topicPrefix: '', rows: 1, encodings: 1, maxFrameItems: 1 << 20, maxFrameBytes: 1 << 20, publish: (_t, f) => frames.push(f.slice()) });
     const set = fan.join('r', [0], { headerBytes: () => 4, writeHeader: (out, pos, n) => { new DataView(out.buffer, out.byteOffset).setUint32(pos, n); return pos + 4; } });
     const arena = new RecordWriter(16, FRAME_HEAD);
     const items = Math.ceil((3 * FRAME_HEAD) / 100);
@@ -147,7 +147,7 @@ describe('fan-out against a model', () => {
     fc.assert(fc.property(fc.array(opArb, { maxLength: 80 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 12 }), (ops, maxItems, maxBytes) => {
       const got = new Map<string, number[]>();
       const fan = new Fanout({
-        rows: ROWS, encodings: 2, maxFrameItems: maxItems, maxFrameBytes: maxBytes,
+        topicPrefix: '', rows: ROWS, encodings: 2, maxFrameItems: maxItems, maxFrameBytes: maxBytes,
         publish(topic, frame, items) {
           expect(frame[0]).toBe(items);
           expect(items).toBeLessThanOrEqual(maxItems);

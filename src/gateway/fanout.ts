@@ -65,6 +65,12 @@ export interface SubscriptionSet {
 }
 
 export interface FanoutOptions {
+  /**
+   * Starts every topic this fanout names. uWS topics are global to the app: two fanouts on one app
+   * (the msgpack feed's, the Kite endpoint's, a replay's) with the same prefix would publish into
+   * each other's sets, and a client would get frames of the other protocol.
+   */
+  topicPrefix: string;
   rows: number;
   /** Encodings per row (e.g. 3 modes × records/plain = 6). */
   encodings: number;
@@ -129,7 +135,7 @@ export class Fanout {
     let set = this.sets.get(key);
     if (!set) {
       const id = this.nextId++;
-      set = { id, key, topic: `s${id}`, format, refs: 0, pairs: sorted, head: -1, tail: -1, count: 0, bytes: 0, touched: false };
+      set = { id, key, topic: `${this.opts.topicPrefix}s${id}`, format, refs: 0, pairs: sorted, head: -1, tail: -1, count: 0, bytes: 0, touched: false };
       this.sets.set(key, set);
       for (const p of sorted) this.setsOf[p].push(set);
     }

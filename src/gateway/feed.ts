@@ -54,6 +54,26 @@ export interface FeedOptions {
   onInterest?: (rows: number[]) => void;
   /** The latest chain analytics and breadth (src/analytics/service.ts), for `chain` and `breadth` subscriptions. */
   analytics?: AnalyticsFrames;
+  /**
+   * Starts every uWS topic this feed uses; topics are global to the app, so a replay's feed has its
+   * own. Default '' (the live feed).
+   */
+  topicPrefix?: string;
+  /** Route patterns to register. Default ['/ws']; none: the caller routes sockets (a replay's feed). */
+  routes?: readonly string[];
+  /** Told when a client subscribes to instruments (a replay set to start on subscribe starts then). */
+  onSubscribe?: () => void;
+}
+
+/** The socket settings of every msgpack feed route (closeBytes: the feed's own slow-client limit). */
+export function feedWsBehavior(closeBytes: number) {
+  return {
+    maxPayloadLength: 64 * 1024,
+    idleTimeout: 120,
+    sendPingsAutomatically: true,
+    // We close slow clients ourselves (with a reason) before uWS's own limit is reached.
+    maxBackpressure: closeBytes * 2,
+  };
 }
 
 /** What the feed needs of the analytics: each key's latest `/ws` frame, both encodings. */
@@ -67,8 +87,10 @@ export interface AnalyticsFrames {
 const chainTopic = (key: string) => `c/${key}`;
 const BREADTH_TOPIC = 'breadth';
 
-interface Client {
+export interface FeedClient {
   id: number;
+  /** The feed that upgraded it: the live one, or a replay's (src/replay/routes.ts routes by it). */
+  endpoint: Feed;
   key: string;
   records: boolean;
   /** mode index per followed row */
@@ -170,13 +192,14 @@ export class Feed implements HubListener {
   private readonly plain = createPackr(false);
   private readonly unpackr = createUnpackr();
   private readonly conflateBytes: number;
-  private readonly closeBytes: number;
+  readonly closeBytes: number;
+  private readonly px: string;
   /** Clients following each (row, mode): the instruments anyone wants (onInterest). */
   private readonly subs: Uint32Array;
   private readonly barSubs = new Map<string, number>();
   private readonly pendingBars = new Map<string, FeedBar[]>();
-  private readonly sockets = new Set<WebSocket<Client>>();
-  private readonly byKey = new SocketsByKey<Client>();
+  private readonly sockets = new Set<WebSocket<FeedClient>>();
+  private readonly byKey = new SocketsByKey<FeedClient>();
   /** Ticks by subscription set; encodings per row: modes 0-2 as records, 3-5 as plain maps. */
   private readonly fanout: Fanout;
   /** This drain's encoded ticks, which the sets' frames are copied from. */
@@ -191,11 +214,12 @@ export class Feed implements HubListener {
     this.hub = opts.hub;
     this.conflateBytes = opts.conflateBytes ?? 1 << 20;
     this.closeBytes = opts.closeBytes ?? 16 << 20;
+    this.px = opts.topicPrefix ?? '';
     const rows = this.hub.rows;
     this.subs = new Uint32Array(rows * 3);
     this.symbolBytes = this.hub.symbols.map(encodeSymbol);
     this.fanout = new Fanout({
-      rows, encodings: 6,
+      topicPrefix: `${this.px}f`, rows, encodings: 6,
       publish: (topic, frame, items) => {
         this.app.publish(topic, frame, true);
         this.stats.framesPublished++;
@@ -251,12 +275,13 @@ export class Feed implements HubListener {
   }
 
   /** Publish to the records and the plain-map variant of a topic, each encoded once. */
-  private publishBoth(topic: string, msg: unknown): void {
+  private publishBoth(name: string, msg: unknown): void {
+    const topic = this.px + name;
     if (this.app.numSubscribers(topic) > 0) {
       this.app.publish(topic, this.packr.pack(msg), true);
       this.stats.framesPublished++;
     }
-    const plainTopic = `p/${topic}`;
+    const plainTopic = `${this.px}p/${name}`;
     if (this.app.numSubscribers(plainTopic) > 0) {
       this.app.publish(plainTopic, this.plain.pack(msg), true);
       this.stats.framesPublished++;
@@ -293,13 +318,15 @@ export class Feed implements HubListener {
    * by the analytics pool: published to whoever follows it, nothing encoded here.
    */
   publishAnalytics(key: string, records: Uint8Array, plain: Uint8Array): void {
-    const topic = key === 'breadth' ? BREADTH_TOPIC : chainTopic(key);
+    const name = key === 'breadth' ? BREADTH_TOPIC : chainTopic(key);
+    const topic = this.px + name;
     if (this.app.numSubscribers(topic) > 0) {
       this.app.publish(topic, records, true);
       this.stats.framesPublished++;
     }
-    if (this.app.numSubscribers(`p/${topic}`) > 0) {
-      this.app.publish(`p/${topic}`, plain, true);
+    const plainTopic = `${this.px}p/${name}`;
+    if (this.app.numSubscribers(plainTopic) > 0) {
+      this.app.publish(plainTopic, plain, true);
       this.stats.framesPublished++;
     }
   }
@@ -329,21 +356,36 @@ export class Feed implements HubListener {
     endSessionsOf(this.sockets, names);
   }
 
-  close(): void {
+  /** Stop the timers and end every session (`code` 1001: the server is going away). */
+  close(code = 1001, reason = 'server shutting down'): void {
     clearInterval(this.heartbeat);
     clearInterval(this.slowCheck);
-    for (const ws of this.sockets) ws.end(1001, 'server shutting down');
+    for (const ws of this.sockets) ws.end(code, reason);
+  }
+
+  /** Unsent bytes of the fullest socket: a replay at full speed waits on it rather than outrun its clients. */
+  maxBuffered(): number {
+    let max = 0;
+    for (const ws of this.sockets) {
+      const b = ws.getBufferedAmount();
+      if (b > max) max = b;
+    }
+    return max;
+  }
+
+  get clients(): number {
+    return this.sockets.size;
   }
 
   // --- WebSocket route ---------------------------------------------------------------------------
 
   private registerRoutes(): void {
-    this.app.ws<Client>('/ws', {
-      maxPayloadLength: 64 * 1024,
-      idleTimeout: 120,
-      sendPingsAutomatically: true,
-      // We close slow clients ourselves (with a reason) before uWS's own limit is reached.
-      maxBackpressure: this.closeBytes * 2,
+    for (const route of this.opts.routes ?? ['/ws']) this.registerRoute(route);
+  }
+
+  private registerRoute(route: string): void {
+    this.app.ws<FeedClient>(route, {
+      ...feedWsBehavior(this.closeBytes),
       upgrade: (res, req, context) => this.upgrade(res, req, context),
       open: (ws) => this.open(ws),
       message: (ws, message, isBinary) => this.message(ws, message, isBinary),
@@ -352,7 +394,8 @@ export class Feed implements HubListener {
     });
   }
 
-  private upgrade(res: HttpResponse, req: HttpRequest, context: unknown): void {
+  /** A socket's upgrade; the live route calls it, and the replay route for its session's feed. */
+  upgrade(res: HttpResponse, req: HttpRequest, context: unknown): void {
     // Copy everything out of req now: it is invalid after this call returns.
     const key = extractKey(req.getHeader('authorization'), req.getQuery() ?? '');
     const query = new URLSearchParams(req.getQuery() ?? '');
@@ -361,7 +404,7 @@ export class Feed implements HubListener {
     const wsExtensions = req.getHeader('sec-websocket-extensions');
     const who = key ? this.opts.auth.verify(key) : null;
     // The access log (LOG_LEVEL=debug): the key's name, never the key nor the query that may hold it.
-    this.opts.log.debug({ method: 'GET', path: '/ws', status: who ? 101 : 401, key: who?.name ?? null }, 'request');
+    this.opts.log.debug({ method: 'GET', path: req.getUrl(), status: who ? 101 : 401, key: who?.name ?? null }, 'request');
     if (!who) {
       this.stats.refusedUpgrades++;
       res.cork(() => {
@@ -370,14 +413,14 @@ export class Feed implements HubListener {
       });
       return;
     }
-    const client: Client = {
-      id: this.nextId++, key: who.name, records: query.get('records') !== '0', modes: new Map(), bars: new Set(), analytics: new Set(), set: null,
+    const client: FeedClient = {
+      id: this.nextId++, endpoint: this, key: who.name, records: query.get('records') !== '0', modes: new Map(), bars: new Set(), analytics: new Set(), set: null,
       conflated: false, conflatedSentAt: 0, closed: false,
     };
     res.upgrade(client, wsKey, wsProtocol, wsExtensions, context as never);
   }
 
-  private open(ws: WebSocket<Client>): void {
+  open(ws: WebSocket<FeedClient>): void {
     this.sockets.add(ws);
     this.byKey.add(ws);
     this.stats.clients = this.sockets.size;
@@ -390,17 +433,17 @@ export class Feed implements HubListener {
     });
   }
 
-  private topic(c: Client, t: string): string {
-    return c.records ? t : `p/${t}`;
+  private topic(c: FeedClient, t: string): string {
+    return c.records ? this.px + t : `${this.px}p/${t}`;
   }
 
-  private send(ws: WebSocket<Client>, msg: unknown): void {
+  private send(ws: WebSocket<FeedClient>, msg: unknown): void {
     const c = ws.getUserData();
     if (c.closed) return;
     ws.send((c.records ? this.packr : this.plain).pack(msg), true);
   }
 
-  private message(ws: WebSocket<Client>, data: ArrayBuffer, isBinary: boolean): void {
+  message(ws: WebSocket<FeedClient>, data: ArrayBuffer, isBinary: boolean): void {
     let msg: ControlMessage;
     try {
       msg = (isBinary ? this.unpackr.unpack(new Uint8Array(data)) : JSON.parse(Buffer.from(data).toString('utf8'))) as ControlMessage;
@@ -472,6 +515,7 @@ export class Feed implements HubListener {
       this.rejoin(ws, c);
       this.send(ws, { type: 'ack', op: msg.op, id: msg.id, mode, instruments: accepted, bars: msg.bars ?? [], rejected });
       this.sendSnapshot(ws, c, rows, tfs);
+      if (rows.length > 0) this.opts.onSubscribe?.();
     } else {
       for (const row of rows) this.unfollow(ws, c, row, tfs);
       this.rejoin(ws, c);
@@ -481,7 +525,7 @@ export class Feed implements HubListener {
   }
 
   /** Subscribe to or leave chain analytics and breadth; a subscribe gets the latest frame of each at once. */
-  private analyticsMessage(ws: WebSocket<Client>, msg: ControlMessage): void {
+  private analyticsMessage(ws: WebSocket<FeedClient>, msg: ControlMessage): void {
     const c = ws.getUserData();
     const { topics, rejected } = this.analyticsTopics(msg);
     const keys = topics.map((t) => t.key);
@@ -504,7 +548,7 @@ export class Feed implements HubListener {
     }
   }
 
-  private follow(ws: WebSocket<Client>, c: Client, row: number, m: number, tfs: number[]): void {
+  private follow(ws: WebSocket<FeedClient>, c: FeedClient, row: number, m: number, tfs: number[]): void {
     const old = c.modes.get(row);
     if (old !== m) {
       if (old !== undefined) this.subs[row * 3 + old]--;
@@ -521,7 +565,7 @@ export class Feed implements HubListener {
   }
 
   /** Move the client to the subscription set of what it now follows (one topic for all its ticks). */
-  private rejoin(ws: WebSocket<Client>, c: Client): void {
+  private rejoin(ws: WebSocket<FeedClient>, c: FeedClient): void {
     const e0 = c.records ? 0 : 3;
     const pairs: number[] = [];
     for (const [row, m] of c.modes) pairs.push(row * 6 + e0 + m);
@@ -535,7 +579,7 @@ export class Feed implements HubListener {
     this.stats.subscriptionSets = this.fanout.size;
   }
 
-  private unfollow(ws: WebSocket<Client>, c: Client, row: number, tfs: number[]): void {
+  private unfollow(ws: WebSocket<FeedClient>, c: FeedClient, row: number, tfs: number[]): void {
     const old = c.modes.get(row);
     // With no timeframes named, unsubscribe drops the instrument's ticks and all its bars.
     const dropAll = tfs.length === 0;
@@ -555,7 +599,7 @@ export class Feed implements HubListener {
   }
 
   /** Latest tick (and in-progress bars) of each row, so a client never starts blank. */
-  private sendSnapshot(ws: WebSocket<Client>, c: Client, rows: number[], tfs: number[]): void {
+  private sendSnapshot(ws: WebSocket<FeedClient>, c: FeedClient, rows: number[], tfs: number[]): void {
     const hub = this.hub;
     const ticks: FeedTick[] = [];
     const bars: FeedBar[] = [];
@@ -609,7 +653,7 @@ export class Feed implements HubListener {
   }
 
   /** One frame with the latest tick of every instrument the client follows. */
-  private sendLatest(ws: WebSocket<Client>, c: Client): void {
+  private sendLatest(ws: WebSocket<FeedClient>, c: FeedClient): void {
     const hub = this.hub;
     const ticks: FeedTick[] = [];
     for (const [row, m] of c.modes) {
@@ -618,7 +662,7 @@ export class Feed implements HubListener {
     if (ticks.length > 0) this.send(ws, { type: 'ticks', d: ticks, conflated: true });
   }
 
-  private drain(ws: WebSocket<Client>): void {
+  drain(ws: WebSocket<FeedClient>): void {
     const c = ws.getUserData();
     if (!c.conflated || c.closed || ws.getBufferedAmount() > this.conflateBytes / 2) return;
     c.conflated = false;
@@ -627,7 +671,7 @@ export class Feed implements HubListener {
     if (c.set) ws.subscribe(c.set.topic);
   }
 
-  private closed(ws: WebSocket<Client>): void {
+  closed(ws: WebSocket<FeedClient>): void {
     const c = ws.getUserData();
     c.closed = true;
     this.sockets.delete(ws);

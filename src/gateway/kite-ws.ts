@@ -36,8 +36,10 @@ const FRAME_BYTES = 64 * 1024;
 const PACKET_LENGTH_BYTES = Frame.LENGTH_BYTES;
 const WIRE_DEPTH_ENTRIES = DEPTH_ENTRIES;
 
-interface KiteClient {
+export interface KiteClient {
   id: number;
+  /** The endpoint that upgraded it: the live one, or a replay's (src/replay/routes.ts routes by it). */
+  endpoint: KiteWs;
   key: string;
   modes: Map<number, number>;
   /** The subscription set of its packets (null: it follows nothing). */
@@ -63,9 +65,26 @@ export interface KiteWsStats {
   badMessages: number;
 }
 
+/**
+ * Where an endpoint sits on the app. The live endpoint registers `/kite`; a replay's registers no
+ * route (one `/kite/replay/:id` route hands each socket to its session's endpoint) and prefixes
+ * its topics so that its frames reach its own tickers only.
+ */
+export interface KiteMount {
+  /** Starts every uWS topic the endpoint uses (topics are global to the app). */
+  topicPrefix: string;
+  /** Route patterns to register; none: the caller routes sockets to upgrade/opened/message/closed. */
+  routes: readonly string[];
+}
+
+export const LIVE_KITE_MOUNT: KiteMount = { topicPrefix: 'k', routes: ['/kite', '/kite/'] };
+
 const KITE_TOKEN_ERROR = JSON.stringify({
   status: 'error', message: 'Incorrect `api_key` or `access_token`.', data: null, error_type: 'TokenException',
 });
+
+/** The socket settings of every Kite route: the live one and the replays'. */
+export const KITE_WS_BEHAVIOR = { maxPayloadLength: 1 << 20, idleTimeout: 120, maxBackpressure: 16 << 20 } as const;
 
 export class KiteWs implements HubListener {
   readonly stats: KiteWsStats = { clients: 0, frames: 0, packets: 0, refusedUpgrades: 0, badMessages: 0 };
@@ -79,11 +98,17 @@ export class KiteWs implements HubListener {
   private readonly heartbeat: NodeJS.Timeout;
   private nextId = 1;
 
-  constructor(private readonly app: TemplatedApp, private readonly hub: FeedHub, private readonly auth: Authenticator, private readonly log: Logger) {
+  private readonly hbTopic: string;
+
+  constructor(
+    private readonly app: TemplatedApp, private readonly hub: FeedHub, private readonly auth: Authenticator, private readonly log: Logger,
+    private readonly mount: KiteMount = LIVE_KITE_MOUNT,
+  ) {
     const rows = hub.rows;
     this.subs = new Uint32Array(rows * 3);
+    this.hbTopic = `${mount.topicPrefix}:hb`;
     this.fanout = new Fanout({
-      rows, encodings: 3, maxFrameBytes: FRAME_BYTES - Frame.HEADER_BYTES, maxFrameItems: 0xffff,
+      topicPrefix: mount.topicPrefix, rows, encodings: 3, maxFrameBytes: FRAME_BYTES - Frame.HEADER_BYTES, maxFrameItems: 0xffff,
       publish: (topic, frame, items) => {
         this.app.publish(topic, frame, true);
         this.stats.frames++;
@@ -91,24 +116,31 @@ export class KiteWs implements HubListener {
       },
     });
     this.wire = hub.instruments.map((i) => emptyWireTick(Kind.FULL, i.instrumentToken));
-    for (const pattern of ['/kite', '/kite/']) {
+    for (const pattern of mount.routes) {
       app.ws<KiteClient>(pattern, {
-        maxPayloadLength: 1 << 20,
-        idleTimeout: 120,
-        maxBackpressure: 16 << 20,
+        ...KITE_WS_BEHAVIOR,
         upgrade: (res, req, ctx) => this.upgrade(res, req, ctx),
-        open: (ws) => {
-          this.sockets.add(ws);
-          this.byKey.add(ws);
-          this.stats.clients = this.sockets.size;
-          ws.subscribe('k:hb');
-        },
+        open: (ws) => this.opened(ws),
         message: (ws, msg, isBinary) => this.message(ws, msg, isBinary),
         close: (ws) => this.closed(ws),
       });
     }
-    this.heartbeat = setInterval(() => app.publish('k:hb', HEARTBEAT, true), 1000);
+    this.heartbeat = setInterval(() => app.publish(this.hbTopic, HEARTBEAT, true), 1000);
     this.heartbeat.unref();
+  }
+
+  /** Unsent bytes of the fullest socket: a replay at full speed waits on it rather than outrun its tickers. */
+  maxBuffered(): number {
+    let max = 0;
+    for (const ws of this.sockets) {
+      const b = ws.getBufferedAmount();
+      if (b > max) max = b;
+    }
+    return max;
+  }
+
+  get clients(): number {
+    return this.sockets.size;
   }
 
   /**
@@ -125,9 +157,10 @@ export class KiteWs implements HubListener {
     endSessionsOf(this.sockets, names);
   }
 
-  close(): void {
+  /** Stop the heartbeat and end every session (`code` 1001: the server is going away). */
+  close(code = 1001, reason = 'server shutting down'): void {
     clearInterval(this.heartbeat);
-    for (const ws of this.sockets) ws.end(1001, 'server shutting down');
+    for (const ws of this.sockets) ws.end(code, reason);
   }
 
   // --- HubListener ---------------------------------------------------------------------------------
@@ -225,7 +258,8 @@ export class KiteWs implements HubListener {
 
   // --- WebSocket -----------------------------------------------------------------------------------
 
-  private upgrade(res: HttpResponse, req: HttpRequest, context: unknown): void {
+  /** A socket's upgrade; the live route calls it, and the replay route for its session's endpoint. */
+  upgrade(res: HttpResponse, req: HttpRequest, context: unknown): void {
     const q = new URLSearchParams(req.getQuery() ?? '');
     const wsKey = req.getHeader('sec-websocket-key');
     const wsProtocol = req.getHeader('sec-websocket-protocol');
@@ -239,7 +273,7 @@ export class KiteWs implements HubListener {
       res.cork(() => res.writeStatus('403 Forbidden').writeHeader('Content-Type', 'application/json').end(KITE_TOKEN_ERROR));
       return;
     }
-    const c: KiteClient = { id: this.nextId++, key: who.name, modes: new Map(), set: null, closed: false };
+    const c: KiteClient = { id: this.nextId++, endpoint: this, key: who.name, modes: new Map(), set: null, closed: false };
     res.upgrade(c, wsKey, wsProtocol, wsExtensions, context as never);
   }
 
@@ -248,7 +282,20 @@ export class KiteWs implements HubListener {
     ws.send(JSON.stringify({ type: 'error', data }), false);
   }
 
-  private message(ws: WebSocket<KiteClient>, data: ArrayBuffer, isBinary: boolean): void {
+  opened(ws: WebSocket<KiteClient>): void {
+    this.sockets.add(ws);
+    this.byKey.add(ws);
+    this.stats.clients = this.sockets.size;
+    ws.subscribe(this.hbTopic);
+    this.onClients?.(this.sockets.size);
+  }
+
+  /** Told the number of open tickers whenever it changes (a replay starts on its first subscribe). */
+  onClients: ((n: number) => void) | null = null;
+  /** Told when a ticker subscribes to something (a replay set to start on subscribe starts then). */
+  onSubscribe: (() => void) | null = null;
+
+  message(ws: WebSocket<KiteClient>, data: ArrayBuffer, isBinary: boolean): void {
     if (isBinary) return this.error(ws, 'binary messages are not accepted; send JSON text');
     let msg: { a?: unknown; v?: unknown };
     try {
@@ -266,6 +313,7 @@ export class KiteWs implements HubListener {
         for (const r of fresh) this.setMode(c, r, 1);
         this.rejoin(ws, c);
         this.snapshot(ws, fresh, 1);
+        if (rows.length > 0) this.onSubscribe?.();
       } else {
         for (const r of rows) this.drop(c, r);
         this.rejoin(ws, c);
@@ -324,7 +372,7 @@ export class KiteWs implements HubListener {
     if (next) ws.subscribe(next.topic);
   }
 
-  private closed(ws: WebSocket<KiteClient>): void {
+  closed(ws: WebSocket<KiteClient>): void {
     const c = ws.getUserData();
     c.closed = true;
     this.sockets.delete(ws);
@@ -337,5 +385,6 @@ export class KiteWs implements HubListener {
       c.set = null;
     }
     this.log.debug({ client: c.id }, 'kite client closed');
+    this.onClients?.(this.sockets.size);
   }
 }

@@ -218,3 +218,33 @@ describe('Kite-compatible /kite endpoint', () => {
     expect(stack.kite.orderUpdate('alice', orderRow('alice', '250616000000004', 'OPEN'))).toBe(0);
   });
 });
+
+describe('/kite and /ws side by side', () => {
+  it('gives a /ws client and a /kite ticker following at once only frames of their own protocol', async () => {
+    const stack = await startStack(instruments);
+    const market = new Market({ instruments, seed: 9 });
+    const pump = setInterval(() => stack.push(encodeFrame(market.nextTicks(30, tokens, 'full'))), 10);
+    try {
+      // Each endpoint's first subscription set: the two must not share a uWS topic.
+      const feedFrames: Buffer[] = [];
+      const feedWs = new WebSocket(`ws://127.0.0.1:${stack.port}/ws?key=${KEY}`);
+      feedWs.on('message', (d: Buffer) => feedFrames.push(d));
+      await new Promise((r) => feedWs.on('open', r));
+      feedWs.send(JSON.stringify({ op: 'subscribe', instruments: [tokens[0]], mode: 'ltp' }));
+      const kiteFrames: Buffer[] = [];
+      const kiteWs = new WebSocket(`ws://127.0.0.1:${stack.port}/kite?api_key=${KEY}&access_token=x`);
+      kiteWs.on('message', (d: Buffer, bin: boolean) => { if (bin && d.length > 1) kiteFrames.push(d); });
+      await new Promise((r) => kiteWs.on('open', r));
+      kiteWs.send(JSON.stringify({ a: 'subscribe', v: [tokens[1]] }));
+      await until('frames on both', () => feedFrames.length > 20 && kiteFrames.length > 20);
+      feedWs.close();
+      kiteWs.close();
+      for (const f of kiteFrames) for (const t of decodeToTicks(f)) expect(t.token).toBe(tokens[1]);
+      const unpackr = (await import('../../src/gateway/messages.ts')).createUnpackr();
+      for (const f of feedFrames) expect(() => unpackr.unpack(f)).not.toThrow();
+    } finally {
+      clearInterval(pump);
+      await stack.close();
+    }
+  });
+});
