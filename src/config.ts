@@ -65,6 +65,8 @@ export interface Config {
   readonly apiBarsLimit: number;
   /** Bar timeframes, ms, in the order given. */
   readonly timeframesMs: readonly number[];
+  /** Replay sessions open at once at most (src/replay/): each is a thread and a database connection. */
+  readonly replayMaxSessions: number;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
   readonly dataDir: string;
@@ -364,6 +366,7 @@ export function loadConfig(env: Env = process.env): Config {
     apiMaxBodyBytes: int(env, 'API_MAX_BODY_BYTES', 65_536, 1, 16 << 20, '65536'),
     apiBarsLimit: int(env, 'API_BARS_LIMIT', 10_000, 1, 1_000_000, '10000'),
     timeframesMs: timeframes(env, 'BAR_TIMEFRAMES'),
+    replayMaxSessions: int(env, 'REPLAY_MAX_SESSIONS', 8, 0, 256, '8'),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     logFormat: oneOf(env, 'LOG_FORMAT', LOG_FORMATS, 'auto'),
     dataDir: path.resolve(str(env, 'DATA_DIR') ?? 'data'),

@@ -26,6 +26,9 @@ import type { SlotViews } from './core/packet-slot.ts';
 
 const SHARD_MODULE = new URL('../workers/shard-main.ts', import.meta.url);
 
+/** How long past its end a bar waits for late ticks before the bar clock closes it, ms. */
+export const DEFAULT_BAR_GRACE_MS = 500;
+
 export interface PipelineOptions {
   rings: readonly SharedArrayBuffer[];
   instruments: readonly Instrument[];
@@ -93,7 +96,7 @@ export class Pipeline {
         tokens: [...new Set(tokensOf[shard])],
         mode: opts.mode,
         timeframesMs: [...opts.timeframesMs],
-        graceMs: opts.graceMs ?? 500,
+        graceMs: opts.graceMs ?? DEFAULT_BAR_GRACE_MS,
         maxBatch: opts.maxBatch ?? 1024,
         clockIntervalMs: opts.clockIntervalMs ?? 100,
         clock: opts.clock ?? null,
@@ -203,7 +206,7 @@ export class OutputReader {
   private readonly bells: Int32Array;
   private readonly at: number;
 
-  constructor(shards: readonly ShardHandle[], readonly consumer: number, doorbells: SharedArrayBuffer) {
+  constructor(shards: readonly Pick<ShardHandle, 'ticksOut' | 'barsOut'>[], readonly consumer: number, doorbells: SharedArrayBuffer) {
     this.bells = new Int32Array(doorbells);
     this.at = consumer * DOORBELL_STRIDE;
     this.ticks = shards.map((s) => new RingConsumer(s.ticksOut, consumer));

@@ -14,18 +14,19 @@ import { selectUniverse } from './kite/selection.ts';
 import { startSimulator, type Simulator } from './kite/sim/server.ts';
 import { DECODE_ERROR_NAMES, parseTextMessage } from './kite/codec.ts';
 import type { Logger } from './log.ts';
-import { Pipeline } from './pipeline.ts';
+import { DEFAULT_BAR_GRACE_MS, Pipeline } from './pipeline.ts';
 import { Storage } from './storage/supervisor.ts';
 import { FeedHub } from './gateway/hub.ts';
 import { quarantineLog } from './quarantine-log.ts';
 import { Feed } from './gateway/feed.ts';
 import { KiteWs } from './gateway/kite-ws.ts';
+import { ReplayManager } from './replay/manager.ts';
 import { ensureDevKey, followKeyFile, KeyStore, keysFilePath } from './auth/keys.ts';
 import { createCache, type QuoteCache } from './cache/index.ts';
 import { mountRest, readiness } from './gateway/rest.ts';
 import type { Db } from './core/db.ts';
 import { OrderService } from './orders/service.ts';
-import { OrderStore } from './orders/store.ts';
+import { memoryOnlyStore, OrderStore } from './orders/store.ts';
 import { LiveBroker } from './orders/live/broker.ts';
 import { AnalyticsService } from './analytics/service.ts';
 import { mountStatic } from './gateway/static.ts';
@@ -184,6 +185,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
 
     let feed: Feed | undefined;
     let kiteWs: KiteWs | undefined;
+    let replays: ReplayManager | undefined;
     // Chain analytics and breadth: snapshots of the hub's latest ticks, computed on a piscina pool;
     // each refresh's bytes go to the cache (for REST and other processes) and to /ws subscribers.
     const analytics = config.analytics.refreshMs > 0
@@ -339,6 +341,25 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
         if (config.role === 'all') {
           feed = new Feed(app, { hub, auth: keys, log, analytics: analytics ?? undefined });
           kiteWs = new KiteWs(app, hub, keys, log);
+          // Replays read what this process stored: on PostgreSQL each session's thread opens its
+          // own connection; the embedded database is read through the writer thread (storage.db()).
+          if (config.replayMaxSessions > 0) {
+            replays = new ReplayManager({
+              app, instruments: universe, timeframesMs: config.timeframesMs, graceMs: DEFAULT_BAR_GRACE_MS, auth: keys, log,
+              source: config.databaseUrl !== null ? { kind: 'postgres', url: config.databaseUrl } : { kind: 'proxy' },
+              query: (text, params) => storage.db().query(text, params),
+              maxSessions: config.replayMaxSessions,
+              // A session's paper orders: the live paper broker's rules on the session's ticks and
+              // time, kept in the session (memoryOnlyStore) apart from live orders.
+              paperOrders: ({ market, push, now }) => new OrderService({
+                config: config.orders,
+                store: new OrderStore(memoryOnlyStore()),
+                instrument: (exchange, symbol) => masterBySymbol.get(`${exchange}:${symbol}`) ?? null,
+                instrumentByToken: (token) => byToken.get(token) ?? null,
+                market, rows: market.rows, modeOf: () => 'paper', push, now, log,
+              }),
+            });
+          }
         }
         // After the /kite WebSocket: the Kite REST mounts a /kite/* catch-all for Kite-style 404s.
         const f = feed;
@@ -354,6 +375,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
           pcr: (name, expiry) => pipeline.pcr(name, expiry),
           analytics: analytics ? cache : undefined,
           ivLookbackDays: config.analytics.ivLookbackDays,
+          replays,
           ready: readiness({ feedConnected: () => ing.connected(), db: historyDb, cache, rings, live: () => orders.liveStatus() }),
           metrics: {
             pipeline: () => pipeline.counters(),
@@ -377,6 +399,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     hub.start(pipeline);
     analytics?.start();
     cleanup.push(() => gateway.close());
+    cleanup.push(() => replays?.closeAll());
 
     let closing: Promise<void> | null = null;
     return {
@@ -397,6 +420,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       close() {
         closing ??= (async () => {
           stopKeyWatch();
+          await replays?.closeAll();
           feed?.close();
           kiteWs?.close();
           gateway.close();

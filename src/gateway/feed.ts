@@ -363,6 +363,14 @@ export class Feed implements HubListener {
     for (const ws of this.sockets) ws.end(code, reason);
   }
 
+  /** Instruments followed in each mode (ltp, quote, full) by at least one client. */
+  following(): [number, number, number] {
+    const out: [number, number, number] = [0, 0, 0];
+    const s = this.subs;
+    for (let i = 0; i < s.length; i++) if (s[i] > 0) out[i % 3]++;
+    return out;
+  }
+
   /** Unsent bytes of the fullest socket: a replay at full speed waits on it rather than outrun its clients. */
   maxBuffered(): number {
     let max = 0;

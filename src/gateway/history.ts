@@ -251,3 +251,11 @@ export function kiteCandleTime(ms: number): string {
   const s = istString(ms);
   return `${s.slice(0, 10)}T${s.slice(11)}+0530`;
 }
+
+/** A time: epoch ms, ISO 8601 with a zone, or India wall-clock 'YYYY-MM-DD[ HH:mm[:ss]]'. */
+export function parseTime(s: string): number {
+  const t = s.trim();
+  if (/^\d{10,13}$/.test(t)) return Number(t);
+  if (/T.*(Z|[+-]\d{2}:?\d{2})$/i.test(t)) return Date.parse(t);
+  return parseIstWallClock(t);
+}

@@ -188,7 +188,9 @@ export class Router {
 
   constructor(private readonly opts: RouterOptions) {}
 
-  add(def: RouteDef): this {
+  /** Add a route (null: nothing, for a route only some mounts have). */
+  add(def: RouteDef | null): this {
+    if (def === null) return this;
     const list = this.byPath.get(def.path) ?? [];
     if (list.some((r) => r.method === def.method)) throw new Error(`route ${def.method} ${def.path} added twice`);
     list.push(def);
@@ -418,4 +420,15 @@ export function validate<T>(schema: SafeParser<T>, input: unknown, what: 'query'
   }
   if (field === '') field = what;
   throw new HttpError(400, `invalid_${what}`, `${field}: ${message}`, field);
+}
+
+/** A request's JSON body; a 400 naming `body` when it is missing or not JSON. */
+export function jsonOf(req: HttpRequest): unknown {
+  const text = req.body?.toString('utf8') ?? '';
+  if (text.trim() === '') throw new HttpError(400, 'invalid_body', 'body: required, a JSON object', 'body');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'invalid_body', 'body: not valid JSON', 'body');
+  }
 }

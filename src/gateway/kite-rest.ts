@@ -36,6 +36,8 @@ import type { RestMetrics } from './metrics.ts';
 import type { DepthLevel, LiveQuote } from './quotes.ts';
 import type { Config } from '../config.ts';
 import { addKiteOrderRoutes, type OrderRouteDeps } from './orders.ts';
+import { replayOrders } from './replays.ts';
+import type { ReplayManager } from '../replay/manager.ts';
 import type { Db } from '../core/db.ts';
 import type { Logger } from '../log.ts';
 import type { Authenticator } from './feed.ts';
@@ -59,6 +61,8 @@ export interface KiteRestDeps {
   directory?: Directory;
   /** The order service: mounts the order routes (orders.ts) on both APIs when given. */
   orders?: OrderRouteDeps;
+  /** Replay sessions: their paper order routes at /kite/replay/{id}/... (replays.ts). */
+  replays?: ReplayManager;
 }
 
 /** Kite's per-call instrument limits: 500 for /quote, 1000 for /quote/ohlc and /quote/ltp. */
@@ -89,6 +93,7 @@ export function mountKiteRest(app: TemplatedApp, deps: KiteRestDeps, shared?: { 
     .add({ ...k, path: '/kite/quote/ltp', handler: (r) => kite.quote(r, 'ltp') })
     .add({ ...k, path: '/kite/instruments/historical/:instrument_token/:interval', handler: (r) => kite.historical(r) });
   if (deps.orders) addKiteOrderRoutes(router, deps.orders);
+  if (deps.replays) addKiteOrderRoutes(router, { orders: replayOrders(deps.replays) }, { prefix: '/kite/replay/:replay' });
   router.mount(app);
   // Kite's own 404 for any other /kite path, so the client throws a GeneralException, not a parse error.
   app.any('/kite/*', (res, req) => {

@@ -32,7 +32,7 @@ import { FINAL_STATUSES, kiteOrderRow, paiseToRupees, type Order } from '../orde
 import { IST_OFFSET_MS, istDayStart } from '../core/ist.ts';
 import { parseModifyForm, parseModifyJson, parsePlaceForm, parsePlaceJson, type PlaceRequest } from '../orders/request.ts';
 import { IdempotencyConflict, OrderNotFound, RateLimited, type OrderService, type Remembered } from '../orders/service.ts';
-import { HttpError, queryObject, validate, type HttpReply, type HttpRequest, type Router } from './http.ts';
+import { HttpError, jsonOf, queryObject, validate, type HttpReply, type HttpRequest, type Router } from './http.ts';
 
 const KITE_TYPE: Record<OrderRejection['kind'], string> = {
   input: 'InputException', margin: 'MarginException', order: 'OrderException', permission: 'PermissionException', token: 'TokenException',
@@ -96,20 +96,11 @@ function formOf(req: HttpRequest): URLSearchParams {
   return new URLSearchParams(text);
 }
 
-function jsonOf(req: HttpRequest): unknown {
-  const text = req.body?.toString('utf8') ?? '';
-  if (text.trim() === '') throw new HttpError(400, 'invalid_body', 'body: required, a JSON object', 'body');
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new HttpError(400, 'invalid_body', 'body: not valid JSON', 'body');
-  }
-}
-
 const ok = (data: unknown): HttpReply => ({ body: { status: 'success', data } });
 
 export interface OrderRouteDeps {
-  orders: OrderService;
+  /** The order service, or the one a request is for (a replay session's: src/replay/session.ts). */
+  orders: OrderService | ((r: HttpRequest) => OrderService);
   /** KITE_API_SECRET: checks postbacks' checksums. null: postbacks are refused (503). */
   postbackSecret?: string | null;
 }
@@ -143,59 +134,75 @@ function marginRow(s: OrderService, key: string, req: PlaceRequest) {
   };
 }
 
-export function addKiteOrderRoutes(router: Router, deps: OrderRouteDeps): void {
-  const s = deps.orders;
+/**
+ * Where a set of order routes is mounted: the live ones at /kite and /api; a replay session's at
+ * /kite/replay/{id} and /api/replays/{id}, with the session's own order service (its paper orders
+ * fill on replayed ticks and are kept apart from live ones: src/replay/session.ts).
+ */
+export interface OrderMount {
+  prefix: string;
+}
+
+function serviceOf(deps: OrderRouteDeps): (r: HttpRequest) => OrderService {
+  const o = deps.orders;
+  return typeof o === 'function' ? o : () => o;
+}
+
+export function addKiteOrderRoutes(router: Router, deps: OrderRouteDeps, mount: OrderMount = { prefix: '/kite' }): void {
+  const svc = serviceOf(deps);
+  const P = mount.prefix;
   const k = { auth: 'kite', style: 'kite' } as const;
   const who = (r: HttpRequest) => r.principal!.name;
   router
-    .add({ ...k, method: 'POST', path: '/kite/orders/:variety', handler: (r) => guarded(async () => ok(await s.place(who(r), parsePlaceForm(r.params.variety, formOf(r))))) })
-    .add({ ...k, method: 'PUT', path: '/kite/orders/:variety/:order_id', handler: (r) => guarded(async () => ok(await s.modify(who(r), r.params.order_id, parseModifyForm(formOf(r))))) })
-    .add({ ...k, method: 'DELETE', path: '/kite/orders/:variety/:order_id', handler: (r) => guarded(async () => ok(await s.cancel(who(r), r.params.order_id))) })
+    .add({ ...k, method: 'POST', path: `${P}/orders/:variety`, handler: (r) => guarded(async () => ok(await svc(r).place(who(r), parsePlaceForm(r.params.variety, formOf(r))))) })
+    .add({ ...k, method: 'PUT', path: `${P}/orders/:variety/:order_id`, handler: (r) => guarded(async () => ok(await svc(r).modify(who(r), r.params.order_id, parseModifyForm(formOf(r))))) })
+    .add({ ...k, method: 'DELETE', path: `${P}/orders/:variety/:order_id`, handler: (r) => guarded(async () => ok(await svc(r).cancel(who(r), r.params.order_id))) })
     // Kite's order and trade books are the day's: today's (IST) orders and any still working.
     .add({
-      ...k, method: 'GET', path: '/kite/orders', handler: (r) => {
-        const today = istDayStart(Date.now());
-        return ok(s.orders(who(r)).filter((o) => o.createdMs >= today || !FINAL_STATUSES.has(o.status)).map((o) => kiteOrderRow(o)));
+      ...k, method: 'GET', path: `${P}/orders`, handler: (r) => {
+        const today = istDayStart(svc(r).clock());
+        return ok(svc(r).orders(who(r)).filter((o) => o.createdMs >= today || !FINAL_STATUSES.has(o.status)).map((o) => kiteOrderRow(o)));
       },
     })
-    .add({ ...k, method: 'GET', path: '/kite/orders/:order_id', handler: (r) => guarded(() => ok(s.history(who(r), r.params.order_id))) })
+    .add({ ...k, method: 'GET', path: `${P}/orders/:order_id`, handler: (r) => guarded(() => ok(svc(r).history(who(r), r.params.order_id))) })
     .add({
-      ...k, method: 'GET', path: '/kite/trades', handler: (r) => {
-        const today = istDayStart(Date.now());
-        return ok(s.trades(who(r)).filter((t) => t.timeMs >= today).map((t) => s.tradeRow(t)));
+      ...k, method: 'GET', path: `${P}/trades`, handler: (r) => {
+        const today = istDayStart(svc(r).clock());
+        return ok(svc(r).trades(who(r)).filter((t) => t.timeMs >= today).map((t) => svc(r).tradeRow(t)));
       },
     })
-    .add({ ...k, method: 'GET', path: '/kite/orders/:order_id/trades', handler: (r) => guarded(() => ok(s.orderTrades(who(r), r.params.order_id).map((t) => s.tradeRow(t)))) })
-    .add({ ...k, method: 'GET', path: '/kite/portfolio/positions', handler: (r) => ok(s.kitePositions(who(r))) })
-    .add({ ...k, method: 'GET', path: '/kite/portfolio/holdings', handler: (r) => ok(s.kiteHoldings(who(r))) })
+    .add({ ...k, method: 'GET', path: `${P}/orders/:order_id/trades`, handler: (r) => guarded(() => ok(svc(r).orderTrades(who(r), r.params.order_id).map((t) => svc(r).tradeRow(t)))) })
+    .add({ ...k, method: 'GET', path: `${P}/portfolio/positions`, handler: (r) => ok(svc(r).kitePositions(who(r))) })
+    .add({ ...k, method: 'GET', path: `${P}/portfolio/holdings`, handler: (r) => ok(svc(r).kiteHoldings(who(r))) })
     .add({
-      ...k, method: 'GET', path: '/kite/user/margins', handler: (r) => guarded(async () => {
+      ...k, method: 'GET', path: `${P}/user/margins`, handler: (r) => guarded(async () => {
         // A live key's funds are the Kite account's, as Kite reports them.
-        const kite = await s.liveMargins(who(r));
-        return ok(kite ?? { equity: equityMargins(s, who(r)), commodity: { enabled: false, net: 0, available: {}, utilised: {} } });
+        const kite = await svc(r).liveMargins(who(r));
+        return ok(kite ?? { equity: equityMargins(svc(r), who(r)), commodity: { enabled: false, net: 0, available: {}, utilised: {} } });
       }),
     })
     .add({
-      ...k, method: 'GET', path: '/kite/user/margins/:segment', handler: (r) => guarded(async () => {
-        const kite = await s.liveMargins(who(r));
+      ...k, method: 'GET', path: `${P}/user/margins/:segment`, handler: (r) => guarded(async () => {
+        const kite = await svc(r).liveMargins(who(r));
         if (kite !== null && (r.params.segment === 'equity' || r.params.segment === 'commodity')) return ok(kite[r.params.segment] ?? {});
-        if (r.params.segment === 'equity') return ok(equityMargins(s, who(r)));
+        if (r.params.segment === 'equity') return ok(equityMargins(svc(r), who(r)));
         if (r.params.segment === 'commodity') return ok({ enabled: false, net: 0, available: {}, utilised: {} });
         throw new HttpError(400, 'invalid_segment', `Invalid segment "${r.params.segment.slice(0, 20)}": use equity or commodity`, 'segment');
       }),
     })
     // Kite's postback (the URL a user registers with Kite): no API key (Kite cannot send ours); the
     // checksum, SHA-256 of order_id + order_timestamp + api_secret, proves it came from Kite.
-    .add({ method: 'POST', path: '/kite/postback', auth: 'none', style: 'kite', handler: (r) => postback(s, deps.postbackSecret ?? null, r) })
+    // (the live mount only: Kite posts back live orders).
+    .add(P === '/kite' ? { method: 'POST', path: '/kite/postback', auth: 'none', style: 'kite', handler: (r) => postback(svc(r), deps.postbackSecret ?? null, r) } : null)
     .add({
-      ...k, method: 'POST', path: '/kite/margins/orders', handler: (r) => guarded(() => {
+      ...k, method: 'POST', path: `${P}/margins/orders`, handler: (r) => guarded(() => {
         const body = jsonOf(r);
         if (!Array.isArray(body)) throw new HttpError(400, 'invalid_body', 'body: a JSON array of orders', 'body');
         if (body.length > 200) throw new HttpError(400, 'invalid_body', 'body: at most 200 orders per call', 'body');
         return ok(body.map((o, i) => {
           try {
             const req = parsePlaceJson({ ...(o as object), variety: (o as { variety?: string } | null)?.variety ?? 'regular' });
-            return marginRow(s, who(r), req);
+            return marginRow(svc(r), who(r), req);
           } catch (e) {
             if (e instanceof OrderRejection) throw e.inLeg(i);
             throw e;
@@ -272,20 +279,21 @@ async function remembered(s: OrderService, req: HttpRequest, fn: () => Promise<R
   return { status: r.status, body: r.body };
 }
 
-export function addApiOrderRoutes(router: Router, deps: OrderRouteDeps): void {
-  const s = deps.orders;
+export function addApiOrderRoutes(router: Router, deps: OrderRouteDeps, mount: OrderMount = { prefix: '/api' }): void {
+  const svc = serviceOf(deps);
+  const P = mount.prefix;
   const j = { auth: 'key', style: 'json' } as const;
   const who = (r: HttpRequest) => r.principal!.name;
   router
     .add({
-      ...j, method: 'POST', path: '/api/orders', handler: (r) => remembered(s, r, async () => {
-        const a = await s.place(who(r), parsePlaceJson(jsonOf(r)));
-        const o = s.order(who(r), a.order_id);
-        return { status: 201, body: a.children ? { ...apiOrder(s, who(r), o, true), children: a.children } : apiOrder(s, who(r), o, true) };
+      ...j, method: 'POST', path: `${P}/orders`, handler: (r) => remembered(svc(r), r, async () => {
+        const a = await svc(r).place(who(r), parsePlaceJson(jsonOf(r)));
+        const o = svc(r).order(who(r), a.order_id);
+        return { status: 201, body: a.children ? { ...apiOrder(svc(r), who(r), o, true), children: a.children } : apiOrder(svc(r), who(r), o, true) };
       }),
     })
     .add({
-      ...j, method: 'POST', path: '/api/orders/basket', handler: (r) => remembered(s, r, async () => {
+      ...j, method: 'POST', path: `${P}/orders/basket`, handler: (r) => remembered(svc(r), r, async () => {
         const body = jsonOf(r) as { orders?: unknown };
         if (body === null || typeof body !== 'object' || !Array.isArray(body.orders)) throw new HttpError(400, 'invalid_body', 'orders: required, an array of orders', 'orders');
         if (body.orders.length === 0 || body.orders.length > 50) throw new HttpError(400, 'invalid_body', 'orders: 1 to 50 orders', 'orders');
@@ -299,44 +307,44 @@ export function addApiOrderRoutes(router: Router, deps: OrderRouteDeps): void {
             throw e;
           }
         });
-        const placed = await s.basket(who(r), reqs);
-        return { status: 201, body: { orders: placed.map((o) => apiOrder(s, who(r), o, false)) } };
+        const placed = await svc(r).basket(who(r), reqs);
+        return { status: 201, body: { orders: placed.map((o) => apiOrder(svc(r), who(r), o, false)) } };
       }),
     })
     .add({
-      ...j, method: 'GET', path: '/api/orders', handler: (r) => {
+      ...j, method: 'GET', path: `${P}/orders`, handler: (r) => {
         const q = validate(ordersQuery, queryObject(r.query));
         const from = q.from === undefined ? -Infinity : Date.parse(`${q.from}T00:00:00Z`) - IST_OFFSET_MS;
         const to = q.to === undefined ? Infinity : Date.parse(`${q.to}T00:00:00Z`) - IST_OFFSET_MS + 86_400_000;
         const sym = q.symbol?.toUpperCase();
-        const out = s.orders(who(r)).filter((o) =>
+        const out = svc(r).orders(who(r)).filter((o) =>
           (q.status === undefined || q.status === 'all' || statusGroup(o) === q.status) &&
           (sym === undefined || o.symbol === sym || `${o.exchange}:${o.symbol}` === sym) &&
           o.createdMs >= from && o.createdMs < to);
-        return { body: { orders: out.map((o) => apiOrder(s, who(r), o, false)) } };
+        return { body: { orders: out.map((o) => apiOrder(svc(r), who(r), o, false)) } };
       },
     })
-    .add({ ...j, method: 'GET', path: '/api/orders/:id', handler: (r) => guarded(() => ({ body: apiOrder(s, who(r), s.order(who(r), r.params.id), true) })) })
+    .add({ ...j, method: 'GET', path: `${P}/orders/:id`, handler: (r) => guarded(() => ({ body: apiOrder(svc(r), who(r), svc(r).order(who(r), r.params.id), true) })) })
     .add({
-      ...j, method: 'PUT', path: '/api/orders/:id', handler: (r) => guarded(async () => {
-        await s.modify(who(r), r.params.id, parseModifyJson(jsonOf(r)));
-        return { body: apiOrder(s, who(r), s.order(who(r), r.params.id), true) };
+      ...j, method: 'PUT', path: `${P}/orders/:id`, handler: (r) => guarded(async () => {
+        await svc(r).modify(who(r), r.params.id, parseModifyJson(jsonOf(r)));
+        return { body: apiOrder(svc(r), who(r), svc(r).order(who(r), r.params.id), true) };
       }),
     })
     .add({
-      ...j, method: 'DELETE', path: '/api/orders/:id', handler: (r) => guarded(async () => {
-        await s.cancel(who(r), r.params.id);
-        return { body: apiOrder(s, who(r), s.order(who(r), r.params.id), true) };
+      ...j, method: 'DELETE', path: `${P}/orders/:id`, handler: (r) => guarded(async () => {
+        await svc(r).cancel(who(r), r.params.id);
+        return { body: apiOrder(svc(r), who(r), svc(r).order(who(r), r.params.id), true) };
       }),
     })
-    .add({ ...j, method: 'GET', path: '/api/trades', handler: (r) => ({ body: { trades: s.trades(who(r)).map((t) => s.tradeRow(t)) } }) })
-    .add({ ...j, method: 'GET', path: '/api/positions', handler: (r) => ({ body: s.kitePositions(who(r)) }) })
+    .add({ ...j, method: 'GET', path: `${P}/trades`, handler: (r) => ({ body: { trades: svc(r).trades(who(r)).map((t) => svc(r).tradeRow(t)) } }) })
+    .add({ ...j, method: 'GET', path: `${P}/positions`, handler: (r) => ({ body: svc(r).kitePositions(who(r)) }) })
     .add({
-      ...j, method: 'POST', path: '/api/positions/close', handler: (r) => remembered(s, r, async () => {
+      ...j, method: 'POST', path: `${P}/positions/close`, handler: (r) => remembered(svc(r), r, async () => {
         const text = r.body?.toString('utf8') ?? '';
         const body = validate(closeBody, text.trim() === '' ? {} : jsonOf(r), 'body');
-        const placed = await closePositions(s, who(r), body.symbol, body.product);
-        return { status: 201, body: { orders: placed.map((o) => apiOrder(s, who(r), o, false)) } };
+        const placed = await closePositions(svc(r), who(r), body.symbol, body.product);
+        return { status: 201, body: { orders: placed.map((o) => apiOrder(svc(r), who(r), o, false)) } };
       }),
     });
 }

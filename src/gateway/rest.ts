@@ -10,6 +10,7 @@
  * | GET /api/option-chain    | one expiry of the NIFTY chain: CE/PE price, change, OI per strike; PCR; |
  * |                          | with analytics on: IV and greeks per leg, the expiry's figures (src/analytics/) |
  * | GET /api/analytics/iv    | one chain's stored ATM IV / PCR minutes and its IV percentile        |
+ * | /api/replays...          | replay sessions of stored ticks (replays.ts)                         |
  * | GET /ready               | readiness (no key): feed connected, database and cache answer, rings not overflowing |
  * | GET /metrics             | Prometheus text                                                      |
  *
@@ -24,10 +25,11 @@ import type { Instrument } from '../core/instrument.ts';
 import type { Db } from '../core/db.ts';
 import { IST_OFFSET_MS, parseTimeframe, timeframeName } from '../core/ist.ts';
 import { Directory } from './directory.ts';
-import { historyJson, parseIstWallClock, sourceTimeframe, storageError } from './history.ts';
+import { historyJson, parseIstWallClock, parseTime, sourceTimeframe, storageError } from './history.ts';
 import { HttpError, queryObject, RateLimiter, Router, validate, type HttpReply, type HttpRequest, type RouteInfo } from './http.ts';
 import { mountKiteRest, type KiteRestDeps } from './kite-rest.ts';
 import { addApiOrderRoutes, ORDER_QUERY_PARAMS } from './orders.ts';
+import { addApiReplayRoutes } from './replays.ts';
 import { RestMetrics, type MetricsSources } from './metrics.ts';
 import { ivPercentile, readIvSeries } from '../analytics/series.ts';
 import type { LiveQuote } from './quotes.ts';
@@ -96,6 +98,7 @@ export function mountRest(app: TemplatedApp, deps: RestDeps): RestHandle {
       handler: async () => ({ body: await metrics.text(), contentType: metrics.contentType }),
     });
   if (deps.orders) addApiOrderRoutes(router, deps.orders);
+  if (deps.replays) addApiReplayRoutes(router, deps.replays, (token) => deps.hub.rowOf(token) >= 0);
   router.mount(app);
   const kiteRoutes = mountKiteRest(app, { ...deps, directory: dir }, { limiter, metrics });
   return { routes: [...router.routes(), ...kiteRoutes], metrics, limiter };
@@ -113,14 +116,6 @@ const symbolList = z.preprocess(
     .min(1, 'list at least one symbol: EXCHANGE:TRADINGSYMBOL, a bare symbol or an instrument token')
     .max(MAX_QUOTE_SYMBOLS, `at most ${MAX_QUOTE_SYMBOLS} symbols per call`),
 );
-
-/** A time: epoch ms, ISO 8601 with a zone, or India wall-clock 'YYYY-MM-DD[ HH:mm[:ss]]'. */
-function parseTime(s: string): number {
-  const t = s.trim();
-  if (/^\d{10,13}$/.test(t)) return Number(t);
-  if (/T.*(Z|[+-]\d{2}:?\d{2})$/i.test(t)) return Date.parse(t);
-  return parseIstWallClock(t);
-}
 
 const time = one.transform((s, ctx) => {
   const ms = parseTime(s);

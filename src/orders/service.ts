@@ -293,6 +293,11 @@ export class OrderService {
   }
 
   /** Load what the store holds and put working orders back to work. */
+  /** The service's clock, epoch ms: the wall clock, or a replay session's replayed time. */
+  clock(): number {
+    return this.now();
+  }
+
   async start(): Promise<void> {
     const s = await this.opts.store.load();
     for (const o of s.orders) {

@@ -515,3 +515,14 @@ export function dbStore(db: Db): OrderStoreDb {
     query: (text, params) => db.query(text, params),
   };
 }
+
+/**
+ * A store that keeps nothing: a replay session's paper orders (src/replay/session.ts) live in its
+ * order service's memory for the session's life, apart from the live tables, and start empty.
+ */
+export function memoryOnlyStore(): OrderStoreDb {
+  return {
+    transact: async () => {},
+    query: async () => [],
+  };
+}

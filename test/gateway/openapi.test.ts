@@ -29,7 +29,7 @@ beforeAll(async () => {
   pg = await freshPglite();
   const db = pgliteDb(pg.db);
   await migrate(db);
-  srv = await startRestServer({ db: null, orders: db });
+  srv = await startRestServer({ db: null, orders: db, replays: true });
 });
 afterAll(async () => {
   srv?.close();

@@ -22,6 +22,7 @@ import { N, N_FIELDS, NType } from '../../src/core/tick.ts';
 import { IST_OFFSET_MS, MINUTE_MS, timeframeName } from '../../src/core/ist.ts';
 import { loadConfig } from '../../src/config.ts';
 import { OrderService } from '../../src/orders/service.ts';
+import { ReplayManager } from '../../src/replay/manager.ts';
 import { dbStore, OrderStore } from '../../src/orders/store.ts';
 
 export const KEY = 'rest-test-key-0123456789';
@@ -235,6 +236,8 @@ export async function startRestServer(opts: {
   orders?: Db;
   /** KITE_API_SECRET for the order routes' postback checksum. */
   postbackSecret?: string;
+  /** Mount the replay routes (src/gateway/replays.ts) over a manager with no stored ticks. */
+  replays?: boolean;
 }): Promise<RestServer> {
   const hub = new FeedHub(followed, STORED);
   const specs = tickSpecs();
@@ -269,7 +272,14 @@ export async function startRestServer(opts: {
     host: '127.0.0.1', port: 0, health: () => ({}),
     routes: (app) => {
       opts.routes?.(app, hub);
+      const replays = opts.replays
+        ? new ReplayManager({
+          app, instruments: followed, timeframesMs: STORED, graceMs: 500, auth, log: silentLogger,
+          source: { kind: 'proxy' }, query: async () => [], maxSessions: 2,
+        })
+        : undefined;
       handle = mountRest(app, {
+        replays,
         config: {
           apiRatePerSec: opts.ratePerSec ?? 0, apiRateBurst: opts.burst ?? 100,
           apiMaxBodyBytes: opts.maxBodyBytes ?? 65_536, apiBarsLimit: opts.barsLimit ?? 10_000, timeframesMs: STORED,

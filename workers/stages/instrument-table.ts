@@ -3,19 +3,9 @@
  * row index means the same instrument in every shard, the writer and the gateway. Lookups on the
  * hot path are one Map.get(token) → row; everything else is an array read.
  */
-import type { Instrument } from '../../src/core/instrument.ts';
-import { IST_OFFSET_MS } from '../../src/core/ist.ts';
+import { expiryMsOf, instrumentKindOf, type Instrument } from '../../src/core/instrument.ts';
 
-export const InstrumentKind = { INDEX: 0, EQ: 1, FUT: 2, CE: 3, PE: 4 } as const;
-export type InstrumentKindCode = (typeof InstrumentKind)[keyof typeof InstrumentKind];
-
-function kindOf(i: Instrument): InstrumentKindCode {
-  if (i.segment === 'INDICES' || (i.instrumentToken & 0xff) === 9) return InstrumentKind.INDEX;
-  if (i.instrumentType === 'FUT') return InstrumentKind.FUT;
-  if (i.instrumentType === 'CE') return InstrumentKind.CE;
-  if (i.instrumentType === 'PE') return InstrumentKind.PE;
-  return InstrumentKind.EQ;
-}
+export { InstrumentKind, type InstrumentKindCode } from '../../src/core/instrument.ts';
 
 export class InstrumentTable {
   readonly size: number;
@@ -36,9 +26,9 @@ export class InstrumentTable {
     this.expiryMs = new Float64Array(this.size);
     rows.forEach((r, i) => {
       this.token[i] = r.instrumentToken;
-      this.kind[i] = kindOf(r);
+      this.kind[i] = instrumentKindOf(r);
       this.strike[i] = r.strike;
-      this.expiryMs[i] = r.expiry ? Date.parse(`${r.expiry}T00:00:00Z`) - IST_OFFSET_MS : 0;
+      this.expiryMs[i] = expiryMsOf(r);
       if (!this.rowOf.has(r.instrumentToken)) this.rowOf.set(r.instrumentToken, i);
     });
   }
