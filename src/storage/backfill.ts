@@ -187,7 +187,10 @@ export class Backfill {
   private busy = false;
   private closed = false;
   private readonly sleeps = new Set<{ t: NodeJS.Timeout; wake: () => void }>();
-  /** Gaps repaired, Kite requests made and retried, rebuilds run: for /health and tests. */
+  /**
+   * Gaps repaired, Kite requests made and retried, rebuilds run, and the last failure since the
+   * last successful read of feed_gaps (the first read can precede the writer's migration): /health.
+   */
   readonly stats = { gaps: 0, requests: 0, retries: 0, rebuilds: 0, lastError: null as string | null };
 
   constructor(private readonly opts: BackfillOptions) {
@@ -246,6 +249,7 @@ export class Backfill {
     const today = istDayStart(this.opts.clock());
     const rows = await this.opts.db().query<{ id: string; s: number; e: number; instruments: string; done: boolean }>(SELECT_GAPS, [today]);
     this.dirty = false;
+    this.stats.lastError = null;
     const first = this.firstRead;
     this.firstRead = false;
     for (const r of rows) {
