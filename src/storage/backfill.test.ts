@@ -13,7 +13,13 @@ import { pgDb, pgliteDb, pgOptions, type Db } from '../core/db.ts';
 import { MINUTE_MS } from '../core/ist.ts';
 import { migrate } from '../core/migrate.ts';
 import type { TxStatement } from '../core/reader-protocol.ts';
-import { bucketsOver, gapMinutes, gapStatements, rebuildStatement } from './backfill.ts';
+import { once } from 'node:events';
+import WebSocket from 'ws';
+import { silentLogger } from '../log.ts';
+import { KiteHistorical, RateLimiter } from '../kite/historical.ts';
+import { startSimulator } from '../kite/sim/server.ts';
+import { Backfill, bucketsOver, gapMinutes, gapStatements, rebuildStatement } from './backfill.ts';
+import { until } from '../../test/support/until.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/support/pg.ts';
 
 const INFY = 408065;
@@ -105,5 +111,45 @@ describe('gap repair merge SQL', () => {
     const db = pgliteDb(pg);
     await migrate(db);
     await mergesAGap(db);
+  });
+});
+
+describe('gap repair against Kite\'s limit', () => {
+  it('retries the requests Kite refuses for its 3 a second and still repairs the gap', async () => {
+    let now = M(0);
+    const sim = await startSimulator({ apiKey: 'k', accessToken: 't', rate: 400, seed: 9, clock: () => now });
+    cleanups.push(() => sim.close());
+    const tokens = [408065, 2953217, 738561, 341249, 424961, 256265];
+    const ws = new WebSocket(`${sim.wsUrl}?api_key=k&access_token=t`);
+    await once(ws, 'open');
+    ws.send(JSON.stringify({ a: 'subscribe', v: tokens }));
+    cleanups.push(async () => ws.close());
+    // Three simulated minutes of trading, moved by hand.
+    for (let k = 0; k < 3; k++) {
+      const before = sim.stats.trades;
+      await until(`trades in minute ${k}`, () => sim.stats.trades > before + 200);
+      now = M(k + 1);
+    }
+    sim.setRate(0);
+
+    const pg = new PGlite();
+    cleanups.push(() => pg.close());
+    const db = pgliteDb(pg);
+    await migrate(db);
+    await db.query(`INSERT INTO feed_gaps (started_at, ended_at, cause, instruments) VALUES (to_timestamp($1::float8 / 1000), to_timestamp($2::float8 / 1000), 'close 1006', $3::bigint[])`,
+      [M(0) + 30_000, M(1) + 30_000, `{${tokens.join(',')}}`]);
+    // A caller that does not share the process's limiter: 10 a second, so Kite answers 429 past 3.
+    const rogue = new KiteHistorical({ apiUrl: sim.apiUrl, apiKey: 'k', accessToken: 't', limiter: new RateLimiter(10) });
+    const backfill = new Backfill({
+      transact: (st) => run(db, st), db: () => db, minutes: (t, f, to) => rogue.minutes(t, f, to),
+      timeframesMs: [MINUTE_MS, 5 * MINUTE_MS], clock: () => now, graceMs: 1000, log: silentLogger,
+    });
+    cleanups.push(async () => backfill.close());
+    backfill.start();
+    await until('the gap repaired', async () => (await db.query<{ done: boolean }>('SELECT bars_backfilled_at IS NOT NULL AS done FROM feed_gaps'))[0].done, 30_000);
+    expect(backfill.stats.retries).toBeGreaterThan(0);
+    expect(backfill.stats.requests).toBe(tokens.length + backfill.stats.retries);
+    const stored = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM bars WHERE timeframe = '1m' AND flags & ${BarFlag.BACKFILLED} <> 0`);
+    expect(stored[0].n).toBe(2 * tokens.length); // both minutes the gap touched, every instrument traded
   });
 });
