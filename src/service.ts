@@ -34,6 +34,8 @@ import { WEB_DIST } from './web-build.ts';
 import { DrainPublisher, readUniverse } from './scale/publisher.ts';
 import { lastStoredTicks } from './storage/last-stored.ts';
 import { GapRecorder } from './storage/gaps.ts';
+import { Backfill } from './storage/backfill.ts';
+import { KiteHistorical } from './kite/historical.ts';
 import type { LeaseFence } from './core/lease-fence.ts';
 import { universeId } from './scale/drain-message.ts';
 import { isoOfDay, istDay } from './core/ist.ts';
@@ -74,10 +76,22 @@ export interface ServiceOptions {
   lease?: { status(): unknown };
   /** ROLE=ingest: the writer commits only while the lease is this process's. */
   fence?: LeaseFence;
+  /**
+   * Epoch ms, default Date.now. Receive times, the shards' bar clock, gap times and gap repair's
+   * schedule read it, so a test can run the simulator and the service on one fast clock (exchange
+   * times come from the simulator's). Network timing (reconnects, silence, rate limits) stays real.
+   */
+  clock?: () => number;
+  /** Gap repair: wait past a gap's last minute, on `clock` (src/storage/backfill.ts). Default 15 s. */
+  backfillGraceMs?: number;
 }
+
+/** How often the shards' shared bar clock is set from an injected clock, real ms. */
+const SHARD_CLOCK_MS = 5;
 
 export async function startService(config: Config, log: Logger, opts: ServiceOptions = {}): Promise<Service> {
   const started = Date.now();
+  const clock = opts.clock ?? Date.now;
   let sim: Simulator | null = null;
   let rest: KiteRest;
   let wsUrl: string;
@@ -105,7 +119,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       expiries: config.optionExpiries,
       indexLevel,
       explicit: config.kiteInstruments,
-      today: new Date(),
+      today: new Date(clock()),
       onMissing: (missing) => log.warn({ missing }, 'default universe members missing from the instrument master'),
     });
     if (tokens.length === 0) throw new AppError('UNIVERSE_EMPTY', 'no instruments to follow: the instrument master matched nothing. Check KITE_INSTRUMENTS or the master.');
@@ -144,7 +158,20 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     // not stored a second time after a hand-over or a restart (src/storage/last-stored.ts).
     const stored = config.databaseUrl !== null ? await lastStoredTicks(config.databaseUrl, universe.map((i) => i.instrumentToken), log) : { ticks: [], lastRecvMs: null };
     if (stored.ticks.length > 0) log.info({ instruments: stored.ticks.length }, 'last stored tick per instrument read: their repeats on subscribe will be dropped as duplicates');
+    // An injected clock reaches the shard threads as a shared Float64Array they read for their bar
+    // clock (src/pipeline.ts), set from here every SHARD_CLOCK_MS.
+    let shardClock: SharedArrayBuffer | null = null;
+    if (opts.clock) {
+      const buf = new SharedArrayBuffer(8);
+      const f = new Float64Array(buf);
+      f[0] = clock();
+      const t = setInterval(() => { f[0] = clock(); }, SHARD_CLOCK_MS);
+      t.unref();
+      cleanup.push(() => clearInterval(t));
+      shardClock = buf;
+    }
     const pipeline = new Pipeline({
+      clock: shardClock,
       lastStored: stored.ticks,
       rings: front.rings,
       instruments: universe,
@@ -227,7 +254,8 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       mode: config.kiteMode,
       connections: config.kiteConnections,
       log,
-      onBinary: (msg, slot, seq) => front.onBinary(msg, slot, seq),
+      clock,
+      onBinary: opts.clock ? (msg, slot, seq) => front.onBinary(msg, slot, seq, clock() * 1000) : (msg, slot, seq) => front.onBinary(msg, slot, seq),
       onText: (text) => {
         const m = parseTextMessage(text, front.stats);
         if (m?.type === 'error') log.warn({ kite: m.data }, 'kite error message');
@@ -241,15 +269,29 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     ing.on('fatal', (err: Error) => log.fatal({ code: (err as AppError).code }, err.message));
     // Every upstream outage as a gap (src/storage/gaps.ts, GET /api/gaps); for an ingest that took
     // over from another owner, the hand-over too: from the store's last tick to this one's first data.
-    const gaps = new GapRecorder({ transact: (st) => storage.transact(st), log });
+    // Gap repair: each gap's minute bars from Kite's historical API, through the official client
+    // and the process's one limiter of Kite's 3 requests a second (src/kite/historical.ts).
+    const historical = new KiteHistorical({ apiUrl: rest.apiUrl, apiKey: rest.apiKey, accessToken: rest.accessToken, timeoutMs: config.orders.kiteTimeoutMs });
+    const backfill = new Backfill({
+      transact: (st) => storage.transact(st),
+      db: () => storage.db(),
+      minutes: (token, fromMs, toMs) => historical.minutes(token, fromMs, toMs),
+      timeframesMs: config.timeframesMs,
+      clock,
+      graceMs: opts.backfillGraceMs,
+      log,
+    });
+    cleanup.push(() => backfill.close());
+    const gaps = new GapRecorder({ transact: (st) => storage.transact(st), log, onRecorded: () => backfill.poke() });
     cleanup.push(() => gaps.close());
     ing.on('gap', (g: FeedGap) => gaps.record({ startMs: g.startMs, endMs: g.endMs, conn: g.slot, cause: g.cause, tokens: g.tokens }));
     if (opts.fence && BigInt(opts.fence.token) > 1n && stored.lastRecvMs !== null) {
       const since = stored.lastRecvMs;
       const cause = `ingest hand-over (lease token ${opts.fence.token})`;
-      ing.once('connect', () => gaps.record({ startMs: since, endMs: Date.now(), conn: null, cause, tokens: universe.map((i) => i.instrumentToken) }));
+      ing.once('connect', () => gaps.record({ startMs: since, endMs: clock(), conn: null, cause, tokens: universe.map((i) => i.instrumentToken) }));
     }
     ing.start();
+    backfill.start();
     cleanup.push(() => ing.stop());
 
     const rings = () => front.producers.map((p, i) => ({ shard: i, depth: p.depth(), highWater: p.highWater(), drops: p.drops(), capacity: p.capacity }));
@@ -280,6 +322,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       live: { ticks: hub.ticks, bars: hub.bars, feed: feed?.stats, kite: kiteWs?.stats },
       cache: cache.stats(),
       analytics: analytics?.stats() ?? null,
+      backfill: backfill.stats,
       orders: { ...orders.stats(), live: orders.liveStatus(), reconciliation: orders.reconciliation() },
     });
 
@@ -424,6 +467,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
           feed?.close();
           kiteWs?.close();
           gateway.close();
+          backfill.close();
           await ing.stop();
           await front.close();
           await pipeline.stop();

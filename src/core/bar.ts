@@ -60,6 +60,14 @@ export const BarFlag = {
    * in-bucket tick, which then sets all four prices.
    */
   CARRIED: 8,
+  /**
+   * Some of the bar came from Kite's historical API after a feed gap (src/storage/backfill.ts): the
+   * minute's open, high, low, close and volume are Kite's candle, which covers the whole minute;
+   * VWAP is an estimate (Kite's candles carry none) and TRADES / TICKS count only what the live
+   * feed saw. Higher timeframes overlapping a gap are rebuilt from their 1m rows and carry it too.
+   * Only stored bars have it: the live feed's bars never do.
+   */
+  BACKFILLED: 16,
 } as const;
 
 /** A bar as a plain object: for tests, logs and edges, never the hot path. */

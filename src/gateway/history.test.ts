@@ -50,8 +50,13 @@ describe('history: intervals and rollup', () => {
 
   it('weights VWAP by volume, keeps the last OI, and leaves VWAP null without volume', () => {
     const out = rollup([bar(OPEN, 100, 10, 5), bar(OPEN + M, 110, 30, 7)], 5 * M);
-    expect(out).toEqual([{ st: OPEN, o: 100, h: 111, l: 99, c: 110.5, v: 40, vw: 107.5, n: 2, oi: 7 }]);
+    expect(out).toEqual([{ st: OPEN, o: 100, h: 111, l: 99, c: 110.5, v: 40, vw: 107.5, n: 2, oi: 7, bf: false }]);
     expect(rollup([bar(OPEN, 100, 0)], 5 * M)[0].vw).toBeNull();
+  });
+
+  it('marks a rolled-up candle backfilled when any of its bars is', () => {
+    const out = rollup([bar(OPEN, 100), { ...bar(OPEN + M, 101), bf: true }, bar(OPEN + 5 * M, 102)], 5 * M);
+    expect(out.map((c) => c.bf)).toEqual([true, false]);
   });
 
   it('drops a candle that from cuts into', () => {

@@ -17,6 +17,7 @@
 import type { Logger } from '../log.ts';
 import type { Db } from '../core/db.ts';
 import { HttpError } from './http.ts';
+import { BarFlag } from '../core/bar.ts';
 import { bucketEnd, bucketStart, DAY_MS, IST_OFFSET_MS, istString, MINUTE_MS, timeframeName } from '../core/ist.ts';
 
 /** One bar (stored or rolled up). Prices rupees, times epoch ms. */
@@ -32,6 +33,12 @@ export interface Candle {
   vw: number | null;
   n: number;
   oi: number;
+  /**
+   * Some of it came from Kite's historical API after a feed gap (BarFlag.BACKFILLED,
+   * src/storage/backfill.ts); a rolled-up candle has it when any of its bars does. Left out of
+   * Kite's candle arrays, which have no place for it.
+   */
+  bf?: boolean;
 }
 
 /**
@@ -67,7 +74,7 @@ export function sourceTimeframe(tfMs: number, stored: readonly number[]): number
 export interface StoredBar extends Candle {}
 
 const BAR_COLUMNS =
-  '(extract(epoch FROM bucket_start) * 1000)::float8 AS st, open AS o, high AS h, low AS l, close AS c, volume AS v, vwap AS vw, trades AS n, oi';
+  `(extract(epoch FROM bucket_start) * 1000)::float8 AS st, open AS o, high AS h, low AS l, close AS c, volume AS v, vwap AS vw, trades AS n, oi, (flags & ${BarFlag.BACKFILLED}) <> 0 AS bf`;
 
 /**
  * Closed bars of `token` × `tfMs` with bucket start in [fromMs, toMs), oldest first, at most `limit`.
@@ -101,7 +108,7 @@ export function rollup(bars: readonly StoredBar[], tfMs: number, fromMs = -Infin
     const st = bucketStart(b.st, tfMs);
     if (cur === null || st !== cur.st) {
       if (cur !== null) finish(cur);
-      cur = { st, o: b.o, h: b.h, l: b.l, c: b.c, v: 0, vw: null, n: 0, oi: b.oi };
+      cur = { st, o: b.o, h: b.h, l: b.l, c: b.c, v: 0, vw: null, n: 0, oi: b.oi, bf: false };
       pv = 0;
       pvVol = 0;
     }
@@ -111,6 +118,7 @@ export function rollup(bars: readonly StoredBar[], tfMs: number, fromMs = -Infin
     cur.v += b.v;
     cur.n += b.n;
     cur.oi = b.oi;
+    if (b.bf === true) cur.bf = true;
     if (b.vw !== null && b.v > 0) {
       pv += b.vw * b.v;
       pvVol += b.v;
@@ -176,7 +184,7 @@ export type BarShape = 'api' | 'kite' | 'kite-oi';
 /** India wall clock of a timestamptz as Kite writes candle times; IST has no DST, so a fixed offset. */
 const KITE_TIME_SQL = `to_char((bucket_start AT TIME ZONE 'UTC') + interval '5 hours 30 minutes', 'YYYY-MM-DD"T"HH24:MI:SS"+0530"')`;
 const SQL_ROW: Record<BarShape, string> = {
-  api: `json_build_object('st', (extract(epoch FROM bucket_start) * 1000)::bigint, 'o', open, 'h', high, 'l', low, 'c', close, 'v', volume, 'vw', vwap, 'n', trades, 'oi', oi)`,
+  api: `json_build_object('st', (extract(epoch FROM bucket_start) * 1000)::bigint, 'o', open, 'h', high, 'l', low, 'c', close, 'v', volume, 'vw', vwap, 'n', trades, 'oi', oi, 'bf', (flags & ${BarFlag.BACKFILLED}) <> 0)`,
   kite: `json_build_array(${KITE_TIME_SQL}, open, high, low, close, volume)`,
   'kite-oi': `json_build_array(${KITE_TIME_SQL}, open, high, low, close, volume, oi)`,
 };

@@ -45,6 +45,12 @@ export interface IngestOptions {
   backoffMaxMs?: number;
   /** Injected for tests; defaults to Math.random. */
   random?: () => number;
+  /**
+   * Epoch ms that gap times are read from: the service's clock (Date.now in production, the
+   * simulator's fast clock in tests). The silence watchdog and back-off keep real time: they
+   * measure the network, not the market.
+   */
+  clock?: () => number;
 }
 
 export interface SlotStats {
@@ -57,7 +63,7 @@ export interface SlotStats {
   silences: number;
   /** Completed outages: disconnect → next first message. */
   gaps: number;
-  /** Total milliseconds spent in completed outages. */
+  /** Total milliseconds spent in completed outages, on the ingest's clock. */
   gapMs: number;
   frames: number;
   bytes: number;
@@ -95,7 +101,7 @@ export interface FeedGap {
   slot: number;
   /** When the connection was lost, epoch ms. */
   startMs: number;
-  /** The first message after it, epoch ms. */
+  /** The first message after it, epoch ms (both on the ingest's `clock`). */
   endMs: number;
   cause: string;
   /** The tokens the slot carries: none of them ticked in the gap. */
@@ -107,6 +113,8 @@ class Slot {
   attempt = 0;
   reconnectTimer: NodeJS.Timeout | null = null;
   outageSince = 0;
+  /** The last message's time on the ingest's clock (stats.lastMessageAt is real time, for silence). */
+  lastMessageClock = 0;
   /** Why the current outage began (the disconnect's reason). */
   outageCause = '';
   seq = 0;
@@ -130,6 +138,7 @@ export class KiteIngest extends EventEmitter {
   private readonly backoffInitialMs: number;
   private readonly backoffMaxMs: number;
   private readonly random: () => number;
+  private readonly clock: () => number;
   private watchdog: NodeJS.Timeout | null = null;
   private stopped = true;
   private paused = false;
@@ -146,6 +155,7 @@ export class KiteIngest extends EventEmitter {
     this.backoffInitialMs = opts.backoffInitialMs ?? 500;
     this.backoffMaxMs = opts.backoffMaxMs ?? 30_000;
     this.random = opts.random ?? Math.random;
+    this.clock = opts.clock ?? Date.now;
   }
 
   start(): void {
@@ -234,6 +244,7 @@ export class KiteIngest extends EventEmitter {
       s.stats.connected = true;
       s.stats.connects++;
       s.stats.lastMessageAt = Date.now();
+      s.lastMessageClock = this.clock();
       if (this.paused) ws.pause();
       this.subscribe(ws, s.tokens);
       this.log.info({ slot: s.index, tokens: s.tokens.length, mode: this.opts.mode }, 'kite connection open, subscribed');
@@ -243,15 +254,17 @@ export class KiteIngest extends EventEmitter {
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (s.socket !== ws) return;
       const now = Date.now();
+      const at = this.clock === Date.now ? now : this.clock();
       if (s.outageSince !== 0) {
         s.stats.gaps++;
-        s.stats.gapMs += now - s.outageSince;
-        this.emit('gap', { slot: s.index, startMs: s.outageSince, endMs: now, cause: s.outageCause, tokens: s.tokens } satisfies FeedGap);
+        s.stats.gapMs += at - s.outageSince;
+        this.emit('gap', { slot: s.index, startMs: s.outageSince, endMs: at, cause: s.outageCause, tokens: s.tokens } satisfies FeedGap);
         s.outageSince = 0;
       }
       // Data flows again: the link is healthy, so the next outage starts its back-off afresh.
       s.attempt = 0;
       s.stats.lastMessageAt = now;
+      s.lastMessageClock = at;
       s.stats.frames++;
       s.stats.bytes += data.length;
       if (isBinary) {
@@ -309,7 +322,7 @@ export class KiteIngest extends EventEmitter {
     if (s.stats.connected) {
       s.stats.disconnects++;
       // The data stopped at the last message (a silent link is cut only after silenceMs).
-      s.outageSince = s.stats.lastMessageAt > 0 ? s.stats.lastMessageAt : Date.now();
+      s.outageSince = s.lastMessageClock > 0 ? s.lastMessageClock : this.clock();
       s.outageCause = reason;
     }
     s.stats.connected = false;

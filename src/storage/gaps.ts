@@ -40,7 +40,12 @@ export class GapRecorder {
   private writing: Promise<void> | null = null;
   recorded = 0;
 
-  constructor(private readonly opts: { transact: (st: readonly TxStatement[]) => Promise<void>; log: Logger }) {}
+  constructor(private readonly opts: {
+    transact: (st: readonly TxStatement[]) => Promise<void>;
+    log: Logger;
+    /** After each record is stored: gap repair (src/storage/backfill.ts) reads feed_gaps again. */
+    onRecorded?: () => void;
+  }) {}
 
   record(g: GapRecord): void {
     this.opts.log.warn({ conn: g.conn, cause: g.cause, ms: g.endMs - g.startMs, instruments: g.tokens.length },
@@ -58,6 +63,7 @@ export class GapRecorder {
           await this.opts.transact([{ text: INSERT, params: [g.startMs, g.endMs, g.conn, g.cause, `{${g.tokens.join(',')}}`] }]);
           this.pending.shift();
           this.recorded++;
+          this.opts.onRecorded?.();
         } catch (e) {
           this.opts.log.warn({ err: (e as Error).message, pending: this.pending.length }, `feed gap not recorded yet (database unavailable); retrying in ${RETRY_MS / 1000} s`);
           this.timer ??= setTimeout(() => {

@@ -126,7 +126,7 @@ describe('JSON REST API', () => {
     expect(r.status).toBe(200);
     const body = await r.json() as any;
     expect(body).toMatchObject({ symbol: 'INFY', tf: '1m', source: '1m', count: 375, truncated: false });
-    expect(body.bars[0]).toEqual({ st: day[0].st, o: day[0].o, h: day[0].h, l: day[0].l, c: day[0].c, v: day[0].v, vw: day[0].vw, n: day[0].n, oi: 0 });
+    expect(body.bars[0]).toEqual({ st: day[0].st, o: day[0].o, h: day[0].h, l: day[0].l, c: day[0].c, v: day[0].v, vw: day[0].vw, n: day[0].n, oi: 0, bf: false });
     const hour = await (await get(`/api/bars?symbol=NSE:INFY&tf=1h&from=${sessionOpen('2025-12-02')}&to=2025-12-04T00:00:00%2B05:30`)).json() as any;
     expect(hour.source).toBe('15m');
     const ref = reference(bars, 60 * MINUTE_MS);

@@ -30,6 +30,15 @@
  *   on each status change of an order placed through the REST API (or sent by hand with
  *   `sendOrderPostback`).
  *
+ * Cut mode (`cutFeed()` / `restoreFeed()`, or `POST /sim/feed?state=cut|up`): Kite unreachable
+ * while its market trades on. Every ticker connection is dropped (no close frame, as a broken link)
+ * and every new upgrade is closed before any HTTP answer, which is what a client sees of a host it
+ * cannot reach through: no status to read, so the client's network retry path runs, not its
+ * handling of a refusal (a 403 would be fatal, a 429 a limit). The rows the dropped connections
+ * followed stay followed until the feed is restored, because the market trades only followed rows:
+ * so the history (Kite's historical API, which stays up) holds the trades the feed missed, as
+ * Kite's would. `GET /sim/feed` reads the state.
+ *
  * Backpressure: a client whose unsent bytes pass `maxBufferedBytes` is skipped rather than buffered
  * for: its tokens are marked and get one fresh snapshot each once it drains (coalesced, counted in
  * stats).
@@ -113,6 +122,8 @@ export interface SimStats {
   connectionsClosed: number;
   refusedAuth: number;
   refusedLimit: number;
+  /** Upgrades closed unanswered while the feed was cut. */
+  refusedCut: number;
   /** Binary tick frames sent (heartbeats not included). */
   frames: number;
   packets: number;
@@ -153,6 +164,15 @@ export interface Simulator {
   close(): Promise<void>;
   /** Forcibly closes every client socket (no close frame): for reconnect tests. */
   dropAllConnections(): void;
+  /**
+   * Cut mode on (see the module header): drops every ticker connection and refuses new ones, while
+   * the market keeps trading what they followed. Also `POST /sim/feed?state=cut`. Idempotent.
+   */
+  cutFeed(): void;
+  /** Cut mode off: connections are taken again; the held rows are released. Also `?state=up`. */
+  restoreFeed(): void;
+  /** True while the feed is cut. */
+  feedCut(): boolean;
   /** Sends `{"type":"order","data":order}` to every connection of `apiKey` (all, when omitted); returns how many. */
   sendOrderPostback(order: Record<string, unknown>, apiKey?: string): number;
   setRate(ticksPerSecond: number): void;
@@ -251,6 +271,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     connectionsClosed: 0,
     refusedAuth: 0,
     refusedLimit: 0,
+    refusedCut: 0,
     frames: 0,
     packets: 0,
     bytes: 0,
@@ -328,6 +349,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     if (connections.release(c)) stats.connectionsClosed++;
   }
 
+  // Cut mode (module header). `held` lists each row once per connection that followed it, so the
+  // restore gives back exactly the follows the cut took over.
+  let cut = false;
+  let held: number[] = [];
+
   // ----- the app
 
   const app = uws.App();
@@ -339,6 +365,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     // Above our own skip threshold, so uWS never silently drops a frame.
     maxBackpressure: maxBuffered + 4 * FRAME_CAP_BYTES,
     upgrade: (res, req, context) => {
+      if (cut) {
+        stats.refusedCut++;
+        res.close();
+        return;
+      }
       const apiKey = req.getQuery('api_key') ?? '';
       const accessToken = req.getQuery('access_token') ?? '';
       const secKey = req.getHeader('sec-websocket-key');
@@ -387,6 +418,21 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     },
   });
   orderRoutes.mount(app);
+  const feedState = () => JSON.stringify({ status: 'success', data: { cut, heldRows: held.length } });
+  app.get('/sim/feed', (res) => {
+    res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end(feedState());
+  });
+  app.post('/sim/feed', (res, req) => {
+    const state = new URLSearchParams(req.getQuery() ?? '').get('state');
+    if (state === 'cut') cutFeed();
+    else if (state === 'up') restoreFeed();
+    else {
+      res.writeStatus('400 Bad Request').writeHeader('Content-Type', 'application/json')
+        .end(JSON.stringify({ status: 'error', message: `state must be cut or up, e.g. /sim/feed?state=cut; got ${String(state)}`, data: null, error_type: 'InputException' }));
+      return;
+    }
+    res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end(feedState());
+  });
   rest.mount(app);
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
@@ -414,6 +460,26 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     }
   }
 
+  function cutFeed(): void {
+    if (cut) return;
+    cut = true;
+    for (const c of connections.open) {
+      const modes = c.subs.modes;
+      for (let row = 0; row < modes.length; row++) {
+        if (modes[row] === 0) continue;
+        followers.follow(row);
+        held.push(row);
+      }
+    }
+    dropAllConnections();
+  }
+  function restoreFeed(): void {
+    if (!cut) return;
+    cut = false;
+    for (const row of held) followers.unfollow(row);
+    held = [];
+  }
+
   let closed = false;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   return {
@@ -437,6 +503,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       await new Promise((r) => setImmediate(r));
     },
     dropAllConnections,
+    cutFeed,
+    restoreFeed,
+    feedCut: () => cut,
     sendOrderPostback(order, apiKey) {
       return sendOrderUpdate(order, apiKey);
     },
