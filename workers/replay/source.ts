@@ -12,8 +12,10 @@
  *
  * ## Order
  *
- * (time, token, recv_time, conn, seq): exchange time first, so instruments interleave as the
- * exchange stamped them; ties broken by token so the order is total and the same on every read.
+ * (time, recv_time, token, conn, seq): exchange time first, so instruments interleave as the
+ * exchange stamped them; within one exchange second (Kite stamps whole seconds) in the order the
+ * ticks arrived live, which is also what the replay's pacing follows (workers/replay/replayer.ts);
+ * token, conn and seq make the order total and the same on every read.
  * For one token this is the order the pipeline stored: its ticks go through one shard in arrival
  * order, exchange time never decreases (validate.ts), and recv_time (one per frame, rising) orders
  * ticks stamped in the same exchange second; conn and seq only settle exact duplicates of both.
@@ -47,12 +49,29 @@
  * PGlite's temp files past work_mem, not into JS memory. PGlite's own result parsing allocates per
  * row (its JS protocol reader); the records are then written into the same batch.
  *
- * ## Measured (npm run bench -- replay, 2M stored ticks, a third full-mode with depth)
+ * ## Measured (npm run bench -- replay; 2M stored ticks, a third with depth; 2-core machine, load 3.5-5.9)
  *
- * See bench/replay.bench.ts for the figures and the alternatives timed; in short, the server's
- * per-value send functions bound every method (psql's own \copy of the same rows is the ceiling).
+ * | method (same SELECT, same ORDER BY)                         | ticks/s     | of psql  |
+ * |-------------------------------------------------------------|-------------|----------|
+ * | psql \copy binary to /dev/null (baseline)                   | 207k-344k   | 100%     |
+ * | this source, binary COPY, parsed into records (kept)        | 206k-261k   | 68-100%  |
+ * | psql \copy text                                             | 164k-189k   | 62-68%   |
+ * | driver text COPY, bytes only counted (before any parsing)   | 172k-177k   | 62-67%   |
+ * | driver cursor, FETCH 4096 rows as objects, only counted     | 32k-40k     | 12-15%   |
+ * | PGlite: rows as JS values (SELECT or cursor FETCH)          | 11k-20k     |          |
+ * | PGlite: sorted temp table + binary COPY pages to a blob     | 47k         |          |
+ *
+ * The embedded path is the cursor one although a binary COPY to PGlite's blob was faster: a
+ * replay thread cannot open the embedded database (the writer thread holds it), so its queries go
+ * through the storage read interface, which answers rows, not blobs.
+ *
+ * RSS peak 97-98 MB over a 2M-tick read (+1 to +13 MB from open), heap +1-2 MB. The issue's 1M
+ * ticks/s is not reached by any reader of these rows, psql included: the server spends ~100 ns per
+ * value in its send functions (23 columns, 30 more per depth array) and sorts the range, on one
+ * backend. Two psql copies of half the tokens each in parallel took 6.5 s against 8.4-9.6 s for one.
  */
 import type { Readable } from 'node:stream';
+import { threadId } from 'node:worker_threads';
 import postgres from 'postgres';
 import type { PGlite } from '@electric-sql/pglite';
 import { pgOptions } from '../../src/core/db.ts';
@@ -660,7 +679,8 @@ export function replayPgliteSelect(opts: Pick<TickSourceOptions, 'fromMs' | 'toM
 let cursors = 0;
 
 async function openPglite(db: PGlite, opts: TickSourceOptions, attrs: Attributes, batchTicks: number): Promise<TickSource> {
-  const cursor = `replay_${process.pid}_${++cursors}`;
+  // Unique across the process's threads (each replay session's thread has its own counter).
+  const cursor = `replay_${process.pid}_${threadId}_${++cursors}`;
   await db.exec(`DECLARE ${cursor} NO SCROLL CURSOR WITH HOLD FOR ${replayPgliteSelect(opts)}`);
   return new PgliteSource(db, cursor, opts.pageTicks ?? DEFAULT_PAGE, batchTicks, attrs);
 }
