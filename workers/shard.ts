@@ -26,7 +26,7 @@ import { RingConsumer, RingProducer } from '../src/core/ring.ts';
 import { F, Kind, type SlotViews } from '../src/core/packet-slot.ts';
 import { nowMicros } from '../src/core/clock.ts';
 import { Aggregator, type AggregatorFields } from './stages/aggregate.ts';
-import { BAR_FIELDS } from '../src/core/bar.ts';
+import { BarOut } from './bar-out.ts';
 import { Filter } from './stages/filter.ts';
 import { InstrumentTable } from './stages/instrument-table.ts';
 import { normalize } from './stages/normalize.ts';
@@ -61,6 +61,8 @@ export class Shard {
   private readonly input: RingConsumer;
   private readonly ticksOut: RingProducer;
   private readonly barsOut: RingProducer;
+  /** Bars go out through it: the ring, or its overflow when the ring is full. */
+  private readonly bars: BarOut;
   private readonly counters: Float64Array;
   private readonly doorbells: Int32Array;
   private readonly table: InstrumentTable;
@@ -88,7 +90,6 @@ export class Shard {
    * burst larger than the batch bound allowed for). Kept, not dropped; written before more input
    * is taken. Allocates, but only in those moments.
    */
-  private readonly overflow: Float64Array[] = [];
 
   /** Records written when the doorbells last rang. */
   private published = 0;
@@ -104,6 +105,7 @@ export class Shard {
     this.input = new RingConsumer(data.ring);
     this.ticksOut = new RingProducer(data.ticksOut);
     this.barsOut = new RingProducer(data.barsOut);
+    this.bars = new BarOut(this.barsOut);
     this.counters = new Float64Array(data.counters);
     this.doorbells = new Int32Array(data.doorbells);
     this.table = new InstrumentTable(data.instruments);
@@ -255,7 +257,7 @@ export class Shard {
     let sliceUs = nowMicros();
     for (;;) {
       this.tickClock();
-      if (this.overflow.length > 0) await this.drainOverflow();
+      if (this.bars.pending > 0) await this.drainOverflow();
       if (input.available() > 0) {
         const n = this.batch();
         if (n < 0) {
@@ -310,37 +312,11 @@ export class Shard {
   }
 
   private writeBar(view: Float64Array, base: number): void {
-    const barsOut = this.barsOut;
-    if (this.overflow.length > 0 || !barsOut.hasRoom()) {
-      this.overflow.push(view.slice(base, base + BAR_FIELDS));
-      return;
-    }
-    const o = barsOut.claim();
-    const out = barsOut.views.f64;
-    const fo = o >> 1;
-    for (let i = 0; i < BAR_FIELDS; i++) out[fo + i] = view[base + i];
-    barsOut.commit();
+    this.bars.write(view, base);
   }
 
-  /** Write overflowed bars while there is room; true when none are left. */
-  private writeOverflow(): boolean {
-    const overflow = this.overflow;
-    const barsOut = this.barsOut;
-    let i = 0;
-    while (i < overflow.length && barsOut.hasRoom()) {
-      const o = barsOut.claim();
-      barsOut.views.f64.set(overflow[i++], o >> 1);
-      barsOut.commit();
-    }
-    if (i > 0) overflow.splice(0, i);
-    return overflow.length === 0;
-  }
-
-  private async drainOverflow(): Promise<void> {
-    while (!this.writeOverflow()) {
-      this.publish();
-      await this.barsOut.waitForSpace(1, 100);
-    }
+  private drainOverflow(): Promise<void> {
+    return this.bars.drain(() => this.publish());
   }
 
   private emitUpdates(): void {

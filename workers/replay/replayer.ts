@@ -18,10 +18,10 @@
  * Per tick: a record copied into the ring, the aggregator's arithmetic; nothing allocated.
  */
 import { Aggregator, type AggregatorFields } from '../stages/aggregate.ts';
+import { BarOut } from '../bar-out.ts';
 import { RingProducer } from '../../src/core/ring.ts';
 import { ringDoorbells } from '../../src/core/shard-protocol.ts';
 import { N, N_FIELDS, NType } from '../../src/core/tick.ts';
-import { BAR_FIELDS } from '../../src/core/bar.ts';
 import { RS, ReplayState, type ReplayData } from '../../src/core/replay-protocol.ts';
 
 /** The stored ticks of a range, in order, a batch at a time. */
@@ -55,7 +55,7 @@ export class Replayer {
   private dirty!: Int32Array;
   private dirtyFlag!: Uint8Array;
   private dirtyCount = 0;
-  private overflow: Float64Array[] = [];
+  private readonly bars: BarOut;
   private source: TickSource | null = null;
   private speed: number;
   private running: boolean;
@@ -75,6 +75,7 @@ export class Replayer {
     this.status = new Float64Array(data.status);
     this.ticksOut = new RingProducer(data.ticksOut);
     this.barsOut = new RingProducer(data.barsOut);
+    this.bars = new BarOut(this.barsOut);
     this.bells = new Int32Array(data.doorbells);
     const wanted = data.tokens === null ? null : new Set(data.tokens);
     this.tokens = data.instruments.map((i) => i.instrumentToken).filter((t) => wanted === null || wanted.has(t));
@@ -227,7 +228,7 @@ export class Replayer {
   /** One tick into the ring and the aggregator; false when the ring had no room (waited). */
   private async emit(f: Float64Array, o: number): Promise<boolean> {
     const out = this.ticksOut;
-    if (out.free() === 0 || this.barsOut.free() < 2 * this.data.timeframesMs.length || this.overflow.length > 0) {
+    if (out.free() === 0 || this.barsOut.free() < 2 * this.data.timeframesMs.length || this.bars.pending > 0) {
       this.publish();
       this.status[RS.WAITS]++;
       await this.drainOverflow();
@@ -267,7 +268,7 @@ export class Replayer {
     this.seekTo = null;
     await this.source?.close();
     this.source = null;
-    this.overflow = [];
+    this.bars.clear();
     this.publish();
     // Everything before the seek is drained before the main thread forgets its latest state.
     while (this.ticksOut.depth() > 0 || this.barsOut.depth() > 0) await this.sleep(1);
@@ -307,33 +308,11 @@ export class Replayer {
   }
 
   private writeBar(view: Float64Array, base: number): void {
-    const out = this.barsOut;
-    if (this.overflow.length > 0 || !out.hasRoom()) {
-      this.overflow.push(view.slice(base, base + BAR_FIELDS));
-      return;
-    }
-    const slot = out.claim();
-    const v = out.views.f64;
-    const so = slot >> 1;
-    for (let k = 0; k < BAR_FIELDS; k++) v[so + k] = view[base + k];
-    out.commit();
+    this.bars.write(view, base);
   }
 
-  private async drainOverflow(): Promise<void> {
-    const out = this.barsOut;
-    while (this.overflow.length > 0) {
-      let k = 0;
-      while (k < this.overflow.length && out.hasRoom()) {
-        const slot = out.claim();
-        out.views.f64.set(this.overflow[k++], slot >> 1);
-        out.commit();
-      }
-      this.overflow.splice(0, k);
-      if (this.overflow.length > 0) {
-        this.publish();
-        await out.waitForSpace(1, 100);
-      }
-    }
+  private drainOverflow(): Promise<void> {
+    return this.bars.drain(() => this.publish());
   }
 
   /** Bars in progress, then everything written, to the main thread. */
