@@ -37,6 +37,9 @@ import { scaleKeys } from './scale/keys.ts';
 import { readUniverse, type UniverseDoc } from './scale/publisher.ts';
 import { DrainSubscriber } from './scale/subscriber.ts';
 import { WEB_DIST } from './web-build.ts';
+import { DEFAULT_BAR_GRACE_MS } from './core/bar.ts';
+import { ReplayManager } from './replay/manager.ts';
+import { replayPaperOrders } from './replay/paper.ts';
 
 export interface GatewayService {
   readonly role: 'gateway';
@@ -96,6 +99,7 @@ export async function startGatewayService(config: Config, log: Logger, opts: { o
     const keys = await KeyStore.load({ configured: config.apiKeys, file: keysFilePath(config.dataDir) });
     let feed: Feed | undefined;
     let kiteWs: KiteWs | undefined;
+    let replays: ReplayManager | undefined;
     const stopKeyWatch = followKeyFile(keys, log, (removed) => {
       feed?.dropKeys(removed);
       kiteWs?.dropKeys(removed);
@@ -189,6 +193,20 @@ export async function startGatewayService(config: Config, log: Logger, opts: { o
       routes: (app) => {
         feed = new Feed(app, { hub, auth: keys, log, analytics: analyticsFrames });
         kiteWs = new KiteWs(app, hub, keys, log);
+        // Replays read the shared database: a gateway serves them as it serves the live feeds.
+        if (config.replayMaxSessions > 0) {
+          replays = new ReplayManager({
+            app, instruments, timeframesMs: universe!.timeframesMs, graceMs: DEFAULT_BAR_GRACE_MS, auth: keys, log,
+            source: { kind: 'postgres', url: config.databaseUrl! },
+            query: (text, params) => db.query(text, params),
+            maxSessions: config.replayMaxSessions,
+            paperOrders: replayPaperOrders({
+              config: config.orders, log,
+              instrument: (exchange, symbol) => masterBySymbol.get(`${exchange}:${symbol}`) ?? null,
+              instrumentByToken: (token) => byToken.get(token) ?? null,
+            }),
+          });
+        }
         const f = feed;
         const k = kiteWs;
         mountRest(app, {
@@ -199,6 +217,7 @@ export async function startGatewayService(config: Config, log: Logger, opts: { o
           db,
           master: () => master,
           orders: { orders, postbackSecret: config.orders.kiteApiSecret },
+          replays,
           analytics: cache,
           ivLookbackDays: config.analytics.ivLookbackDays,
           // "Feed connected" for a gateway: its feed from the ingest is live.
@@ -217,6 +236,7 @@ export async function startGatewayService(config: Config, log: Logger, opts: { o
       },
     });
     cleanup.push(() => gateway.close());
+    cleanup.push(() => replays?.closeAll());
     hub.add(feed!);
     hub.add(kiteWs!);
     hub.bind();
@@ -239,6 +259,7 @@ export async function startGatewayService(config: Config, log: Logger, opts: { o
       close() {
         closing ??= (async () => {
           stopKeyWatch();
+          await replays?.closeAll();
           feed?.close();
           kiteWs?.close();
           gateway.close();

@@ -22,12 +22,10 @@ import { shardOf } from './front.ts';
 import { N_SLOT_WORDS, TICK_CONSUMERS } from './core/tick.ts';
 import { BAR_SLOT_WORDS, chainStatsBytes, DOORBELL_STRIDE, optionGroups, SC, SHARD_COUNTERS, type LastStored, type ShardControl, type ShardData, type ShardMemory, type ShardMessage } from './core/shard-protocol.ts';
 import { QUARANTINE_REASON_NAMES } from './core/tick.ts';
+import { DEFAULT_BAR_GRACE_MS } from './core/bar.ts';
 import type { SlotViews } from './core/packet-slot.ts';
 
 const SHARD_MODULE = new URL('../workers/shard-main.ts', import.meta.url);
-
-/** How long past its end a bar waits for late ticks before the bar clock closes it, ms. */
-export const DEFAULT_BAR_GRACE_MS = 500;
 
 export interface PipelineOptions {
   rings: readonly SharedArrayBuffer[];

@@ -14,19 +14,21 @@ import { selectUniverse } from './kite/selection.ts';
 import { startSimulator, type Simulator } from './kite/sim/server.ts';
 import { DECODE_ERROR_NAMES, parseTextMessage } from './kite/codec.ts';
 import type { Logger } from './log.ts';
-import { DEFAULT_BAR_GRACE_MS, Pipeline } from './pipeline.ts';
+import { Pipeline } from './pipeline.ts';
+import { DEFAULT_BAR_GRACE_MS } from './core/bar.ts';
 import { Storage } from './storage/supervisor.ts';
 import { FeedHub } from './gateway/hub.ts';
 import { quarantineLog } from './quarantine-log.ts';
 import { Feed } from './gateway/feed.ts';
 import { KiteWs } from './gateway/kite-ws.ts';
 import { ReplayManager } from './replay/manager.ts';
+import { replayPaperOrders } from './replay/paper.ts';
 import { ensureDevKey, followKeyFile, KeyStore, keysFilePath } from './auth/keys.ts';
 import { createCache, type QuoteCache } from './cache/index.ts';
 import { mountRest, readiness } from './gateway/rest.ts';
 import type { Db } from './core/db.ts';
 import { OrderService } from './orders/service.ts';
-import { memoryOnlyStore, OrderStore } from './orders/store.ts';
+import { OrderStore } from './orders/store.ts';
 import { LiveBroker } from './orders/live/broker.ts';
 import { AnalyticsService } from './analytics/service.ts';
 import { mountStatic } from './gateway/static.ts';
@@ -392,14 +394,10 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
               source: config.databaseUrl !== null ? { kind: 'postgres', url: config.databaseUrl } : { kind: 'proxy' },
               query: (text, params) => storage.db().query(text, params),
               maxSessions: config.replayMaxSessions,
-              // A session's paper orders: the live paper broker's rules on the session's ticks and
-              // time, kept in the session (memoryOnlyStore) apart from live orders.
-              paperOrders: ({ market, push, now }) => new OrderService({
-                config: config.orders,
-                store: new OrderStore(memoryOnlyStore()),
+              paperOrders: replayPaperOrders({
+                config: config.orders, log,
                 instrument: (exchange, symbol) => masterBySymbol.get(`${exchange}:${symbol}`) ?? null,
                 instrumentByToken: (token) => byToken.get(token) ?? null,
-                market, rows: market.rows, modeOf: () => 'paper', push, now, log,
               }),
             });
           }

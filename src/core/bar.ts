@@ -47,6 +47,9 @@ export const B = {
 export const BAR_FIELDS = 14;
 
 /** Bits of B.FLAGS. */
+/** How long past its end a bar waits for late ticks before the bar clock closes it, ms (shards and replays). */
+export const DEFAULT_BAR_GRACE_MS = 500;
+
 export const BarFlag = {
   /** Final: the bucket is over (or the process is shutting down); no further update follows. */
   CLOSED: 1,
