@@ -255,7 +255,12 @@ export class ReplaySession {
     this.send({ type: 'pause' });
   }
 
+  /** Go on from `toMs`; the status says so at once (the thread resets it too once the rings are drained). */
   seek(toMs: number): void {
+    const st = this.status;
+    if (st[RS.STATE] === ReplayState.ENDED) st[RS.STATE] = ReplayState.PAUSED;
+    st[RS.TICKS] = 0;
+    st[RS.POSITION_MS] = toMs;
     this.send({ type: 'seek', toMs });
   }
 

@@ -252,6 +252,51 @@ describe('replay of a stored session', () => {
     await api('DELETE', `/api/replays/${id}`);
   }, 60_000);
 
+  it('runs sessions side by side, each with its own instruments and clients; a seek goes on from there', async () => {
+    const half = Math.floor(tokens.length / 2);
+    const setA = tokens.slice(0, half);
+    const setB = tokens.slice(half);
+    const midMs = Number(stored[Math.floor(stored.length / 2)].time_ms);
+    const unpackr = createUnpackr();
+    const open = async (instruments: number[]) => {
+      const { body } = await api('POST', '/api/replays', { from: fromMs, to: toMs, instruments, speed: 'max', start: 'paused' });
+      const ws = new WebSocket(`ws://127.0.0.1:${service.port}${body.ws}?key=${KEY}`);
+      const got: number[] = [];
+      ws.on('message', (d: Buffer) => {
+        const m = unpackr.unpack(d);
+        if (m.type === 'ticks') for (const t of m.d) got.push(t.t);
+      });
+      await new Promise((r) => ws.on('open', r));
+      ws.send(JSON.stringify({ op: 'subscribe', instruments: tokens, mode: 'ltp' }));
+      await until('the subscription', async () => (await api('GET', `/api/replays/${body.id}`)).body.following.ltp === tokens.length);
+      return { id: body.id as string, ws, got };
+    };
+    const ended = (id: string, n: number, got: number[]) => until(`session ${id} to end with ${n} ticks received`, async () => {
+      const b = (await api('GET', `/api/replays/${id}`)).body;
+      return b.state === 'ended' && got.length === b.ticks ? b : null;
+    });
+    const a = await open(setA);
+    const b = await open(setB);
+    await Promise.all([api('POST', `/api/replays/${a.id}/resume`), api('POST', `/api/replays/${b.id}/resume`)]);
+    const wantA = stored.filter((r) => setA.includes(Number(r.token))).map((r) => Number(r.token));
+    const wantB = stored.filter((r) => setB.includes(Number(r.token))).map((r) => Number(r.token));
+    await ended(a.id, wantA.length, a.got);
+    await ended(b.id, wantB.length, b.got);
+    expect(a.got).toEqual(wantA);
+    expect(b.got).toEqual(wantB);
+    // Seek A back to the middle of the range: it sends again from there, in order.
+    a.got.length = 0;
+    expect((await api('POST', `/api/replays/${a.id}/seek`, { to: midMs })).status).toBe(200);
+    await api('POST', `/api/replays/${a.id}/resume`);
+    const fromMid = stored.filter((r) => setA.includes(Number(r.token)) && Number(r.time_ms) >= midMs).map((r) => Number(r.token));
+    await ended(a.id, fromMid.length, a.got);
+    expect(a.got).toEqual(fromMid);
+    for (const s of [a, b]) {
+      s.ws.close();
+      await api('DELETE', `/api/replays/${s.id}`);
+    }
+  }, 90_000);
+
   it('keeps a session to the key that made it, and names a bad field', async () => {
     const { body } = await api('POST', '/api/replays', { from: fromMs, to: toMs, start: 'paused' });
     expect((await api('GET', `/api/replays/${body.id}`, undefined, OTHER)).status).toBe(404);

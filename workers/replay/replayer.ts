@@ -279,7 +279,7 @@ export class Replayer {
     const st = this.status;
     st[RS.POSITION_MS] = toMs;
     st[RS.TICKS] = 0;
-    if (st[RS.STATE] === ReplayState.ENDED) st[RS.STATE] = this.running ? ReplayState.RUNNING : ReplayState.PAUSED;
+    if (st[RS.STATE] === ReplayState.ENDED || st[RS.STATE] === ReplayState.PAUSED) st[RS.STATE] = this.running ? ReplayState.RUNNING : ReplayState.PAUSED;
     this.source = await this.open(toMs);
   }
 
