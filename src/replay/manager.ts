@@ -21,6 +21,14 @@ import { ReplaySession, type ReplayDeps, type ReplaySpec } from './session.ts';
 /** Default REPLAY_MAX_SESSIONS: each session is a thread and a database connection. */
 export const DEFAULT_MAX_SESSIONS = 8;
 
+/**
+ * A session nobody follows and that is not running (ended, paused, waiting, failed) for this long
+ * is closed: a forgotten one would hold its thread and connection, and a slot of the limit, for
+ * good. A running session with no client left runs on to its end, then idles out.
+ */
+export const IDLE_CLOSE_MS = 10 * 60_000;
+const SWEEP_MS = 30_000;
+
 export class ReplayLimitError extends AppError {
   constructor(max: number) {
     super('REPLAY_LIMIT', `this server runs at most ${max} replay sessions (REPLAY_MAX_SESSIONS); DELETE one you no longer need`, { max });
@@ -36,8 +44,11 @@ function notFound(res: HttpResponse, id: string): void {
 
 export class ReplayManager {
   private readonly sessions = new Map<string, ReplaySession>();
+  /** When each session was last followed or running, epoch ms. */
+  private readonly activeAt = new Map<string, number>();
+  private readonly sweeper: NodeJS.Timeout;
 
-  constructor(private readonly deps: Omit<ReplayDeps, 'app'> & { app: TemplatedApp; maxSessions: number }) {
+  constructor(private readonly deps: Omit<ReplayDeps, 'app'> & { app: TemplatedApp; maxSessions: number; idleCloseMs?: number }) {
     const { app } = deps;
     app.ws<KiteClient>('/kite/replay/:id', {
       ...KITE_WS_BEHAVIOR,
@@ -65,6 +76,27 @@ export class ReplayManager {
       drain: (ws) => ws.getUserData().endpoint.drain(ws),
       close: (ws) => ws.getUserData().endpoint.closed(ws),
     });
+    this.sweeper = setInterval(() => void this.sweep(Date.now(), deps.idleCloseMs ?? IDLE_CLOSE_MS), SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  /** Close the sessions idle (no client, not running) for `idleMs`; returns their ids. */
+  async sweep(now: number, idleMs: number): Promise<string[]> {
+    const closed: string[] = [];
+    for (const [id, s] of this.sessions) {
+      const info = s.info();
+      if (info.clients > 0 || info.state === 'running') {
+        this.activeAt.set(id, now);
+        continue;
+      }
+      if (now - (this.activeAt.get(id) ?? s.createdAt) < idleMs) continue;
+      this.sessions.delete(id);
+      this.activeAt.delete(id);
+      this.deps.log.info({ replay: id, owner: s.owner, state: info.state, idleMs }, 'replay session closed: idle with no client');
+      await s.close();
+      closed.push(id);
+    }
+    return closed;
   }
 
   create(owner: string, spec: ReplaySpec): ReplaySession {
@@ -90,6 +122,7 @@ export class ReplayManager {
     const s = this.get(owner, id);
     if (s === undefined) return false;
     this.sessions.delete(id);
+    this.activeAt.delete(id);
     await s.close();
     return true;
   }
@@ -99,6 +132,7 @@ export class ReplayManager {
   }
 
   async closeAll(): Promise<void> {
+    clearInterval(this.sweeper);
     const all = [...this.sessions.values()];
     this.sessions.clear();
     await Promise.all(all.map((s) => s.close()));

@@ -113,6 +113,7 @@ export class ReplaySession {
   private readonly reader: OutputReader;
   private error: string | null = null;
   private stopped = false;
+  private exited = false;
   readonly done: Promise<void>;
   private readonly pumped: Promise<void>;
 
@@ -186,7 +187,10 @@ export class ReplaySession {
       this.status[RS.STATE] = ReplayState.FAILED;
       log.error({ replay: this.id, err: e }, 'replay thread failed');
     });
-    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => {
+      this.exited = true;
+      resolve();
+    }));
     this.pumped = this.pump();
     this.done = Promise.all([exited, this.pumped]).then(() => {
       if (this.status[RS.STATE] !== ReplayState.FAILED) this.status[RS.STATE] = ReplayState.CLOSED;
@@ -215,8 +219,15 @@ export class ReplaySession {
     }
   }
 
+  /**
+   * A command or an answer to the thread, while it lives. After close() only the thread's own
+   * business goes (answers to its queries, the reset it waits on): a thread stopping may be in
+   * the middle of a query, and would wait for the answer for ever.
+   */
   private send(m: ReplayControl): void {
-    if (!this.stopped || m.type === 'stop') this.worker.postMessage(m);
+    if (this.exited) return;
+    if (this.stopped && (m.type === 'resume' || m.type === 'pause' || m.type === 'seek')) return;
+    this.worker.postMessage(m);
   }
 
   /** Drain the thread's rings into the hub while the clients keep up. */
