@@ -44,6 +44,8 @@ const AGGREGATOR_FIELDS: AggregatorFields = {
 const DUE_SLACK_MS = 1;
 /** Ticks per publish at most, as a shard's batch: downstream frames stay bounded. */
 const MAX_PER_PUBLISH = 1024;
+/** Free slots a full ring must have again before the thread writes on. */
+const REFILL_SLOTS = MAX_PER_PUBLISH;
 
 export class Replayer {
   private readonly status: Float64Array;
@@ -232,7 +234,9 @@ export class Replayer {
       this.publish();
       this.status[RS.WAITS]++;
       await this.drainOverflow();
-      if (out.free() === 0) await out.waitForSpace(1, 100);
+      // Wait for room for a publish's worth, not one slot: a thread let go at every freed slot
+      // published (and rang the main thread) every few ticks while its clients were the bound.
+      while (out.free() < REFILL_SLOTS && !this.stopping && this.seekTo === null && this.running) await out.waitForSpace(REFILL_SLOTS, 100);
       return false;
     }
     const slot = out.claim();

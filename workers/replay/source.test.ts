@@ -241,16 +241,16 @@ describe('replay source memory', () => {
       const src = await openTickSource({ kind: 'postgres', url: big.url }, { fromMs: BASE_MS, toMs: BASE_MS + 3600_000, instruments: TABLE, batchTicks: 64 });
       let n = 0;
       let prevTime = -Infinity;
-      let prevToken = -Infinity;
+      let prevRecv = -Infinity;
       let ordered = true;
       for (let k; (k = await src.next()) > 0; ) {
         for (let i = 0; i < k; i++) {
           const o = i * N_FIELDS;
           const t = src.batch[o + N.EXCH_TIME_MS];
-          const tok = src.batch[o + N.TOKEN];
-          if (t < prevTime || (t === prevTime && tok < prevToken)) ordered = false;
+          const recv = src.batch[o + N.RECV_TIME_US];
+          if (t < prevTime || (t === prevTime && recv < prevRecv)) ordered = false;
           prevTime = t;
-          prevToken = tok;
+          prevRecv = recv;
         }
         n += k;
         if ((n & 0x3fff) < k) {
