@@ -63,6 +63,8 @@ export interface FeedOptions {
   routes?: readonly string[];
   /** Told when a client subscribes to instruments (a replay set to start on subscribe starts then). */
   onSubscribe?: () => void;
+  /** Told when a client's socket drains (a replay waiting for its slowest client goes on then). */
+  onDrain?: () => void;
 }
 
 /** The socket settings of every msgpack feed route (closeBytes: the feed's own slow-client limit). */
@@ -671,6 +673,7 @@ export class Feed implements HubListener {
   }
 
   drain(ws: WebSocket<FeedClient>): void {
+    this.opts.onDrain?.();
     const c = ws.getUserData();
     if (!c.conflated || c.closed || ws.getBufferedAmount() > this.conflateBytes / 2) return;
     c.conflated = false;

@@ -122,6 +122,7 @@ export class KiteWs implements HubListener {
         upgrade: (res, req, ctx) => this.upgrade(res, req, ctx),
         open: (ws) => this.opened(ws),
         message: (ws, msg, isBinary) => this.message(ws, msg, isBinary),
+        drain: () => this.drained(),
         close: (ws) => this.closed(ws),
       });
     }
@@ -302,6 +303,12 @@ export class KiteWs implements HubListener {
   onClients: ((n: number) => void) | null = null;
   /** Told when a ticker subscribes to something (a replay set to start on subscribe starts then). */
   onSubscribe: (() => void) | null = null;
+  /** Told when a ticker's socket drains (a replay waiting for its slowest client goes on then). */
+  onDrain: (() => void) | null = null;
+
+  drained(): void {
+    this.onDrain?.();
+  }
 
   message(ws: WebSocket<KiteClient>, data: ArrayBuffer, isBinary: boolean): void {
     if (isBinary) return this.error(ws, 'binary messages are not accepted; send JSON text');

@@ -112,6 +112,8 @@ export class ReplaySession {
   private readonly status: Float64Array;
   private readonly reader: OutputReader;
   private error: string | null = null;
+  /** The pump, waiting for a client's socket to drain. */
+  private drainWaiter: (() => void) | null = null;
   private stopped = false;
   private exited = false;
   readonly done: Promise<void>;
@@ -132,9 +134,15 @@ export class ReplaySession {
     const onSubscribe = () => {
       if (this.spec.start === 'subscribe' && this.state() === ReplayState.WAITING) this.resume();
     };
-    this.feed = new Feed(app, { hub: this.hub, auth, log, topicPrefix: `${px}/`, routes: [], onSubscribe });
+    const onDrain = () => {
+      const w = this.drainWaiter;
+      this.drainWaiter = null;
+      w?.();
+    };
+    this.feed = new Feed(app, { hub: this.hub, auth, log, topicPrefix: `${px}/`, routes: [], onSubscribe, onDrain });
     this.kite = new KiteWs(app, this.hub, auth, log, { topicPrefix: `${px}k`, routes: [] });
     this.kite.onSubscribe = onSubscribe;
+    this.kite.onDrain = onDrain;
     this.hub.add(this.feed);
     this.hub.add(this.kite);
     const statusBuf = new SharedArrayBuffer(REPLAY_STATUS_WORDS * 8);
@@ -238,7 +246,14 @@ export class ReplaySession {
     const r = this.reader;
     for (;;) {
       if (this.feed.maxBuffered() > MAX_CLIENT_BUFFER || this.kite.maxBuffered() > MAX_CLIENT_BUFFER) {
-        await new Promise((res) => setTimeout(res, 1));
+        // Until a socket drains (or a while: a client that closes drains nothing).
+        await new Promise<void>((res) => {
+          const t = setTimeout(res, 50);
+          this.drainWaiter = () => {
+            clearTimeout(t);
+            res();
+          };
+        });
         continue;
       }
       const n = r.drain(tick, bar, MAX_PER_DRAIN);
