@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from './config.ts';
 import { ConfigError } from './core/errors.ts';
+import { DEFAULT_PIPELINE_WAIT } from './core/ring.ts';
 
 function fails(env: Record<string, string>, variable: string): ConfigError {
   try {
@@ -44,6 +45,16 @@ describe('config', () => {
     expect(c.logLevel).toBe('debug');
     expect(c.kiteMode).toBe('quote');
     expect(c.kiteInstruments).toEqual(['256265', 'NFO:NIFTY25DEC26000CE']);
+  });
+
+  it('reads PIPELINE_WAIT: park, or a spinning strategy and its µs, naming it when bad', () => {
+    expect(loadConfig({}).pipelineWait).toEqual(DEFAULT_PIPELINE_WAIT);
+    expect(loadConfig({ PIPELINE_WAIT: 'park' }).pipelineWait).toEqual({ strategy: 'park', spinUs: 0 });
+    expect(loadConfig({ PIPELINE_WAIT: 'Spin-Park:50' }).pipelineWait).toEqual({ strategy: 'spin-park', spinUs: 50 });
+    expect(loadConfig({ PIPELINE_WAIT: 'adaptive:500' }).pipelineWait).toEqual({ strategy: 'adaptive', spinUs: 500 });
+    for (const bad of ['spin', 'park:10', 'spin-park:0', 'spin-park:5000', 'adaptive:fast']) {
+      expect(fails({ PIPELINE_WAIT: bad }, 'PIPELINE_WAIT').message).toContain('spin-park:50');
+    }
   });
 
   it('names the variable and an example for each bad value', () => {

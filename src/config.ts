@@ -10,6 +10,7 @@ import path from 'node:path';
 import { ConfigError } from './core/errors.ts';
 import { DEFAULT_TIMEFRAMES, parseTimeframe } from './core/ist.ts';
 import type { TickMode } from './core/instrument.ts';
+import { DEFAULT_PIPELINE_WAIT, MAX_SPIN_US, parseWaitPolicy, type WaitPolicy } from './core/ring.ts';
 
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -55,6 +56,8 @@ export interface Config {
   /** API keys from API_KEYS (secrets in memory only, never written or logged). */
   readonly apiKeys: readonly { readonly name: string; readonly secret: string }[];
   readonly workers: number;
+  /** How pipeline threads wait for ticks (PIPELINE_WAIT): park, or spin so many µs first. */
+  readonly pipelineWait: WaitPolicy;
   /** REST: requests per second each API key may make (token bucket refill); 0 = no limit. */
   readonly apiRatePerSec: number;
   /** REST: requests an API key may make at once before the rate applies (bucket size). */
@@ -361,6 +364,7 @@ export function loadConfig(env: Env = process.env): Config {
     // One core stays with the front thread (decode, feeds, REST): on 2 cores, 2 shards put three
     // busy threads on two cores and tripled p99 latency at 100k ticks/s in bench/pipeline.
     workers: int(env, 'WORKERS', Math.max(1, cores - 1), 1, 64, String(Math.max(1, cores - 1))),
+    pipelineWait: pipelineWait(env, 'PIPELINE_WAIT'),
     apiRatePerSec: int(env, 'API_RATE_PER_SEC', 50, 0, 1_000_000, '50'),
     apiRateBurst: int(env, 'API_RATE_BURST', 100, 1, 1_000_000, '100'),
     apiMaxBodyBytes: int(env, 'API_MAX_BODY_BYTES', 65_536, 1, 16 << 20, '65536'),
@@ -426,6 +430,15 @@ function analyticsRefresh(env: Env, name: string): number {
   const ms = int(env, name, 1000, 0, 3_600_000, '1000');
   if (ms !== 0 && ms < 50) throw new ConfigError(name, `${ms} is below 50 ms (0 turns analytics off)`, '1000');
   return ms;
+}
+
+/** PIPELINE_WAIT: `park`, `spin-park[:µs]` or `adaptive[:µs]` (src/core/ring.ts; default chosen in bench/wait.bench.ts). */
+function pipelineWait(env: Env, name: string): WaitPolicy {
+  const v = str(env, name);
+  if (v === undefined) return DEFAULT_PIPELINE_WAIT;
+  const p = parseWaitPolicy(v.toLowerCase());
+  if (p === null) throw new ConfigError(name, `"${v}" is not park, spin-park[:µs] or adaptive[:µs] with 1..${MAX_SPIN_US} µs`, 'spin-park:50');
+  return p;
 }
 
 function deepFreeze<T>(o: T): T {

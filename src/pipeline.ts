@@ -17,7 +17,7 @@ import type { Worker } from 'node:worker_threads';
 import { startWorker } from './threads.ts';
 import type { TickMode } from './core/instrument.ts';
 import type { Instrument } from './core/instrument.ts';
-import { createRingBuffer, RingConsumer } from './core/ring.ts';
+import { createRingBuffer, PARK, RingConsumer, setRingWait, SpinBudget, type WaitPolicy } from './core/ring.ts';
 import { shardOf } from './front.ts';
 import { N_SLOT_WORDS, TICK_CONSUMERS } from './core/tick.ts';
 import { BAR_SLOT_WORDS, chainStatsBytes, DOORBELL_STRIDE, optionGroups, SC, SHARD_COUNTERS, type LastStored, type ShardControl, type ShardData, type ShardMemory, type ShardMessage } from './core/shard-protocol.ts';
@@ -42,6 +42,11 @@ export interface PipelineOptions {
   onError: (shard: number, err: Error) => void;
   /** The last tick stored per token before this process (src/storage/last-stored.ts): its repeat is a duplicate. */
   lastStored?: readonly LastStored[];
+  /**
+   * How the shards wait on their input rings and the main thread's readers on the doorbells
+   * (config PIPELINE_WAIT). Default: park.
+   */
+  wait?: WaitPolicy;
 }
 
 export interface ShardHandle {
@@ -70,8 +75,12 @@ export class Pipeline {
   /** Option groups ("NAME:YYYY-MM-DD"), indexed as in the chain-stats buffer. */
   readonly optionGroups: readonly string[];
   private readonly chain: Float64Array;
+  private readonly wait: WaitPolicy;
 
   constructor(opts: PipelineOptions) {
+    this.wait = opts.wait ?? PARK;
+    // The shards learn it from their input rings' headers, before they start.
+    for (const ring of opts.rings) setRingWait(ring, this.wait);
     this.doorbells = new SharedArrayBuffer(TICK_CONSUMERS * DOORBELL_STRIDE * 4);
     this.optionGroups = optionGroups(opts.instruments);
     const chainStats = new SharedArrayBuffer(chainStatsBytes(opts.rings.length, this.optionGroups.length));
@@ -182,7 +191,7 @@ export class Pipeline {
   }
 
   reader(consumer: number): OutputReader {
-    return new OutputReader(this.shards, consumer, this.doorbells);
+    return new OutputReader(this.shards, consumer, this.doorbells, this.wait);
   }
 
   /** After the front closed its rings: wait for every shard to drain, then end the threads. */
@@ -203,8 +212,10 @@ export class OutputReader {
 
   private readonly bells: Int32Array;
   private readonly at: number;
+  private readonly spin: SpinBudget;
 
-  constructor(shards: readonly Pick<ShardHandle, 'ticksOut' | 'barsOut'>[], readonly consumer: number, doorbells: SharedArrayBuffer) {
+  constructor(shards: readonly Pick<ShardHandle, 'ticksOut' | 'barsOut'>[], readonly consumer: number, doorbells: SharedArrayBuffer, wait: WaitPolicy = PARK) {
+    this.spin = new SpinBudget(wait);
     this.bells = new Int32Array(doorbells);
     this.at = consumer * DOORBELL_STRIDE;
     this.ticks = shards.map((s) => new RingConsumer(s.ticksOut, consumer));
@@ -232,20 +243,41 @@ export class OutputReader {
     return false;
   }
 
-  /** Resolve when any ring has data, all are closed, or the timeout passes (one doorbell for all). */
+  /**
+   * Resolve when any ring has data, all are closed, or the timeout passes (one doorbell for all).
+   * A spinning policy first re-checks once per turn of the event loop (setImmediate), not in a
+   * tight loop: this runs on the main thread, whose sockets (the front's input, the clients'
+   * output) must keep being served, and a turn polls them without blocking.
+   */
   async waitForData(timeoutMs: number): Promise<void> {
     const b = this.bells;
-    const seen = Atomics.load(b, this.at);
+    let seen = Atomics.load(b, this.at);
     if (this.anyAvailable() || this.done()) return;
+    const spin = this.spin;
+    const spinUs = spin.next();
+    const t0 = performance.now();
+    if (spinUs > 0) {
+      const until = t0 + spinUs / 1000;
+      do {
+        await new Promise(setImmediate);
+        if (Atomics.load(b, this.at) !== seen || this.anyAvailable() || this.done()) {
+          spin.waited((performance.now() - t0) * 1000);
+          return;
+        }
+      } while (performance.now() < until);
+      seen = Atomics.load(b, this.at);
+    }
     Atomics.store(b, this.at + 1, 1);
     // Re-check after raising the flag: a shard that published in between did not see it.
     if (Atomics.load(b, this.at) !== seen || this.anyAvailable()) {
       Atomics.store(b, this.at + 1, 0);
+      spin.waited((performance.now() - t0) * 1000);
       return;
     }
     const r = Atomics.waitAsync(b, this.at, seen, timeoutMs);
     if (r.async) await r.value;
     Atomics.store(b, this.at + 1, 0);
+    spin.waited((performance.now() - t0) * 1000);
   }
 }
 

@@ -179,6 +179,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       instruments: universe,
       mode: config.kiteMode,
       timeframesMs: config.timeframesMs,
+      wait: config.pipelineWait,
       onError: (shard, err) => log.error({ shard, err }, 'shard worker failed'),
     });
     cleanup.push(() => pipeline.stop());

@@ -274,10 +274,10 @@ export class Shard {
       }
       if (input.closed() && input.available() === 0) break;
       this.publish();
-      // No spin before sleeping, measured (bench/pipeline.bench.ts, 1 worker, 100k ticks/s): a
-      // 100 µs spin doubled the shard's CPU per tick and left p50 where it was (frames come ~0.7 ms
-      // apart, beyond any spin worth paying for), and a 700 µs one cost 5x. Waking from waitAsync
-      // takes ~35 µs; on a 2-core machine the core is worth more to the front and the consumers.
+      // Whether to spin before sleeping is the input ring's wait policy (PIPELINE_WAIT, set by the
+      // pipeline; src/core/ring.ts): a spin holds this thread's event loop for at most its µs, so
+      // the bar clock and control messages wait no longer than that. The choice of default and its
+      // figures are in bench/wait.bench.ts.
       await input.waitForData(this.clockIntervalMs);
       sliceUs = nowMicros();
     }

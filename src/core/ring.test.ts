@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { F, WORDS } from './packet-slot.ts';
-import { createRingBuffer, RingConsumer, RingProducer } from './ring.ts';
+import {
+  createRingBuffer, DEFAULT_SPIN_US, formatWaitPolicy, MAX_SPIN_US, PARK, parseWaitPolicy, RingConsumer, RingProducer, ringWait,
+  setRingWait, SpinBudget,
+} from './ring.ts';
 
 function push(p: RingProducer, token: number): boolean {
   const b = p.claim();
@@ -189,4 +192,60 @@ describe('peek and release', () => {
     expect(again).toEqual([3, 4, 5]);
     expect(() => c.release(4)).toThrow(/exceeds/);
   });
+});
+
+describe('waiting', () => {
+  it('reads PIPELINE_WAIT policies and refuses the rest', () => {
+    expect(parseWaitPolicy('park')).toEqual({ strategy: 'park', spinUs: 0 });
+    expect(parseWaitPolicy('spin-park:50')).toEqual({ strategy: 'spin-park', spinUs: 50 });
+    expect(parseWaitPolicy('adaptive')).toEqual({ strategy: 'adaptive', spinUs: DEFAULT_SPIN_US });
+    for (const bad of ['park:5', 'spin-park:0', `spin-park:${MAX_SPIN_US + 1}`, 'spin', 'spin-park:-1', 'adaptive:1e3', '']) {
+      expect(parseWaitPolicy(bad), bad).toBeNull();
+    }
+    for (const s of ['park', 'spin-park:7', 'adaptive:500']) expect(formatWaitPolicy(parseWaitPolicy(s)!)).toBe(s);
+  });
+
+  it('carries its wait policy in the ring header, park unless told', () => {
+    const sab = createRingBuffer(4);
+    expect(ringWait(sab)).toEqual(PARK);
+    setRingWait(sab, { strategy: 'adaptive', spinUs: 300 });
+    expect(ringWait(sab)).toEqual({ strategy: 'adaptive', spinUs: 300 });
+  });
+
+  it('adaptive spins after a short wait and parks at once after a long one', () => {
+    const b = new SpinBudget({ strategy: 'adaptive', spinUs: 100 });
+    expect(b.next()).toBe(0); // nothing known yet
+    b.waited(40);
+    expect(b.next()).toBe(100);
+    b.waited(5000);
+    expect(b.next()).toBe(0);
+    expect(new SpinBudget({ strategy: 'spin-park', spinUs: 100 }).next()).toBe(100);
+    expect(new SpinBudget(PARK).next()).toBe(0);
+  });
+
+  for (const policy of [{ strategy: 'spin-park', spinUs: 200 }, { strategy: 'adaptive', spinUs: 200 }] as const) {
+    it(`${formatWaitPolicy(policy)}: returns at once with records there, and wakes on publish and on close after its spin`, async () => {
+      const sab = createRingBuffer(4);
+      setRingWait(sab, policy);
+      const p = new RingProducer(sab);
+      const c = new RingConsumer(sab);
+      push(p, 1);
+      p.publish();
+      await c.waitForData(5000);
+      expect(c.drain(() => {})).toBe(1);
+      for (let i = 0; i < 3; i++) {
+        // Published 20 ms on: past any spin, so the consumer has parked and the notify wakes it.
+        const waiting = c.waitForData(5000);
+        setTimeout(() => { push(p, 7); p.publish(); }, 20);
+        const t0 = Date.now();
+        await waiting;
+        expect(Date.now() - t0).toBeLessThan(2000);
+        expect(c.drain(() => {})).toBe(1);
+      }
+      const closing = c.waitForData(5000);
+      setTimeout(() => p.close(), 20);
+      await closing;
+      expect(c.closed()).toBe(true);
+    });
+  }
 });

@@ -25,6 +25,8 @@
  * | 83          | CLOSED           | producer   | 1 once the producer will publish no more          |
  * | 84          | SLOT_WORDS       | creator    | 32-bit words per slot (even: f64 views align)    |
  * | 85          | CONSUMERS        | creator    | consumers, 1..4                                  |
+ * | 86          | WAIT_STRATEGY    | creator    | how consumers wait: 0 park, 1 spin-park, 2 adaptive |
+ * | 87          | WAIT_SPIN_US     | creator    | µs a consumer spins before parking                 |
  * | 96 + 8k     | WAITING[k]       | consumer k | 1 while consumer k sleeps on WRITE               |
  * | 127         | PRODUCER_WAITING | producer   | 1 while the producer sleeps for a free slot      |
  *
@@ -53,10 +55,109 @@ const H = {
   CLOSED: 83,
   SLOT_WORDS: 84,
   CONSUMERS: 85,
+  WAIT_STRATEGY: 86,
+  WAIT_SPIN_US: 87,
   WAITING0: 96,
   PRODUCER_WAITING: 127,
 } as const;
 const readIndex = (k: number): number => H.READ0 + 16 * k;
+const STRATEGY_CODE: Record<WaitStrategy, number> = { park: 0, 'spin-park': 1, adaptive: 2 };
+const STRATEGY_OF: readonly WaitStrategy[] = ['park', 'spin-park', 'adaptive'];
+
+// ---------------------------------------------------------------------------------------------
+// Waiting. A consumer with nothing to read (a shard on its input ring, the main thread's pumps on
+// the output doorbells) can park at once or spin a little first. Parking costs no CPU but a
+// wake-up: the producer's notify, the kernel putting the thread back on a core, and (waitAsync)
+// a task posted to the sleeper's event loop. Spinning catches data that comes within the spin at
+// the price of a core for that long: on a 2-core machine that core is the front's or the
+// clients', so the choice is measured, not assumed (bench/wait.bench.ts, PIPELINE_WAIT).
+
+/**
+ * - `park`: sleep on the futex at once (Atomics.waitAsync).
+ * - `spin-park`: watch the ring for `spinUs`, then park.
+ * - `adaptive`: spin only when the previous wait ended within `spinUs` (data comes in bursts
+ *   then, and a spin would catch the next record); after a longer wait, park at once.
+ */
+export type WaitStrategy = 'park' | 'spin-park' | 'adaptive';
+export const WAIT_STRATEGIES: readonly WaitStrategy[] = STRATEGY_OF;
+
+export interface WaitPolicy {
+  readonly strategy: WaitStrategy;
+  /** µs of spinning before parking (0 for `park`). */
+  readonly spinUs: number;
+}
+
+export const PARK: WaitPolicy = Object.freeze({ strategy: 'park', spinUs: 0 });
+/** Longest spin accepted: past a millisecond a spin is a busy core, not a wait. */
+export const MAX_SPIN_US = 1000;
+
+/** `park`, `spin-park:50`, `adaptive:50` (µs, 1..MAX_SPIN_US); null when it is none of those. */
+export function parseWaitPolicy(s: string): WaitPolicy | null {
+  const m = /^(park|spin-park|adaptive)(?::(\d{1,4}))?$/.exec(s.trim());
+  if (m === null) return null;
+  const strategy = m[1] as WaitStrategy;
+  if (strategy === 'park') return m[2] === undefined ? PARK : null;
+  const spinUs = m[2] === undefined ? DEFAULT_SPIN_US : Number(m[2]);
+  if (spinUs < 1 || spinUs > MAX_SPIN_US) return null;
+  return Object.freeze({ strategy, spinUs });
+}
+
+export function formatWaitPolicy(p: WaitPolicy): string {
+  return p.strategy === 'park' ? 'park' : `${p.strategy}:${p.spinUs}`;
+}
+
+/** The service's default (config PIPELINE_WAIT); chosen from bench/wait.bench.ts's figures. */
+export const DEFAULT_PIPELINE_WAIT: WaitPolicy = PARK;
+
+/** Spin length when PIPELINE_WAIT names a spinning strategy without one, µs. */
+export const DEFAULT_SPIN_US = 50;
+
+/** Tell every consumer of this ring how to wait (the shard reads it from its input ring). */
+export function setRingWait(sab: SharedArrayBuffer, p: WaitPolicy): void {
+  const h = new Int32Array(sab, 0, HEADER_WORDS);
+  Atomics.store(h, H.WAIT_STRATEGY, STRATEGY_CODE[p.strategy]);
+  Atomics.store(h, H.WAIT_SPIN_US, p.spinUs);
+}
+
+export function ringWait(sab: SharedArrayBuffer): WaitPolicy {
+  const h = new Int32Array(sab, 0, HEADER_WORDS);
+  const strategy = STRATEGY_OF[Atomics.load(h, H.WAIT_STRATEGY)] ?? 'park';
+  return strategy === 'park' ? PARK : { strategy, spinUs: Atomics.load(h, H.WAIT_SPIN_US) };
+}
+
+/**
+ * How long the next wait spins before it parks, by policy and by how the last waits went. One
+ * per waiting consumer; `waited(us)` after each wait that found data (or timed out).
+ */
+export class SpinBudget {
+  private lastWaitUs = Infinity;
+
+  constructor(private policy: WaitPolicy) {}
+
+  set(policy: WaitPolicy): void {
+    this.policy = policy;
+  }
+
+  /** From a ring header's words, allocating only when they changed. */
+  setFrom(code: number, spinUs: number): void {
+    const p = this.policy;
+    if (STRATEGY_CODE[p.strategy] === code && (code === 0 || p.spinUs === spinUs)) return;
+    const strategy = STRATEGY_OF[code] ?? 'park';
+    this.policy = strategy === 'park' ? PARK : { strategy, spinUs };
+  }
+
+  /** µs to spin before parking this time. */
+  next(): number {
+    const p = this.policy;
+    if (p.strategy === 'spin-park') return p.spinUs;
+    if (p.strategy === 'adaptive') return this.lastWaitUs <= p.spinUs ? p.spinUs : 0;
+    return 0;
+  }
+
+  waited(us: number): void {
+    this.lastWaitUs = us;
+  }
+}
 const waitingIndex = (k: number): number => H.WAITING0 + 8 * k;
 
 export function ringBytes(capacity: number, slotWords = WORDS): number {
@@ -252,6 +353,7 @@ export class RingConsumer extends RingEnd {
   private peeked: number;
   private readonly readAt: number;
   private readonly waitingAt: number;
+  private readonly spin = new SpinBudget(PARK);
 
   constructor(sab: SharedArrayBuffer, readonly consumer = 0) {
     super(sab);
@@ -332,20 +434,40 @@ export class RingConsumer extends RingEnd {
   /**
    * Resolve when records are available, the ring is closed, or `timeoutMs` passes. Uses
    * Atomics.waitAsync so the thread's event loop (timers, messages) keeps running while it sleeps.
+   * First, as the ring's wait policy says (setRingWait), it may spin: watch WRITE with plain loads
+   * for up to the policy's µs, holding this thread's event loop that long (a spin is for a
+   * worker thread: on the main thread it would hold up the very sockets that bring data).
    */
   async waitForData(timeoutMs: number): Promise<void> {
     const h = this.header;
     const seen = Atomics.load(h, H.WRITE);
     if (((seen - this.peeked) | 0) !== 0 || this.closed()) return;
+    const spin = this.spin;
+    spin.setFrom(h[H.WAIT_STRATEGY], h[H.WAIT_SPIN_US]);
+    const spinUs = spin.next();
+    const t0 = performance.now();
+    if (spinUs > 0) {
+      const until = t0 + spinUs / 1000;
+      for (let i = 1; ; i++) {
+        if (Atomics.load(h, H.WRITE) !== seen || Atomics.load(h, H.CLOSED) === 1) {
+          spin.waited((performance.now() - t0) * 1000);
+          return;
+        }
+        // The clock every 16 loads: a load is ~1 ns, performance.now() ~40 ns.
+        if ((i & 15) === 0 && performance.now() >= until) break;
+      }
+    }
     Atomics.store(h, this.waitingAt, 1);
     // Re-check after raising the flag: a publish between the load above and the store would
     // otherwise not notify us, and we would sleep with data waiting.
     if (Atomics.load(h, H.WRITE) !== seen || this.closed()) {
       Atomics.store(h, this.waitingAt, 0);
+      spin.waited((performance.now() - t0) * 1000);
       return;
     }
     const r = Atomics.waitAsync(h, H.WRITE, seen, timeoutMs);
     if (r.async) await r.value;
     Atomics.store(h, this.waitingAt, 0);
+    spin.waited((performance.now() - t0) * 1000);
   }
 }
