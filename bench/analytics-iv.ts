@@ -23,6 +23,7 @@
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { black, impliedBlackVolatility, lastIterations } from '../workers/analytics/lets-be-rational.ts';
 import { newtonImpliedVol, newtonLastIterations } from './iv-newton.ts';
+import { QUICK } from './report.ts';
 
 const F = 26_000;
 const TICK = 0.05;
@@ -33,8 +34,8 @@ const VOLS = [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8];
 const WING_SDS = [-8, -6, -5, -4, -3, 3, 4, 5, 6, 8];
 const DBL_MIN = 2.2250738585072014e-308;
 const TARGET_PER_SEC = 1e6;
-const ROUNDS = 5;
-const MIN_ROUND_MS = 250;
+const ROUNDS = QUICK ? 1 : 5;
+const MIN_ROUND_MS = QUICK ? 50 : 250;
 
 /** Options as columns, so the timed loops read typed arrays and allocate nothing. */
 interface OptionSet {

@@ -34,8 +34,11 @@ import { createPackr } from '../src/core/feed-structures.ts';
 import { computeAnalytics } from '../workers/analytics/chain.ts';
 import { black76 } from '../workers/analytics/black.ts';
 import { ivBench } from './analytics-iv.ts';
+import { QUICK, record } from './report.ts';
 
-const REFRESHES = Number(process.env.BENCH_ANALYTICS_N ?? 500);
+const REFRESHES = Number(process.env.BENCH_ANALYTICS_N ?? (QUICK ? 30 : 500));
+/** The largest chain takes ~0.5 s a refresh on a busy 2-core machine: quick mode times a few. */
+const LARGEST_REFRESHES = QUICK ? 3 : REFRESHES;
 const F = 26_000;
 const DAY = 86_400_000;
 
@@ -110,7 +113,7 @@ interface RefreshFigures {
   onMainP50Us: number;
 }
 
-async function refreshBench(name: string, expiries: number, each: number): Promise<RefreshFigures> {
+async function refreshBench(name: string, expiries: number, each: number, REFRESHES: number): Promise<RefreshFigures> {
   const instruments = universe(expiries, each);
   const { ticks, has } = quotes(instruments);
   const settings = { refreshMs: 1000, threads: 1, rate: 0.065, staleMs: 30_000, oiIntervalMs: 300_000 };
@@ -120,7 +123,7 @@ async function refreshBench(name: string, expiries: number, each: number): Promi
     publish: (_k, b) => { bytes += b.json.length + b.records.length + b.plain.length; },
   });
   const options = svc.layout.groups.reduce((a, g) => a + g.options.length, 0);
-  const warm = Math.min(50, REFRESHES);
+  const warm = Math.min(QUICK ? 1 : 50, REFRESHES);
   for (let i = 0; i < warm; i++) await svc.refresh();
   const lat: number[] = [];
   const main: number[] = [];
@@ -145,7 +148,7 @@ async function refreshBench(name: string, expiries: number, each: number): Promi
   const plain = createPackr(false);
   const utf8 = new TextEncoder();
   const onMain: number[] = [];
-  for (let i = 0; i < Math.min(REFRESHES, 200); i++) {
+  for (let i = 0; i < Math.min(REFRESHES, QUICK ? 2 : 200); i++) {
     const t0 = performance.now();
     builder.fill(snap, ticks, has, Date.now(), i + 1);
     const a = computeAnalytics(layout, snap);
@@ -183,11 +186,22 @@ export default async function analyticsBench(): Promise<void> {
   console.log('1. implied volatility solves, one core');
   const iv = await ivBench();
   console.log('\n2. chain refresh on the piscina pool (1 thread)');
-  const small = await refreshBench('default chain (OPTION_EXPIRIES 2 × OPTION_STRIKES 10)', 2, 10);
-  const large = await refreshBench('largest chain (OPTION_EXPIRIES 12 × OPTION_STRIKES 200)', 12, 200);
+  const small = await refreshBench('default chain (OPTION_EXPIRIES 2 × OPTION_STRIKES 10)', 2, 10, REFRESHES);
+  const large = await refreshBench('largest chain (OPTION_EXPIRIES 12 × OPTION_STRIKES 200)', 12, 200, LARGEST_REFRESHES);
   const floor = await piscinaFloor();
   console.log(`  piscina's floor: a task that does nothing costs the main thread ${floor.toFixed(1)} µs (all busy time, same loop)`);
   const met = (ok: boolean) => (ok ? 'MET' : 'NOT MET');
+  record({
+    bench: 'analytics', name: "IV solves, Let's Be Rational", unit: 'solves/CPU-s', better: 'higher', value: iv.lbrPerSec,
+    baseline: { name: 'Newton + bisection', value: iv.newtonPerSec }, target: { op: '>=', value: 1e6 },
+  });
+  for (const [name, f] of [['default', small], ['largest', large]] as const) {
+    record({
+      bench: 'analytics', name: `${name} chain refresh, main thread busy (ELU)`, unit: 'µs/refresh', better: 'lower', value: f.mainEluUs,
+      baseline: { name: 'computed on the main thread, p50', value: f.onMainP50Us }, target: { op: '<=', value: 50 },
+    });
+    record({ bench: 'analytics', name: `${name} chain refresh p99 on the pool`, unit: 'ms', better: 'lower', value: f.p99Ms });
+  }
   console.log('\nsummary');
   console.log(`  IV solves/s per core: Let's Be Rational ${(iv.lbrPerSec / 1e6).toFixed(2)}M (worst ${iv.lbrWorstIters} iterations) vs Newton+bisection ${(iv.newtonPerSec / 1e6).toFixed(2)}M (worst ${iv.newtonWorstIters}); target ≥ 1M: ${met(iv.lbrPerSec >= 1e6)}`);
   for (const [name, f] of [['default', small], ['largest', large]] as const) {

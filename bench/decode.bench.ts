@@ -20,13 +20,14 @@ import { Kind, type KindCode } from '../src/core/packet-slot.ts';
 import { Rng, genTick } from '../test/support/gen.ts';
 import { exactArrayBuffer, officialTicker } from '../test/support/kite-official.ts';
 import { RingSink } from '../test/support/sinks.ts';
+import { QUICK, record } from './report.ts';
 
 const FRAMES = 64;
 const MIN_PER_FRAME = 50;
 const MAX_PER_FRAME = 200;
 const TARGET_FULL_PPS = 5_000_000;
-const LONG_RUN_PACKETS = 20_000_000;
-const LONG_RUN_OFFICIAL_PACKETS = 100_000;
+const LONG_RUN_PACKETS = QUICK ? 1_000_000 : 20_000_000;
+const LONG_RUN_OFFICIAL_PACKETS = QUICK ? 10_000 : 100_000;
 
 interface FrameSet {
   label: string;
@@ -90,10 +91,10 @@ export default async function run(): Promise<void> {
   // tasks near the 2 s budget instead of tinybench's default 64 samples.
   const bench = new Bench({
     name: 'decode',
-    time: 2000,
-    iterations: 10,
-    warmupTime: 500,
-    warmupIterations: 3,
+    time: QUICK ? 200 : 2000,
+    iterations: QUICK ? 2 : 10,
+    warmupTime: QUICK ? 50 : 500,
+    warmupIterations: QUICK ? 1 : 3,
     ...(useWall ? {} : { timestampProvider: CPU_CLOCK }),
   });
   // Wall time of every op (warm-up included), measured around the op: two performance.now() calls
@@ -151,6 +152,11 @@ export default async function run(): Promise<void> {
     const ours = pps.get(`ours ${s.label}`)!;
     const theirs = pps.get(`kiteconnect ${s.label}`)!;
     console.log(`ratio ours/official, ${s.label}: ${(ours / theirs).toFixed(1)}x`);
+    record({
+      bench: 'decode', name: `decode ${s.label.split(' ')[0]} packets, one core`, unit: 'packets/CPU-s', better: 'higher', value: ours,
+      baseline: { name: 'KiteTicker.parseBinary', value: theirs },
+      ...(s === sets[0] ? { target: { op: '>=', value: TARGET_FULL_PPS } } : {}),
+    });
   }
   const full = pps.get(`ours ${sets[0].label}`)!;
   console.log(`target ≥ ${M(TARGET_FULL_PPS)}M full packets/s on one core: ${M(full)}M → ${full >= TARGET_FULL_PPS ? 'MET' : 'NOT MET'}`);
@@ -234,6 +240,10 @@ async function longRun(
       return n;
     }),
   ];
+  record({
+    bench: 'decode', name: 'GCs per 1M full packets, long run', unit: 'GCs', better: 'lower', value: Number(rows[0]['GCs per 1M packets']),
+    baseline: { name: 'KiteTicker.parseBinary', value: Number(rows[1]['GCs per 1M packets']) },
+  });
   console.log('\nlong run, GC events observed via perf_hooks (heap sampled without forcing GC):');
   console.table(rows);
 }

@@ -49,15 +49,16 @@ import { defaultUniverse } from './pipeline-frames.ts';
 import { EngineFrames, stamp, wallMs, type FrameSource, type Template } from './engines-frames.ts';
 import { createPublisher, ENGINES, JS_STREAM_BYTES, redisSubscriberOutput, REDIS, SNAPSHOT_PREFIX, STREAM_BYTES, type Engine, type Publisher } from './engines-transport.ts';
 import type { Progress, SubCommand, SubStats } from './engines-sub.ts';
+import { QUICK, record } from './report.ts';
 import { Histogram } from './support.ts';
 
-const QUICK = process.argv.includes('--quick');
 const SUBSCRIBERS = 2;
-const SIZES = [1, 50, 500];
-const RATES = [1_000, 10_000, 100_000];
+/** Quick mode: one message size (a drain of 50 ticks) and one rate, short windows. */
+const SIZES = QUICK ? [50] : [1, 50, 500];
+const RATES = QUICK ? [10_000] : [1_000, 10_000, 100_000];
 const SLOW_RATE = 10_000;
 const T = QUICK
-  ? { warm: 300, max: 700, paced: 1000, before: 500, stop: 3000, after: 1500 }
+  ? { warm: 100, max: 300, paced: 300, before: 200, stop: 500, after: 300 }
   : { warm: 400, max: 1500, paced: 2000, before: 1000, stop: 3000, after: 3000 };
 if (process.env.ENGINES_BENCH_STOP_MS) T.stop = Number(process.env.ENGINES_BENCH_STOP_MS);
 /** Bytes the publisher keeps ahead of the slower subscriber at the maximum rate (Redis's pub/sub soft limit is 8 MB). */
@@ -673,6 +674,22 @@ export default async function run(): Promise<void> {
     errors: r.errors,
   })));
 
+  for (const r of maxRows) {
+    if (r.engine === 'tcp' || (r.size !== 50 && !r.engine.startsWith('jetstream-last'))) continue;
+    const f = floorMax(r.size);
+    record({
+      bench: 'engines', name: `${r.engine}, max rate, ${r.engine.startsWith('jetstream-last') ? '1 tick per instrument message' : `${r.size} ticks/msg`}`, unit: 'ticks/s', better: 'higher',
+      value: r.ticksPerS, ...(f === undefined ? {} : { baseline: { name: 'loopback TCP floor', value: f.ticksPerS } }),
+    });
+  }
+  for (const r of pacedRows) {
+    if (r.engine === 'tcp' || r.rate !== 10_000) continue;
+    const f = pacedRows.find((x) => x.engine === 'tcp' && x.rate === r.rate);
+    record({
+      bench: 'engines', name: `${r.engine}, p99 publish → subscriber at 10k ticks/s`, unit: 'µs', better: 'lower', value: r.p99,
+      ...(f === undefined ? {} : { baseline: { name: 'loopback TCP floor', value: f.p99 } }),
+    });
+  }
   const floorPaced = (rate: number): PacedRow | undefined => pacedRows.find((r) => r.engine === 'tcp' && r.rate === rate);
   console.log(`\n2. Publish → subscriber latency at fixed rates, a drain per 1 ms timer wake-up, ${T.paced / 1000} s after ${T.warm / 1000} s warm-up; the worse subscriber's figures, one sample per message. "answer" = publish → the engine's reply (Redis) or PubAck (JetStream).`);
   console.table(pacedRows.map((r) => {

@@ -68,13 +68,14 @@ import { parentPort, workerData, type Worker } from 'node:worker_threads';
 import { KiteConnect } from 'kiteconnect';
 import { until } from '../test/support/until.ts';
 import type { Latency } from './orders-roundtrip.ts';
+import { QUICK, record } from './report.ts';
 import { loadLine, schedDelta, schedOf, startSimProcess, us, type Sched } from './support.ts';
 
 const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
-const ROUNDS = Number(process.env.BENCH_LIVE_N ?? 1000);
+const ROUNDS = Number(process.env.BENCH_LIVE_N ?? (QUICK ? 60 : 1000));
 /** Rounds per session (fresh simulator, database and service), and the untimed rounds that start each. */
 const SESSION_ROUNDS = 250;
-const WARMUP_ROUNDS = 50;
+const WARMUP_ROUNDS = QUICK ? 10 : 50;
 const CANCEL_EVERY = 50;
 const SIM_RATE = Number(process.env.BENCH_LIVE_SIM_RATE ?? 2000);
 /** The live key's name (`npm run keys -- create trader --live`). */
@@ -633,6 +634,12 @@ export default async function run(): Promise<void> {
   console.log(`   orders placed (warm-up included): direct ${r.placed.direct}, ours ${r.placed.ours}; cancelled ${r.cancelled.direct} and ${r.cancelled.ours}`);
   console.log(`   ${loadLine()} (after the run)`);
 
+  if (ok) {
+    for (const [name, l] of [["live place, our answer (/kite, live key)", oursA], ["live place, Kite's order_id known to us", ack]] as const) {
+      record({ bench: 'live-orders', name: `${name} p50`, unit: 'µs', better: 'lower', value: l.p50Us, baseline: { name: 'direct to Kite, p50', value: direct.p50Us } });
+      record({ bench: 'live-orders', name: `${name} p99`, unit: 'µs', better: 'lower', value: l.p99Us, baseline: { name: 'direct to Kite, p99', value: direct.p99Us } });
+    }
+  }
   const why = ok ? '' : `NOT MEASURED: ${r.failure ?? 'no timed orders'}`.slice(0, 160);
   console.log('\nsummary');
   printTable(['figure', 'value', 'baseline', 'target', 'result'], [

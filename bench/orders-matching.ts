@@ -23,16 +23,17 @@ import { N, N_FIELDS, NType } from '../src/core/tick.ts';
 import { Status, type Order, type Side } from '../src/orders/model.ts';
 import { RestingBook, type BookSink } from '../src/orders/paper/book.ts';
 import { Rng } from '../test/support/gen.ts';
+import { QUICK } from './report.ts';
 import { cpuMs, forceGc, loadLine } from './support.ts';
 
 const ROWS = 100;
 const PER_ROW = 10;
 /** Ticks in the generated stream, replayed in passes (16 MiB of canonical ticks). */
 const TICKS = 1 << 15;
-const BOOK_PASSES = 64;
+const BOOK_PASSES = QUICK ? 8 : 64;
 const SCAN_PASSES = 2;
-const WARMUP_ROUNDS = 2;
-const ROUNDS = 7;
+const WARMUP_ROUNDS = QUICK ? 1 : 2;
+const ROUNDS = QUICK ? 2 : 7;
 const TARGET_NS = 1000;
 const TARGET_RATIO = 50;
 

@@ -43,6 +43,7 @@ import { startWorker } from '../src/threads.ts';
 import { until } from '../test/support/until.ts';
 import { matchingBench, type MatchingResult } from './orders-matching.ts';
 import type { Latency, RoundTripMessage, RoundTripOptions, RoundTripResult } from './orders-roundtrip.ts';
+import { QUICK, record } from './report.ts';
 import { cpuMs, forceGc, loadLine, schedDelta, schedOf, startSimProcess, us, type Sched } from './support.ts';
 
 const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
@@ -54,12 +55,12 @@ const EMBEDDED = process.env.BENCH_ORDERS_DB === 'embedded';
  * thread (what `npm start` with no Kite credentials does), which adds generating 20k ticks/s to it.
  */
 const SIM_WHERE = process.env.BENCH_ORDERS_SIM === 'inprocess' ? 'inprocess' : 'process';
-const PAIRS = Number(process.env.BENCH_ORDERS_N ?? 3000);
-const WARMUP_PAIRS = 500;
+const PAIRS = Number(process.env.BENCH_ORDERS_N ?? (QUICK ? 300 : 3000));
+const WARMUP_PAIRS = QUICK ? 100 : 500;
 const CANCEL_EVERY = 500;
 const BLOCK = 1000;
 /** One-row transactions timed for the commit floor (PostgreSQL only). */
-const COMMITS = 1000;
+const COMMITS = QUICK ? 100 : 1000;
 const SIM_RATE = 20_000;
 /** The feed counts as "at 20k ticks/s" from this share of it. */
 const FEED_FLOOR = 0.9;
@@ -80,8 +81,8 @@ const RAISED: Record<string, string> = {
 
 /** The event loop delay monitor's timer, ms. */
 const LOOP_RESOLUTION_MS = 1;
-const CHECK_ROUNDS = 7;
-const CHECK_ROUND_MS = 150;
+const CHECK_ROUNDS = QUICK ? 2 : 7;
+const CHECK_ROUND_MS = QUICK ? 30 : 150;
 
 // --- 1. round trip -------------------------------------------------------------------------------
 
@@ -375,6 +376,19 @@ export default async function run(): Promise<void> {
     rows.push(['order round trip p99, paper, feed 20k ticks/s', '—', '—', `< ${us(TARGET_P99_US)}`,
       `NOT MEASURED: ${p1.ok ? p1.rt.failure : p1.failure}`.slice(0, 160)]);
   }
+  if (p1.ok && p1.rt.order.count > 0) {
+    const rt = p1.rt;
+    record({ bench: 'orders', name: 'paper order round trip p50', unit: 'µs', better: 'lower', value: rt.order.p50Us, baseline: { name: 'GET /api/quote p50', value: rt.quote.p50Us } });
+    record({
+      bench: 'orders', name: 'paper order round trip p99', unit: 'µs', better: 'lower', value: rt.order.p99Us,
+      baseline: { name: 'GET /api/quote p99', value: rt.quote.p99Us }, target: { op: '<=', value: TARGET_P99_US },
+    });
+  }
+  record({
+    bench: 'orders', name: 'matching per tick, 1,000 resting orders', unit: 'ns/tick CPU', better: 'lower', value: m.bookNsPerTick,
+    baseline: { name: 'scan every resting order', value: m.scanNsPerTick }, target: { op: '<=', value: 1000 },
+  });
+  record({ bench: 'orders', name: 'parse + check per order', unit: 'ns CPU', better: 'lower', value: c.parseCheckNs, baseline: { name: 'JSON.parse of the body', value: c.jsonNs } });
   rows.push(['matching per tick, 1,000 resting orders', ns(m.bookNsPerTick), `scan ${ns(m.scanNsPerTick)} (${m.ratio.toFixed(1)}x)`,
     '< 1 µs and >= 50x', m.bookNsPerTick < 1000 && m.ratio >= 50 ? 'MET' : 'NOT MET']);
   rows.push(['pre-trade check per order (checkPlace)', ns(c.checkNs), `JSON.parse ${ns(c.jsonNs)}`, 'none set', '—']);

@@ -21,6 +21,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { QUICK, record } from './report.ts';
 import { loadLine } from './support.ts';
 import { KEY } from '../test/gateway/rest-fixture.ts';
 
@@ -39,8 +40,8 @@ type Autocannon = (opts: {
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 const CONNECTIONS = 50;
-const DURATION_S = 5;
-const WARMUP_S = 1;
+const DURATION_S = QUICK ? 1 : 5;
+const WARMUP_S = QUICK ? 0 : 1;
 
 const QUOTE_SYMBOLS = 'NSE:INFY,NSE:RELIANCE,NSE:TCS,NSE:HDFCBANK,NSE:NIFTY 50';
 const INFY_TOKEN = 408065;
@@ -107,7 +108,7 @@ export default async function main(): Promise<void> {
 
     const rows: { label: string; rps: number; p50: number; p99: number; bad: number; cpuUs: number }[] = [];
     for (const t of TARGETS) {
-      await autocannon({ url: base + t.path, connections: CONNECTIONS, duration: WARMUP_S, headers: t.headers });
+      if (WARMUP_S > 0) await autocannon({ url: base + t.path, connections: CONNECTIONS, duration: WARMUP_S, headers: t.headers });
       const cpu0 = cpuOf(child.pid!);
       const r = await autocannon({ url: base + t.path, connections: CONNECTIONS, duration: DURATION_S, headers: t.headers });
       const cpu1 = cpuOf(child.pid!);
@@ -124,6 +125,11 @@ export default async function main(): Promise<void> {
     const fmt = (l: string[]) => l.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
     console.log('\n' + fmt(head));
     for (const l of lines) console.log(fmt(l));
+    for (const r of rows.slice(1)) {
+      const name = r.label.replace(/ \(.*$/, '');
+      record({ bench: 'rest', name: `${name} req/s`, unit: 'req/s', better: 'higher', value: r.rps, baseline: { name: 'GET /health', value: base0 } });
+      record({ bench: 'rest', name: `${name} p99`, unit: 'ms', better: 'lower', value: r.p99, baseline: { name: 'GET /health', value: rows[0].p99 } });
+    }
   } finally {
     child.stdin!.end();
     await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);

@@ -23,13 +23,14 @@ import { createRingBuffer, RingConsumer, RingProducer } from '../src/core/ring.t
 import { F, type SlotViews } from '../src/core/packet-slot.ts';
 import { startWorker } from '../src/threads.ts';
 import type { RingConsumerData, RingConsumerResult } from './ring-consumer.ts';
+import { QUICK, record } from './report.ts';
 import { CPU_CLOCK, cpuMs, GcCounter, loadLine, M } from './support.ts';
 
 const CAPACITY = 1 << 16;
 const OP_RECORDS = 4096;
-const RUN_MS = 2000;
-const MESSAGE_RECORDS = 300_000;
-const MESSAGE_BATCH_RECORDS = 3_000_000;
+const RUN_MS = QUICK ? 300 : 2000;
+const MESSAGE_RECORDS = QUICK ? 30_000 : 300_000;
+const MESSAGE_BATCH_RECORDS = QUICK ? 300_000 : 3_000_000;
 const CONSUMER = new URL('./ring-consumer.ts', import.meta.url);
 
 let expected = 0;
@@ -55,7 +56,7 @@ async function sameThread(): Promise<Record<string, string | number>[]> {
   let seq = 0;
   const queue: QueueItem[] = [];
   let sink = 0;
-  const bench = new Bench({ name: 'ring, same thread', time: 1500, warmupTime: 300, timestampProvider: CPU_CLOCK });
+  const bench = new Bench({ name: 'ring, same thread', time: QUICK ? 150 : 1500, warmupTime: QUICK ? 50 : 300, timestampProvider: CPU_CLOCK });
   bench.add('ring, batch 1', () => {
     for (let i = 0; i < OP_RECORDS; i++) {
       push(p, seq++);
@@ -175,6 +176,10 @@ export default async function run(): Promise<void> {
   console.table(same);
   const perSec = (task: string): number => 1e9 / Number(same.find((r) => r.task === task)!['ns/record']);
   console.log(`ratio ring batch 256 / array queue: ${(perSec('ring, batch 256') / perSec('baseline: array of objects, batch 256')).toFixed(1)}x`);
+  record({
+    bench: 'ring', name: 'same thread, batch 256', unit: 'records/CPU-s', better: 'higher', value: perSec('ring, batch 256'),
+    baseline: { name: 'array of objects as a queue', value: perSec('baseline: array of objects, batch 256') },
+  });
 
   console.log(`\nacross threads (main thread produces, a worker consumes; wall clock, ~${RUN_MS / 1000} s each):`);
   const cross = [await crossRing(1), await crossRing(64), await crossMessages(1), await crossMessages(64)];
@@ -189,4 +194,10 @@ export default async function run(): Promise<void> {
   const rate = (task: string): number => { const r = cross.find((x) => x.task === task)!; return r.records / r.wallMs; };
   console.log(`ratio ring batch 64 / postMessage 64 objects/msg: ${(rate('ring, batch 64') / rate('baseline: postMessage, 64 objects/msg')).toFixed(1)}x; ` +
     `ring batch 1 / postMessage 1 object/msg: ${(rate('ring, batch 1') / rate('baseline: postMessage, 1 object/msg')).toFixed(1)}x`);
+  for (const [batch, base] of [[64, 'baseline: postMessage, 64 objects/msg'], [1, 'baseline: postMessage, 1 object/msg']] as const) {
+    record({
+      bench: 'ring', name: `across threads, batch ${batch}`, unit: 'records/s', better: 'higher', value: rate(`ring, batch ${batch}`) * 1000,
+      baseline: { name: base.replace('baseline: ', ''), value: rate(base) * 1000 },
+    });
+  }
 }

@@ -61,13 +61,13 @@ import { createPublisher, NATS, REDIS, type Engine } from './engines-transport.t
 import { EngineRun, machineJiffies, pidOf, procCpuMs, SubProc, type MaxRow } from './engines.bench.ts';
 import type { ClientCommand, ClientStats } from './scale-clients.ts';
 import type { SimCommand, SimCounts } from './scale-sim.ts';
+import { QUICK, record } from './report.ts';
 import { loadLine } from './support.ts';
 
-const QUICK = process.argv.includes('--quick');
 const PART = process.env.SCALE_BENCH_PART;
-const RATES = process.env.SCALE_BENCH_RATES ? process.env.SCALE_BENCH_RATES.split(',').map(Number) : [2_000, 10_000, 30_000, 60_000];
+const RATES = process.env.SCALE_BENCH_RATES ? process.env.SCALE_BENCH_RATES.split(',').map(Number) : QUICK ? [10_000] : [2_000, 10_000, 30_000, 60_000];
 const CLIENTS = 4;
-const T = QUICK ? { warm: 1500, window: 3000 } : { warm: 2500, window: 8000 };
+const T = QUICK ? { warm: 800, window: 1500 } : { warm: 2500, window: 8000 };
 const READY_MS = 60_000;
 const STOP_MS = 5000;
 const SIM_SEED = 7;
@@ -514,6 +514,18 @@ function printRoles(rows: RoleRow[]): void {
       'CPU clients / sim / redis / pg / machine': `${pct(c.get('clients'))} / ${pct(c.get('sim'))} / ${pct(c.get('redis'))} / ${pct(c.get('pg'))} / ${pct(c.get('machine'))}`,
     };
   }));
+  for (const r of rows) {
+    const b = base(r.rate);
+    if (r.config.id === 'a' || b === undefined) continue;
+    record({
+      bench: 'scale', name: `${r.config.label}, delivered at ${fmt(r.rate)} ticks/s`, unit: 'ticks/s', better: 'higher', value: r.deliveredPerS,
+      baseline: { name: '(a) one ROLE=all process', value: b.deliveredPerS },
+    });
+    record({
+      bench: 'scale', name: `${r.config.label}, p99 tick → client at ${fmt(r.rate)} ticks/s`, unit: 'µs', better: 'lower', value: r.clients.p99,
+      baseline: { name: '(a) one ROLE=all process', value: b.clients.p99 },
+    });
+  }
   console.log('   detail: per process CPU %, the ingest\'s drain messages (per second, ticks and bars each, bytes each), the gateways\' lag behind the ingest, what conflated where');
   console.table(rows.map((r) => ({
     config: r.config.label,
@@ -557,6 +569,14 @@ function printEngines(cells: EngineCell[], drains: Drain[], maxPayload: number):
         : `${fmt(c.row.msgsPerS)}/s, ${usStr(1e6 / c.row.msgsPerS)}, ${usStr(cpuPerFrame(c.row).total)}`;
     }
     const base = cell(d, SERVICE_ENGINE)?.row;
+    for (const e of ENGINES_COMPARED) {
+      const row = cell(d, e)?.row;
+      if (e === SERVICE_ENGINE || !row || !base) continue;
+      record({
+        bench: 'scale', name: `${e}, drain messages of ${fmt(d.rate)} ticks/s, max rate`, unit: 'msgs/s', better: 'higher', value: row.msgsPerS,
+        baseline: { name: `${SERVICE_ENGINE} (the service's)`, value: base.msgsPerS },
+      });
+    }
     o[`frames/s vs ${SERVICE_ENGINE}`] = ENGINES_COMPARED.filter((e) => e !== SERVICE_ENGINE)
       .map((e) => `${e} ${ratio(cell(d, e)?.row?.msgsPerS ?? NaN, base?.msgsPerS)}`).join(', ');
     return o;
@@ -610,7 +630,8 @@ export default async function run(): Promise<void> {
         }
         console.log(`clocks: clients − this process = ${(best.off * 1000).toFixed(0)} µs ± ${((best.rtt / 2) * 1000).toFixed(0)} µs (every process reads the same system clock); latencies are not corrected`);
         const ctx: Ctx = { sim: sim.proc, simUrls: sim.up, clients: clients.proc, redis, nextPort: 20_000 + Math.floor(Math.random() * 10_000) };
-        for (const cfg of CONFIGS) rows.push(...await runConfig(cfg, ctx));
+        // Quick mode: the baseline and one split, so both code paths run.
+        for (const cfg of QUICK ? CONFIGS.slice(0, 2) : CONFIGS) rows.push(...await runConfig(cfg, ctx));
       } finally {
         await stopChild(clients.proc.child);
         await stopChild(sim.proc.child);

@@ -36,12 +36,16 @@ import { LATENCY_BUCKETS, latencyQuantile, WC } from '../src/core/writer-protoco
 import { PgSink } from '../workers/writer/sink-pg.ts';
 import { PgliteSink } from '../workers/writer/sink-pglite.ts';
 import { defaultUniverse, FrameSet } from './pipeline-frames.ts';
+import { QUICK, record } from './report.ts';
 import { K, loadLine } from './support.ts';
 
 const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
-const ROWS = Number(process.env.BENCH_STORAGE_ROWS ?? 200_000);
-const SATURATED_MS = 8000;
-const PACED_MS = 8000;
+const ROWS = Number(process.env.BENCH_STORAGE_ROWS ?? (QUICK ? 10_000 : 200_000));
+const SATURATED_MS = QUICK ? 1500 : 8000;
+const PACED_MS = QUICK ? 1500 : 8000;
+/** The pipeline runs' first part, not counted: JIT warm-up, first partitions. */
+const WARM_MS = QUICK ? 500 : 2000;
+const BATCH_MS = QUICK ? [100] : [50, 100, 200];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const rate = (rows: number, ms: number) => (rows * 1000) / ms;
@@ -163,8 +167,8 @@ export async function pipelineRun(url: string, frames: FrameSet, ms: number, tps
   for (;;) {
     const now = performance.now();
     if (now - t0 >= ms) break;
-    if (tWarm === 0 && now - t0 >= 2000) {
-      // Steady state only: the first 2 s (JIT warm-up, first partitions) are not counted.
+    if (tWarm === 0 && now - t0 >= WARM_MS) {
+      // Steady state only: the first WARM_MS are not counted.
       tWarm = now;
       rows0 = c[WC.ROWS];
       c.fill(0, WC.LATENCY, WC.LATENCY + LATENCY_BUCKETS);
@@ -307,20 +311,36 @@ export default async function run(): Promise<void> {
     const writer = results.get('writer binary COPY, batches of 5k, 1 connection')!;
     console.log(`   writer binary COPY / text COPY: ${(writer / results.get('postgres text COPY, batches of 5k')!).toFixed(2)}x; ` +
       `/ multi-row INSERT: ${(writer / results.get('postgres multi-row INSERT, 1k rows per statement')!).toFixed(2)}x`);
+    record({
+      bench: 'storage', name: 'writer binary COPY, 5k batches, 1 connection', unit: 'rows/s', better: 'higher', value: writer,
+      baseline: { name: 'psql \\copy (best format)', value: limit },
+    });
+    record({
+      bench: 'storage', name: 'writer binary COPY, 5k batches, 4 connections', unit: 'rows/s', better: 'higher',
+      value: results.get('writer binary COPY, batches of 5k, 4 connections')!, baseline: { name: 'psql \\copy (best format)', value: limit },
+    });
     await depthFormats(sql, url, rows, tmp, cols);
 
     console.log('\n2. The writer behind the running pipeline (2 shard workers, writer thread, 4 connections, batches of 5k rows or 100 ms):');
     const sat = await pipelineRun(url, frames, SATURATED_MS, null, 5000, 100);
     console.log(`   saturated: offered ${K(sat.offered)}k ticks/s, stored ${K(sat.steady)}k rows/s steady = ${pct(sat.steady / limit)} of psql \\copy` +
       ` (target >= 70%); lag at end ${K(sat.lagTicks)}k ticks; p99 latency ${sat.p99} ms (queueing at saturation); writer thread busy ${pct(sat.writerBusy)}`);
+    record({
+      bench: 'storage', name: 'writer behind the pipeline, saturated', unit: 'rows/s', better: 'higher', value: sat.steady,
+      baseline: { name: 'psql \\copy (best format)', value: limit }, target: { op: '>=', value: 0.7 * limit },
+    });
     const target = 0.7 * limit;
     console.log(`   paced at 70% of psql \\copy (${K(target)}k ticks/s); write latency = tick received by the front -> row committed (target p99 < 500 ms):`);
-    for (const batchMs of [50, 100, 200]) {
+    for (const batchMs of BATCH_MS) {
       const r = await pipelineRun(url, frames, PACED_MS, target, 5000, batchMs);
+      record({
+        bench: 'storage', name: `write latency p99, paced at 70 % of psql, WRITER_BATCH_MS=${batchMs}`, unit: 'ms', better: 'lower', value: r.p99,
+        target: { op: '<=', value: 500 },
+      });
       console.log(`     WRITER_BATCH_MS=${String(batchMs).padEnd(3)}: stored ${K(r.steady)}k rows/s of ${K(r.offered)}k offered, p50 ${r.p50} ms, p99 ${r.p99} ms, ` +
         `lag at end ${r.lagTicks} ticks, writer thread busy ${pct(r.writerBusy)}`);
     }
-    for (const tps of [20_000]) {
+    for (const tps of QUICK ? [] : [20_000]) {
       const r = await pipelineRun(url, frames, PACED_MS, tps, 5000, 100);
       console.log(`   paced at ${K(tps)}k ticks/s (a busy live feed), WRITER_BATCH_MS=100: stored ${K(r.steady)}k rows/s, p50 ${r.p50} ms, p99 ${r.p99} ms, writer thread busy ${pct(r.writerBusy)}`);
     }
@@ -337,6 +357,7 @@ export default async function run(): Promise<void> {
     const [{ n }] = (await sink.query('SELECT count(*)::int AS n FROM market_data', [])) as { n: number }[];
     if (n !== pgliteRows.length) throw new Error(`PGlite: ${n} rows stored, ${pgliteRows.length} expected`);
     await sink.close();
+    record({ bench: 'storage', name: 'embedded PGlite, 5k batches', unit: 'rows/s', better: 'higher', value: rate(pgliteRows.length, ms), baseline: { name: 'psql \\copy (best format)', value: limit } });
     console.log(`   ${K(pgliteRows.length)}k rows in batches of 5k: ${K(rate(pgliteRows.length, ms))}k rows/s = ${pct(rate(pgliteRows.length, ms) / limit)} of PostgreSQL's psql \\copy` +
       ` (first open, initdb included: ${(openMs / 1000).toFixed(1)} s)`);
   } finally {

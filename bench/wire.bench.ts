@@ -20,11 +20,12 @@ import { encodeSymbol, RECORD_FRAMES, RecordWriter } from '../src/gateway/msgpac
 import { Market } from '../src/kite/sim/market.ts';
 import { N_FIELDS } from '../src/core/tick.ts';
 import { universe } from '../test/pipeline/harness.ts';
+import { QUICK, record } from './report.ts';
 import { canonicalFromWire, CPU_CLOCK, forceGc, GcCounter, loadLine } from './support.ts';
 
 const DRAIN = 376;
 const SETS = 100;
-const LONG_RUN_TICKS = 5_000_000;
+const LONG_RUN_TICKS = QUICK ? 500_000 : 5_000_000;
 
 /** Canonical full ticks from the market model's wire ticks (prices to rupees, times to ms). */
 function drain(): { f: Float64Array; rows: number[]; symbols: string[] } {
@@ -112,7 +113,7 @@ export default async function run(): Promise<void> {
   }
   console.log(`one drain: ${n} full ticks of ${symbols.length} instruments; frames byte-identical to msgpackr's in both shapes`);
 
-  const bench = new Bench({ name: 'wire', time: 1500, warmupTime: 300, timestampProvider: CPU_CLOCK });
+  const bench = new Bench({ name: 'wire', time: QUICK ? 150 : 1500, warmupTime: QUICK ? 50 : 300, timestampProvider: CPU_CLOCK });
   const tasks: [string, () => void][] = [
     ['ours: encode once + fan-out, one set', ours(1)],
     ['before: tickFor + msgpackr, one set', before(1)],
@@ -129,6 +130,14 @@ export default async function run(): Promise<void> {
   const r100 = nsPerTick(tasks[3][0]) / nsPerTick(tasks[2][0]);
   const rj = nsPerTick(tasks[4][0]) / nsPerTick(tasks[0][0]);
   console.log(`ours vs before: ${r1.toFixed(1)}x (one set), ${r100.toFixed(1)}x (${SETS} sets); vs JSON.stringify per tick: ${rj.toFixed(1)}x`);
+  record({
+    bench: 'wire', name: 'encode + fan-out, one set', unit: 'ns/tick CPU', better: 'lower', value: nsPerTick(tasks[0][0]),
+    baseline: { name: 'tickFor + msgpackr pack', value: nsPerTick(tasks[1][0]) },
+  });
+  record({
+    bench: 'wire', name: `encode + fan-out, ${SETS} sets`, unit: 'ns/tick CPU', better: 'lower', value: nsPerTick(tasks[2][0]),
+    baseline: { name: 'tickFor + msgpackr pack', value: nsPerTick(tasks[3][0]) },
+  });
 
   // Long run: GC events while ours encodes LONG_RUN_TICKS ticks (100 sets, the shape with most frames).
   const op = ours(SETS);
@@ -139,6 +148,7 @@ export default async function run(): Promise<void> {
   for (let done = 0; done < LONG_RUN_TICKS; done += n) op();
   const cpu = process.cpuUsage(t0);
   await gc.stop();
+  record({ bench: 'wire', name: `GCs per 1M ticks, ${SETS} sets, long run`, unit: 'GCs', better: 'lower', value: (gc.total() / LONG_RUN_TICKS) * 1e6 });
   console.log(`long run: ${(LONG_RUN_TICKS / 1e6).toFixed(0)}M ticks in ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s CPU, ` +
     `${gc.total()} GCs (${gc.minor} minor, ${gc.major} major) = ${((gc.total() / LONG_RUN_TICKS) * 1e6).toFixed(2)} per 1M ticks; sink ${sink > 0 ? 'ok' : 'empty'}`);
 }
