@@ -56,7 +56,11 @@ export interface Config {
   /** API keys from API_KEYS (secrets in memory only, never written or logged). */
   readonly apiKeys: readonly { readonly name: string; readonly secret: string }[];
   readonly workers: number;
-  /** How pipeline threads wait for ticks (PIPELINE_WAIT): park, or spin so many µs first. */
+  /**
+   * How pipeline threads wait for ticks (PIPELINE_WAIT): park, or spin so many µs first. Default
+   * adaptive:500: costs what park costs at low rates, keeps the hand-offs on a core at high ones
+   * (the figures: DEFAULT_PIPELINE_WAIT in src/core/ring.ts, from bench/wait.bench.ts).
+   */
   readonly pipelineWait: WaitPolicy;
   /** REST: requests per second each API key may make (token bucket refill); 0 = no limit. */
   readonly apiRatePerSec: number;

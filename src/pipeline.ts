@@ -17,7 +17,7 @@ import type { Worker } from 'node:worker_threads';
 import { startWorker } from './threads.ts';
 import type { TickMode } from './core/instrument.ts';
 import type { Instrument } from './core/instrument.ts';
-import { createRingBuffer, PARK, RingConsumer, setRingWait, SpinBudget, type WaitPolicy } from './core/ring.ts';
+import { createRingBuffer, DEFAULT_PIPELINE_WAIT, PARK, RingConsumer, setRingWait, SpinBudget, type WaitPolicy } from './core/ring.ts';
 import { shardOf } from './front.ts';
 import { N_SLOT_WORDS, TICK_CONSUMERS } from './core/tick.ts';
 import { BAR_SLOT_WORDS, chainStatsBytes, DOORBELL_STRIDE, optionGroups, SC, SHARD_COUNTERS, type LastStored, type ShardControl, type ShardData, type ShardMemory, type ShardMessage } from './core/shard-protocol.ts';
@@ -44,7 +44,7 @@ export interface PipelineOptions {
   lastStored?: readonly LastStored[];
   /**
    * How the shards wait on their input rings and the main thread's readers on the doorbells
-   * (config PIPELINE_WAIT). Default: park.
+   * (config PIPELINE_WAIT). Default: the service's, DEFAULT_PIPELINE_WAIT (src/core/ring.ts says why).
    */
   wait?: WaitPolicy;
 }
@@ -78,7 +78,7 @@ export class Pipeline {
   private readonly wait: WaitPolicy;
 
   constructor(opts: PipelineOptions) {
-    this.wait = opts.wait ?? PARK;
+    this.wait = opts.wait ?? DEFAULT_PIPELINE_WAIT;
     // The shards learn it from their input rings' headers, before they start.
     for (const ring of opts.rings) setRingWait(ring, this.wait);
     this.doorbells = new SharedArrayBuffer(TICK_CONSUMERS * DOORBELL_STRIDE * 4);

@@ -106,11 +106,26 @@ export function formatWaitPolicy(p: WaitPolicy): string {
   return p.strategy === 'park' ? 'park' : `${p.strategy}:${p.spinUs}`;
 }
 
-/** The service's default (config PIPELINE_WAIT); chosen from bench/wait.bench.ts's figures. */
-export const DEFAULT_PIPELINE_WAIT: WaitPolicy = PARK;
+/**
+ * The service's default (config PIPELINE_WAIT): adaptive, 500 µs. Chosen from three runs of
+ * bench/wait.bench.ts on the 2-core machine (2026-12-06, 1 shard, 100 clients; other work held the
+ * load average at 5-11, so the floor's own tick → client p99 swung 2.5-195 ms between rounds and
+ * p99s cannot rank the strategies; the pipeline's own front → hub latency can):
+ * - At 1k and 10k ticks/s frames come 4-40 ms apart: no spin worth its core reaches the next one,
+ *   so every strategy wakes from sleep there. Adaptive then parks at once and costs what park
+ *   costs (front → hub p50 0.33-0.65 ms, server CPU 7-8 % / 20-23 % of a core, as park), while
+ *   spin-park burns its spin on every wait for nothing (spin-park:500 at 10k: 38 % against 22 %).
+ * - At 100k ticks/s waits are short, adaptive spins, and the hand-offs stay on a core: front → hub
+ *   p50 0.96-7.7 ms against park's 3.8-57 ms, p99 14-99 ms against 34-262 ms. spin-park:50 was the
+ *   worst there in two runs of three (its 50 µs ends just before the next frame, then it parks).
+ * - Saturated throughput: adaptive:500 112-155 % of park's in every run (never a loss; the spinning
+ *   threads keep their cores), within the issue's 10 %.
+ * adaptive:1000 spun longer for nothing better (front → hub p99 19-64 ms in its run).
+ */
+export const DEFAULT_PIPELINE_WAIT: WaitPolicy = Object.freeze({ strategy: 'adaptive', spinUs: 500 });
 
-/** Spin length when PIPELINE_WAIT names a spinning strategy without one, µs. */
-export const DEFAULT_SPIN_US = 50;
+/** Spin length when PIPELINE_WAIT names a spinning strategy without one, µs: the default's. */
+export const DEFAULT_SPIN_US = 500;
 
 /** Tell every consumer of this ring how to wait (the shard reads it from its input ring). */
 export function setRingWait(sab: SharedArrayBuffer, p: WaitPolicy): void {
