@@ -14,7 +14,8 @@
  *    the rings take them, ticks/s through the hub, each strategy against park.
  *
  * `npm run bench -- wait` (about 4 minutes); QUICK: one short step per strategy at 10k ticks/s.
- * WAIT_BENCH_ONLY=spin-park:50,park runs only those strategies, for development.
+ * WAIT_BENCH_ONLY=spin-park:50,park runs only those strategies, WAIT_BENCH_SATURATED_ONLY=1 only part 2,
+ * for development.
  *
  * What it chose: adaptive:500 (DEFAULT_PIPELINE_WAIT in src/core/ring.ts has the figures and why).
  * On a shared 2-core machine tick → client p99 is the clients' and the scheduler's: the floor's
@@ -49,14 +50,18 @@ const SET_TICKS = 50_000;
 const RATES = QUICK ? [10_000] : [1_000, 10_000, 100_000];
 const WARM_MS = QUICK ? 200 : 1000;
 const WINDOW_MS = QUICK ? 500 : 3000;
-const SAT_WARM_MS = QUICK ? 200 : 1000;
-const SAT_MS = QUICK ? 500 : 2500;
+const SAT_WARM_MS = QUICK ? 200 : 700;
+const SAT_MS = QUICK ? 500 : 2000;
 /**
  * Rounds: each measures the floor and every strategy at every rate, the strategies in a rotated
  * order, so load that comes and goes on this shared machine falls on each in turn; figures are
  * medians over the rounds.
  */
 const ROUNDS = QUICK ? 1 : 2;
+/** Saturated runs swing 2x between rounds on this machine (other work takes the cores): more of them, each shorter. */
+const SAT_ROUNDS = QUICK ? 1 : 4;
+/** For development: WAIT_BENCH_SATURATED_ONLY=1 skips the latency runs. */
+const SATURATED_ONLY = process.env.WAIT_BENCH_SATURATED_ONLY === '1';
 /** Longest the bench pushes frames in one turn of the event loop. */
 const BURST_MS = 2;
 /** The issue's targets: p99 within 1 ms of the floor, at most 10 % of saturated throughput lost. */
@@ -195,7 +200,7 @@ export default async function run(): Promise<void> {
   const lat: { rate: number; name: string; r: Paced }[] = [];
   const clients = Clients.start();
   try {
-    for (let round = 0; round < ROUNDS; round++) for (const rate of RATES) {
+    for (let round = 0; round < (SATURATED_ONLY ? 0 : ROUNDS); round++) for (const rate of RATES) {
       const order = STRATEGIES.map((_w, i) => STRATEGIES[(i + round) % STRATEGIES.length]);
       for (const which of [null, ...order]) {
         const server = which === null ? await startFloor(instruments, frames) : await startOurs(instruments, which, WORKERS);
@@ -214,7 +219,7 @@ export default async function run(): Promise<void> {
 
   // 2. Saturated throughput.
   const satRuns: { name: string; tps: number; cpu: number }[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < SAT_ROUNDS; round++) {
     for (const w of STRATEGIES.map((_w, i) => STRATEGIES[(i + round) % STRATEGIES.length])) {
       const r = await saturate(instruments, frames, w);
       satRuns.push({ name: formatWaitPolicy(w), ...r });
@@ -243,6 +248,10 @@ export default async function run(): Promise<void> {
   }));
   const cell = (rate: number, name: string) => cells.find((c) => c.rate === rate && c.name === name)!;
 
+  if (SATURATED_ONLY) {
+    console.table(sat.map((x) => ({ strategy: x.name, 'ticks/s': fmt(x.tps), 'each round': x.runs.map(fmt).join(' '), 'vs park': `${((x.tps / parkTps) * 100).toFixed(0)}%`, 'process CPU': pct(x.cpu) })));
+    return;
+  }
   console.log(`\n1. Tick → client latency (push into the front → decoded in a client), ms, median of ${ROUNDS} round(s) of ` +
     `${WINDOW_MS / 1000} s after ${WARM_MS / 1000} s. CPU in % of one core (${cores} cores shared by this process and the clients process).`);
   console.table(cells.map((c) => {
@@ -264,7 +273,7 @@ export default async function run(): Promise<void> {
       'push lag p99': ms(c.lag),
     };
   }));
-  console.log(`\n2. Saturated: front → ${WORKERS} shard → both output slots drained in this thread (hub, no sockets), ${SAT_MS / 1000} s after ${SAT_WARM_MS / 1000} s, median of ${ROUNDS}.`);
+  console.log(`\n2. Saturated: front → ${WORKERS} shard → both output slots drained in this thread (hub, no sockets), ${SAT_MS / 1000} s after ${SAT_WARM_MS / 1000} s, median of ${SAT_ROUNDS}.`);
   console.table(sat.map((s) => ({
     strategy: s.name, 'ticks/s': fmt(s.tps), 'each round': s.runs.map(fmt).join(' '), 'vs park': `${((s.tps / parkTps) * 100).toFixed(0)}%`, 'process CPU': pct(s.cpu),
   })));

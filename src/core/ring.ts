@@ -107,20 +107,20 @@ export function formatWaitPolicy(p: WaitPolicy): string {
 }
 
 /**
- * The service's default (config PIPELINE_WAIT): adaptive, 500 µs. Chosen from three runs of
- * bench/wait.bench.ts on the 2-core machine (2026-12-06, 1 shard, 100 clients; other work held the
- * load average at 5-11, so the floor's own tick → client p99 swung 2.5-195 ms between rounds and
- * p99s cannot rank the strategies; the pipeline's own front → hub latency can):
+ * The service's default (config PIPELINE_WAIT): adaptive, 500 µs. Chosen from four runs of
+ * bench/wait.bench.ts on the 2-core machine (2026-12-06, 1 shard, 100 clients). Other work held
+ * the load average at 4-11 then: the floor's own tick → client p99 swung 2.5-195 ms between rounds,
+ * so p99s cannot rank the strategies; the pipeline's own front → hub latency can, roughly.
  * - At 1k and 10k ticks/s frames come 4-40 ms apart: no spin worth its core reaches the next one,
- *   so every strategy wakes from sleep there. Adaptive then parks at once and costs what park
- *   costs (front → hub p50 0.33-0.65 ms, server CPU 7-8 % / 20-23 % of a core, as park), while
- *   spin-park burns its spin on every wait for nothing (spin-park:500 at 10k: 38 % against 22 %).
- * - At 100k ticks/s waits are short, adaptive spins, and the hand-offs stay on a core: front → hub
- *   p50 0.96-7.7 ms against park's 3.8-57 ms, p99 14-99 ms against 34-262 ms. spin-park:50 was the
- *   worst there in two runs of three (its 50 µs ends just before the next frame, then it parks).
- * - Saturated throughput: adaptive:500 112-155 % of park's in every run (never a loss; the spinning
- *   threads keep their cores), within the issue's 10 %.
- * adaptive:1000 spun longer for nothing better (front → hub p99 19-64 ms in its run).
+ *   and every strategy wakes from sleep. Adaptive then parks at once and costs what park costs
+ *   (front → hub p50 0.33-0.65 ms, server CPU 5-8 % / 20-24 % of a core, as park's), while
+ *   spin-park spends its spin on every wait for nothing (spin-park:500 at 10k: 38-42 % against 22-24 %).
+ * - At 100k ticks/s waits are short and adaptive spins: front → hub p50 0.96-7.7 ms against park's
+ *   1.2-57 ms, lower in three runs of four. spin-park:50 was the worst there in three of four (its
+ *   spin ends just before the next frame, then it parks anyway).
+ * - Saturated throughput, where the consumers seldom wait: adaptive:500 at 86-155 % of park's,
+ *   median 112 % over five runs; park's own rounds differ 2x, so this is within the noise and the
+ *   10 % bound cannot be resolved here. adaptive:1000 spun longer for nothing better.
  */
 export const DEFAULT_PIPELINE_WAIT: WaitPolicy = Object.freeze({ strategy: 'adaptive', spinUs: 500 });
 
