@@ -267,7 +267,7 @@ export default async function run(): Promise<void> {
     await timed('psql \\copy text', rows.length, psql(txtFile, 'text'), sql, results);
     const limit = Math.max(results.get('psql \\copy binary')!, results.get('psql \\copy text')!);
 
-    for (const size of [1000, 5000, 20_000]) {
+    for (const size of QUICK ? [5000] : [1000, 5000, 20_000]) {
       const sink = new PgSink({ url, lanes: 1, marketDataRetentionDays: 0, barsRetentionDays: 0, instruments: null, log: () => {} });
       await sink.open();
       const bs = batches(rows, size)[0];
@@ -285,7 +285,7 @@ export default async function run(): Promise<void> {
       }, sql, results);
       await sink.close();
     }
-    {
+    if (!QUICK) {
       // Encoding included, as the writer's figure includes its encoder.
       const c1 = postgres(url, pgOptions({ max: 1 }));
       await timed('postgres text COPY, batches of 5k', rows.length, async () => {
@@ -309,7 +309,7 @@ export default async function run(): Promise<void> {
     console.log('   method                                               rows/s    vs psql \\copy (best)');
     for (const [label, r] of results) console.log(`   ${label.padEnd(52)} ${K(r).padStart(5)}k    ${pct(r / limit)}`);
     const writer = results.get('writer binary COPY, batches of 5k, 1 connection')!;
-    console.log(`   writer binary COPY / text COPY: ${(writer / results.get('postgres text COPY, batches of 5k')!).toFixed(2)}x; ` +
+    if (!QUICK) console.log(`   writer binary COPY / text COPY: ${(writer / results.get('postgres text COPY, batches of 5k')!).toFixed(2)}x; ` +
       `/ multi-row INSERT: ${(writer / results.get('postgres multi-row INSERT, 1k rows per statement')!).toFixed(2)}x`);
     record({
       bench: 'storage', name: 'writer binary COPY, 5k batches, 1 connection', unit: 'rows/s', better: 'higher', value: writer,
@@ -319,7 +319,7 @@ export default async function run(): Promise<void> {
       bench: 'storage', name: 'writer binary COPY, 5k batches, 4 connections', unit: 'rows/s', better: 'higher',
       value: results.get('writer binary COPY, batches of 5k, 4 connections')!, baseline: { name: 'psql \\copy (best format)', value: limit },
     });
-    await depthFormats(sql, url, rows, tmp, cols);
+    if (!QUICK) await depthFormats(sql, url, rows, tmp, cols);
 
     console.log('\n2. The writer behind the running pipeline (2 shard workers, writer thread, 4 connections, batches of 5k rows or 100 ms):');
     const sat = await pipelineRun(url, frames, SATURATED_MS, null, 5000, 100);
