@@ -40,7 +40,9 @@ export function gapOf(gaps: readonly Gap[], token: number, ms: number): Gap | un
 function nearest(gaps: readonly Gap[], ms: number): string {
   let best: Gap | undefined;
   for (const g of gaps) if (best === undefined || Math.abs(g.startMs - ms) < Math.abs(best.startMs - ms)) best = g;
-  return best === undefined ? ', no gap recorded' : ` (${Math.round(best.startMs - ms)} ms before the start of gap "${best.cause}" ${new Date(best.startMs).toISOString()}..${new Date(best.endMs).toISOString()})`;
+  if (best === undefined) return ', no gap recorded';
+  const where = ms < best.startMs ? `${Math.round(best.startMs - ms)} ms before the start of` : `${Math.round(ms - best.endMs)} ms after the end of`;
+  return ` (${where} the nearest gap, "${best.cause}" ${new Date(best.startMs).toISOString()}..${new Date(best.endMs).toISOString()})`;
 }
 
 export interface Window { name: string; fromMs: number; toMs: number }
@@ -174,6 +176,8 @@ export async function checkBars(sql: postgres.Sql<any>, ledger: SoakLedger, nois
   const quiet = (b: { startMs: number; endMs: number }) => b.endMs + 1000 <= untilMs && !noisy.some((w) => b.startMs - 1000 < w.toMs && b.endMs + 1000 > w.fromMs);
   const ref = new Map<string, CanonicalBar>();
   for (const evs of byToken.values()) {
+    // The clock runs on to the check, as the service's did: bars that ended by then are closed.
+    evs.push({ kind: 'advance', nowMs: untilMs });
     for (const b of referenceAggregate(evs, tfs, 500).bars) {
       if ((b.flags & (FLAG_PARTIAL | FLAG_LATE | FLAG_CARRIED)) !== 0 || !quiet(b)) continue;
       ref.set(`${b.token}|${TF_NAME[b.tfMs]}|${b.startMs}`, b);

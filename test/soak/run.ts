@@ -446,7 +446,8 @@ const FAULTS: Record<string, () => Promise<{ recoveryMs: number | null; note: st
     const rec = await recovered(svc!, restartAt, 'sigkill-restart');
     await trade(5000);
     const h = await svc!.health();
-    return { recoveryMs: rec === null ? null : Date.now() - at - 5000, note: `SIGKILL while trading, restart on the same DATA_DIR; spill replayed ${h?.store?.spill?.replayed}` };
+    const [{ n: gaps }] = await sql`SELECT count(*)::int AS n FROM feed_gaps WHERE ended_at >= ${new Date(at)}`;
+    return { recoveryMs: rec === null ? null : restartAt - at + rec, note: `SIGKILL while trading, restart on the same DATA_DIR; spill replayed ${h?.store?.spill?.replayed}; feed gaps recorded for the downtime: ${gaps}` };
   },
 
   async 'ingest-owner-kill'() {
