@@ -107,7 +107,7 @@ export function formatWaitPolicy(p: WaitPolicy): string {
 }
 
 /**
- * The service's default (config PIPELINE_WAIT): adaptive, 500 µs. Chosen from four runs of
+ * The service's default (config PIPELINE_WAIT): adaptive, 500 µs. Chosen from five runs of
  * bench/wait.bench.ts on the 2-core machine (2026-12-06, 1 shard, 100 clients). Other work held
  * the load average at 4-11 then: the floor's own tick → client p99 swung 2.5-195 ms between rounds,
  * so p99s cannot rank the strategies; the pipeline's own front → hub latency can, roughly.
@@ -116,10 +116,10 @@ export function formatWaitPolicy(p: WaitPolicy): string {
  *   (front → hub p50 0.33-0.65 ms, server CPU 5-8 % / 20-24 % of a core, as park's), while
  *   spin-park spends its spin on every wait for nothing (spin-park:500 at 10k: 38-42 % against 22-24 %).
  * - At 100k ticks/s waits are short and adaptive spins: front → hub p50 0.96-7.7 ms against park's
- *   1.2-57 ms, lower in three runs of four. spin-park:50 was the worst there in three of four (its
+ *   1.2-57 ms, lower in four runs of five. spin-park:50 was the worst there in three of five (its
  *   spin ends just before the next frame, then it parks anyway).
  * - Saturated throughput, where the consumers seldom wait: adaptive:500 at 86-155 % of park's,
- *   median 112 % over five runs; park's own rounds differ 2x, so this is within the noise and the
+ *   median 102 % over six runs; park's own rounds differ 2x, so this is within the noise and the
  *   10 % bound cannot be resolved here. adaptive:1000 spun longer for nothing better.
  */
 export const DEFAULT_PIPELINE_WAIT: WaitPolicy = Object.freeze({ strategy: 'adaptive', spinUs: 500 });
