@@ -11,7 +11,7 @@
  *    through the same driver stream with the bytes only counted (an upper bound for any text
  *    parser); the driver's cursor (FETCH 4096 rows as objects) with rows only counted; psql text.
  * 4. The embedded PGlite: BENCH_REPLAY_PGLITE_ROWS (200k; it is slower) filled the same way,
- *    read by the source (sorted temp table, binary COPY pages) against PGlite's own
+ *    read by the source (cursor pages, as the service reads its embedded store) against PGlite's own
  *    `COPY (SELECT ...) TO '/dev/blob'` of the same rows (the whole result in memory: its ceiling).
  *
  * 5. Delivery: a real service (src/service.ts, in this process, its simulator stopped so that no
@@ -55,12 +55,14 @@ import { silentLogger } from '../src/log.ts';
 import { startService, type Service } from '../src/service.ts';
 import { until } from '../test/support/until.ts';
 import { loadLine } from './support.ts';
+import { QUICK, record } from './report.ts';
 import { wallMs } from './engines-frames.ts';
 import type { ReplayClientCommand, ReplayClientStats, ReplayProto } from './replay-clients.ts';
 
 const ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://root@127.0.0.1:5432/test';
-const ROWS = Number(process.env.BENCH_REPLAY_ROWS ?? 2_000_000);
-const PGLITE_ROWS = Number(process.env.BENCH_REPLAY_PGLITE_ROWS ?? 200_000);
+// --quick: a small range, one round, no alternatives, /ws only: the bench runs, its figures say little.
+const ROWS = Number(process.env.BENCH_REPLAY_ROWS ?? (QUICK ? 100_000 : 2_000_000));
+const PGLITE_ROWS = Number(process.env.BENCH_REPLAY_PGLITE_ROWS ?? (QUICK ? 10_000 : 200_000));
 const TARGET_TPS = 1_000_000;
 const TARGET_OF_PSQL = 0.5;
 const PART = process.env.REPLAY_BENCH_PART;
@@ -254,9 +256,14 @@ export default async function replayBench(): Promise<void> {
         base = { psqlTps, sourceTps: ours.tps, note: 'measured just before' };
       }
       console.log(`\nDelivery from PostgreSQL (${db.rows.toLocaleString()} ticks), one session at speed 'max', ${DELIVERY_CLIENTS} clients:`);
-      for (const proto of ['ws', 'kite'] as const) {
+      for (const proto of QUICK ? (['ws'] as const) : (['ws', 'kite'] as const)) {
         const row = await deliver(svc, db, proto, db.rows, range);
         delivered.push(row);
+        record({
+          bench: 'replay', name: `delivered from PostgreSQL to ${DELIVERY_CLIENTS} clients, ${proto === 'ws' ? '/ws/replay' : '/kite/replay'}`,
+          value: row.perClientTps, unit: 'ticks/s per client', better: 'higher',
+          baseline: { name: 'psql \\copy binary, same rows', value: base.psqlTps }, target: { op: '>=', value: TARGET_TPS },
+        });
         console.log(`  done: ${row.label} (${(row.ms / 1000).toFixed(1)} s)`);
       }
     }
@@ -271,6 +278,10 @@ export default async function replayBench(): Promise<void> {
       const row = await deliver(svc, null, 'ws', PGLITE_ROWS, range);
       console.log(`  done: ${row.label} (${(row.ms / 1000).toFixed(1)} s)`);
       embedded = { ...lite, rows: [row] };
+      record({
+        bench: 'replay', name: `delivered from the embedded store to ${DELIVERY_CLIENTS} clients, /ws/replay`,
+        value: row.perClientTps, unit: 'ticks/s per client', better: 'higher', baseline: { name: "PGlite's own COPY, same rows", value: lite.copyTps },
+      });
     }
   } finally {
     await svc?.close();
@@ -290,7 +301,7 @@ export default async function replayBench(): Promise<void> {
 async function sourcePart(db: ReplayBenchDb, pgStore: TickStore, range: { fromMs: number; toMs: number }): Promise<Baselines> {
   console.log(`\nPostgreSQL, the whole session (${db.rows.toLocaleString()} ticks, ORDER BY time, token, recv_time, conn, seq):`);
   const results: { psql: number; ours: SourceMeasure }[] = [];
-  for (let round = 1; round <= 2; round++) {
+  for (let round = 1; round <= (QUICK ? 1 : 2); round++) {
     const psqlTps = rate(db.rows, psqlCopyMs(db.url, replaySelect(range)));
     const ours = await measureSource(pgStore, range);
     if (ours.ticks !== db.rows) throw new Error(`the source read ${ours.ticks} ticks of ${db.rows}`);
@@ -303,6 +314,14 @@ async function sourcePart(db: ReplayBenchDb, pgStore: TickStore, range: { fromMs
   console.log(`  target ≥ ${fmt(TARGET_TPS)} ticks/s: ${best.ours.tps >= TARGET_TPS ? 'met' : 'not met'} (best ${fmt(best.ours.tps)}); ` +
     `target ≥ ${pct(TARGET_OF_PSQL)} of psql: ${results.every((r) => r.ours.tps >= TARGET_OF_PSQL * r.psql) ? 'met' : 'not met'} ` +
     `(${results.map((r) => pct(r.ours.tps / r.psql)).join(', ')})`);
+  record({
+    bench: 'replay', name: 'source from PostgreSQL, binary COPY', value: best.ours.tps, unit: 'ticks/s', better: 'higher',
+    baseline: { name: 'psql \\copy binary, same rows', value: best.psql }, target: { op: '>=', value: TARGET_TPS },
+  });
+  if (QUICK) {
+    const last = results[results.length - 1];
+    return { psqlTps: last.psql, sourceTps: last.ours.tps, note: 'round 1 above' };
+  }
 
   const quarter = { fromMs: range.fromMs, toMs: range.fromMs + SESSION.spanMs / 4 };
   const qRows = Math.ceil(db.rows / 4);
@@ -338,7 +357,8 @@ async function pgliteBench(range: { fromMs: number; toMs: number }, tokens: read
     console.log(`  ${'PGlite COPY TO /dev/blob binary, all in memory (baseline)'.padEnd(58)} ${fmt(copyTps).padStart(6)} ticks/s  ${mb(blob.blob?.size ?? 0)} blob`);
     const ours = await measureSource({ kind: 'pglite', db: lite }, range);
     if (ours.ticks !== PGLITE_ROWS) throw new Error(`the source read ${ours.ticks} ticks of ${PGLITE_ROWS}`);
-    console.log(`  ${'replay source: sorted temp table, 4096-row COPY pages'.padEnd(58)} ${fmt(ours.tps).padStart(6)} ticks/s  ${pct(ours.tps / copyTps)} of PGlite's COPY; RSS +${mb(ours.rssGrowth)}`);
+    console.log(`  ${'replay source: cursor pages of 4096 rows'.padEnd(58)} ${fmt(ours.tps).padStart(6)} ticks/s  ${pct(ours.tps / copyTps)} of PGlite's COPY; RSS +${mb(ours.rssGrowth)}`);
+    record({ bench: 'replay', name: 'source from the embedded store', value: ours.tps, unit: 'ticks/s', better: 'higher', baseline: { name: "PGlite's own COPY, same rows", value: copyTps } });
     return { copyTps, sourceTps: ours.tps };
   } finally {
     await lite.close();
