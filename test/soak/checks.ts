@@ -74,13 +74,15 @@ export async function checkOnce(sql: postgres.Sql<any>, ledger: SoakLedger, wind
     }
   });
   // Quarantined ticks are stored with their reason (quarantined_ticks has no high and low: matched
-  // on the rest of the key).
+  // on the rest of the key). Each row is listed under two keys; q counts rows.
   const quarantined = new Map<string, string[]>();
   let q = 0;
   for (const r of await sql`SELECT token::int AS t, extract(epoch FROM time)::bigint::int AS s, round(price * 100)::int AS p, volume::float8 AS v, oi::float8 AS oi, reason FROM quarantined_ticks`) {
-    const k = `${r.t}|${r.s}|${r.p}|${r.v}|${r.oi}`;
-    if (!quarantined.has(k)) quarantined.set(k, []);
-    quarantined.get(k)!.push(String(r.reason));
+    // A packet without exchange time (quote mode) is stored at its receive time: matched without it.
+    for (const k of [`${r.t}|${r.s}|${r.p}|${r.v}|${r.oi}`, `${r.t}|0|${r.p}|${r.v}|${r.oi}`]) {
+      if (!quarantined.has(k)) quarantined.set(k, []);
+      quarantined.get(k)!.push(String(r.reason));
+    }
     q++;
   }
   const gaps = await readGaps(sql);
