@@ -24,7 +24,7 @@ const WINDOW_MS = 1050;
 export class RateLimiter {
   /** Start times of the last `perSec` turns, oldest first. */
   private readonly starts: number[] = [];
-  private queue: Promise<void> = Promise.resolve();
+  private queue: Promise<unknown> = Promise.resolve();
   /** Turns given, and turns that had to wait: for tests and /health. */
   readonly stats = { turns: 0, waited: 0 };
 
@@ -38,24 +38,29 @@ export class RateLimiter {
     if (!(windowMs > 0)) throw new RangeError(`RateLimiter: windowMs must be > 0, got ${String(windowMs)}`);
   }
 
-  /** Resolves when the caller may send one request (turns are given in the order asked). */
-  take(): Promise<void> {
+  /** Resolves, with the turn's start (on `now`), when the caller may send one request (in the order asked). */
+  take(): Promise<number> {
     const turn = this.queue.then(() => this.next());
     this.queue = turn;
     return turn;
   }
 
-  private async next(): Promise<void> {
+  private async next(): Promise<number> {
     if (this.starts.length >= this.perSec) {
-      const wait = this.starts[0] + this.windowMs - this.now();
-      if (wait > 0) {
-        this.stats.waited++;
-        await new Promise((r) => setTimeout(r, wait));
+      // A timer may fire up to a millisecond early (it counts whole ms): look again until the
+      // window has truly passed, so no 4th start ever falls inside it.
+      let wait = this.starts[0] + this.windowMs - this.now();
+      if (wait > 0) this.stats.waited++;
+      while (wait > 0) {
+        await new Promise((r) => setTimeout(r, Math.ceil(wait)));
+        wait = this.starts[0] + this.windowMs - this.now();
       }
       this.starts.shift();
     }
-    this.starts.push(this.now());
+    const at = this.now();
+    this.starts.push(at);
     this.stats.turns++;
+    return at;
   }
 }
 
