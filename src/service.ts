@@ -40,7 +40,7 @@ import { Backfill } from './storage/backfill.ts';
 import { KiteHistorical } from './kite/historical.ts';
 import type { LeaseFence } from './core/lease-fence.ts';
 import { universeId } from './scale/drain-message.ts';
-import { isoOfDay, istDay } from './core/ist.ts';
+import { isoOfDay, istDay, istDayStart } from './core/ist.ts';
 
 /** Simulator credentials used when the service runs against its own simulator. */
 const SIM_CREDENTIALS = { apiKey: 'sim', accessToken: 'sim' };
@@ -288,9 +288,14 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     const gaps = new GapRecorder({ transact: (st) => storage.transact(st), log, onRecorded: () => backfill.poke() });
     cleanup.push(() => gaps.close());
     ing.on('gap', (g: FeedGap) => gaps.record({ startMs: g.startMs, endMs: g.endMs, conn: g.slot, cause: g.cause, tokens: g.tokens }));
-    if (opts.fence && BigInt(opts.fence.token) > 1n && stored.lastRecvMs !== null) {
+    // A start that finds today's ticks in the store follows an earlier process: what that one
+    // received after its last committed tick (a SIGKILL's in-flight frames) and everything until
+    // this one's first data is gone, and is a gap like an outage. A store last written on an
+    // earlier day is a new session, not a gap.
+    const handOver = opts.fence !== undefined && BigInt(opts.fence.token) > 1n;
+    if (stored.lastRecvMs !== null && (handOver || istDayStart(stored.lastRecvMs) === istDayStart(clock()))) {
       const since = stored.lastRecvMs;
-      const cause = `ingest hand-over (lease token ${opts.fence.token})`;
+      const cause = handOver ? `ingest hand-over (lease token ${opts.fence!.token})` : 'service restart';
       ing.once('connect', () => gaps.record({ startMs: since, endMs: clock(), conn: null, cause, tokens: universe.map((i) => i.instrumentToken) }));
     }
     ing.start();

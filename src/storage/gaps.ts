@@ -2,7 +2,7 @@
  * Feed gaps (sql/007_feed_gaps.sql): each upstream outage, recorded when data flows again, and the
  * list GET /api/gaps serves. The record goes through the storage's transaction path (the reader
  * thread on PostgreSQL, the writer on the embedded database); a database that is away when the gap
- * ends keeps the record here and it is written at the next try (every RETRY_MS), so an outage of
+ * ends keeps the record here and it is written at the next try (from RETRY_FIRST_MS, backing off), so an outage of
  * the feed during one of the database is still recorded.
  */
 import type { TxStatement } from '../core/reader-protocol.ts';
@@ -30,13 +30,20 @@ export interface StoredGap {
   barsBackfilledAt: string | null;
 }
 
-const RETRY_MS = 5000;
+/**
+ * Retries start soon and back off to RETRY_MAX_MS: a restart's gap is recorded while storage is
+ * still starting (the reader thread not up yet), and a process killed again soon after would lose
+ * a record still waiting out a long first delay.
+ */
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 5000;
 const INSERT = `INSERT INTO feed_gaps (started_at, ended_at, conn, cause, instruments)
   VALUES (to_timestamp($1::double precision / 1000), to_timestamp($2::double precision / 1000), $3::smallint, $4, $5::bigint[])`;
 
 export class GapRecorder {
   private readonly pending: GapRecord[] = [];
   private timer: NodeJS.Timeout | null = null;
+  private retryMs = RETRY_FIRST_MS;
   private writing: Promise<void> | null = null;
   recorded = 0;
 
@@ -63,13 +70,16 @@ export class GapRecorder {
           await this.opts.transact([{ text: INSERT, params: [g.startMs, g.endMs, g.conn, g.cause, `{${g.tokens.join(',')}}`] }]);
           this.pending.shift();
           this.recorded++;
+          this.retryMs = RETRY_FIRST_MS;
           this.opts.onRecorded?.();
         } catch (e) {
-          this.opts.log.warn({ err: (e as Error).message, pending: this.pending.length }, `feed gap not recorded yet (database unavailable); retrying in ${RETRY_MS / 1000} s`);
+          const wait = this.retryMs;
+          this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
+          this.opts.log.warn({ err: (e as Error).message, pending: this.pending.length }, `feed gap not recorded yet (database unavailable); retrying in ${wait} ms`);
           this.timer ??= setTimeout(() => {
             this.timer = null;
             void this.flush();
-          }, RETRY_MS);
+          }, wait);
           this.timer.unref();
           return;
         }

@@ -74,6 +74,7 @@ describe('kill -9 of the service mid-stream, then a restart', () => {
   it('stores nothing twice, and replays every batch the spill held at the kill', async () => {
     const env = { DATABASE_URL: t.url, DATA_DIR: dataDir };
     const epochs = async () => (await t.sql`SELECT count(DISTINCT epoch)::int AS n FROM writer_batches`)[0].n as number;
+    const restartGaps = async () => (await t.sql`SELECT count(*)::int AS n FROM feed_gaps WHERE cause = 'service restart' AND conn IS NULL`)[0].n as number;
     const count = async () => (await t.sql`SELECT count(*)::int AS n FROM market_data`.catch(() => [{ n: 0 }]))[0].n as number;
 
     // Run 1: writing directly, then the database refuses connections and batches go to the
@@ -110,6 +111,9 @@ describe('kill -9 of the service mid-stream, then a restart', () => {
     }, WAIT_MS);
     expect(p2.output()).toMatch(/SPILL_TORN_TAIL/);
     await until('rows committed by run 2 itself', async () => (await epochs()) >= 2, WAIT_MS);
+    // What the kill took with it is not hidden: a restart that finds the store written today
+    // records the time from the store's last tick to its own first data as a gap (feed_gaps).
+    await until('run 2 to record its restart as a gap', async () => (await restartGaps()) >= 1, WAIT_MS);
     p2.child.kill('SIGKILL');
     await p2.exited;
 
@@ -117,6 +121,7 @@ describe('kill -9 of the service mid-stream, then a restart', () => {
     const p3 = await startService(env);
     procs.push(p3);
     await until('run 3 to commit', async () => (await epochs()) >= 3, WAIT_MS);
+    await until('run 3 to record its restart as a gap', async () => (await restartGaps()) >= 2, WAIT_MS);
     p3.child.kill('SIGTERM');
     expect(await p3.exited).toBe(0);
 
