@@ -17,7 +17,7 @@
  * WAIT_BENCH_ONLY=spin-park:50,park runs only those strategies, WAIT_BENCH_SATURATED_ONLY=1 only part 2,
  * for development.
  *
- * What it chose: adaptive:500 (DEFAULT_PIPELINE_WAIT in src/core/ring.ts has the figures and why).
+ * What it chose: park (DEFAULT_PIPELINE_WAIT in src/core/ring.ts has the figures and why).
  * On a shared 2-core machine tick → client p99 is the clients' and the scheduler's: the floor's
  * own p99 moves by tens of ms between rounds, far more than the 1 ms the issue aimed for, so the
  * front → hub column (the pipeline's own share) is what tells the strategies apart. At 1k and 10k

@@ -58,8 +58,8 @@ export interface Config {
   readonly workers: number;
   /**
    * How pipeline threads wait for ticks (PIPELINE_WAIT): park, or spin so many µs first. Default
-   * adaptive:500: costs what park costs at low rates, keeps the hand-offs on a core at high ones
-   * (the figures: DEFAULT_PIPELINE_WAIT in src/core/ring.ts, from bench/wait.bench.ts).
+   * park: spinning cost 29-33 % of the saturated throughput on two cores and gained nothing the
+   * noise did not hide (the figures: DEFAULT_PIPELINE_WAIT in src/core/ring.ts, bench/wait.bench.ts).
    */
   readonly pipelineWait: WaitPolicy;
   /** REST: requests per second each API key may make (token bucket refill); 0 = no limit. */

@@ -107,22 +107,20 @@ export function formatWaitPolicy(p: WaitPolicy): string {
 }
 
 /**
- * The service's default (config PIPELINE_WAIT): adaptive, 500 µs. Chosen from five runs of
- * bench/wait.bench.ts on the 2-core machine (2026-12-06, 1 shard, 100 clients). Other work held
- * the load average at 4-11 then: the floor's own tick → client p99 swung 2.5-195 ms between rounds,
- * so p99s cannot rank the strategies; the pipeline's own front → hub latency can, roughly.
- * - At 1k and 10k ticks/s frames come 4-40 ms apart: no spin worth its core reaches the next one,
- *   and every strategy wakes from sleep. Adaptive then parks at once and costs what park costs
- *   (front → hub p50 0.33-0.65 ms, server CPU 5-8 % / 20-24 % of a core, as park's), while
- *   spin-park spends its spin on every wait for nothing (spin-park:500 at 10k: 38-42 % against 22-24 %).
- * - At 100k ticks/s waits are short and adaptive spins: front → hub p50 0.96-7.7 ms against park's
- *   1.2-57 ms, lower in four runs of five. spin-park:50 was the worst there in three of five (its
- *   spin ends just before the next frame, then it parks anyway).
- * - Saturated throughput, where the consumers seldom wait: adaptive:500 at 86-155 % of park's,
- *   median 102 % over six runs; park's own rounds differ 2x, so this is within the noise and the
- *   10 % bound cannot be resolved here. adaptive:1000 spun longer for nothing better.
+ * The service's default (config PIPELINE_WAIT): park. Chosen from bench/wait.bench.ts on the
+ * 2-core machine with it otherwise idle (2026-12-06, load average about 2, 1 shard, 100 clients;
+ * `npm run bench -- wait`), which overturned an earlier pick of adaptive:500 made while other work
+ * held the load at 4-11 (the floor's own p99 then swung 2.5-195 ms between rounds):
+ * - Saturated throughput, four rounds each: park 1.24M ticks/s; adaptive:500 878k (71 %),
+ *   adaptive:1000 875k (71 %), spin-park:50 854k (69 %), spin-park:500 826k (67 %). Spinning
+ *   takes a core the other threads need on two: every spinning strategy breaks the 10 % bound.
+ * - Tick → client p99 minus the bare-uWS floor at 1k / 10k / 100k ticks/s: park 3.7 / 3.3 /
+ *   -4.4 ms; adaptive:500 3.8 / 8.4 / -3.0; spin-park:50 3.4 / 1.0 / -0.9; the floor's own p99
+ *   moved 1.7-19.7 ms at 10k between rounds, so no strategy is told apart at low rates.
+ * No strategy reaches the floor + 1 ms at 1k ticks/s here: the remaining ~3.5 ms is two
+ * hand-offs woken from sleep, which only a different hand-off could remove.
  */
-export const DEFAULT_PIPELINE_WAIT: WaitPolicy = Object.freeze({ strategy: 'adaptive', spinUs: 500 });
+export const DEFAULT_PIPELINE_WAIT: WaitPolicy = PARK;
 
 /** Spin length when PIPELINE_WAIT names a spinning strategy without one, µs: the default's. */
 export const DEFAULT_SPIN_US = 500;
