@@ -47,7 +47,7 @@
  * Leaves nothing behind: processes, the scratch database, Redis keys and temporary directories are
  * removed at the end and on SIGINT / SIGTERM.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -65,6 +65,7 @@ import type { E2eOrderCommand, E2eOrderStats } from './e2e-orders.ts';
 import { QUICK, record } from './report.ts';
 import type { SimCommand, SimCounts } from './scale-sim.ts';
 import { Histogram, loadLine } from './support.ts';
+import { children, exitedOf, Forked, killAll, stopChild } from './forked.ts';
 
 // --- settings ------------------------------------------------------------------------------------
 
@@ -131,77 +132,7 @@ const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res
 
 // --- processes ----------------------------------------------------------------------------------
 
-const children = new Set<ChildProcess>();
 const cleanups: (() => Promise<void>)[] = [];
-
-function killAll(): void {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-}
-
-function exitedOf(child: ChildProcess): Promise<void> {
-  return new Promise((res) => {
-    if (child.exitCode !== null || child.signalCode !== null) res();
-    else child.once('exit', () => res());
-  });
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  const exited = exitedOf(child);
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_MS);
-    await exited;
-    clearTimeout(timer);
-  }
-  children.delete(child);
-}
-
-type Ask<C> = C extends unknown ? Omit<C, 'id'> : never;
-
-/** A forked helper answering `{ id, cmd }` with `{ type: 'answer', id, v | error }` (the scale bench's protocol). */
-class Helper<C extends { id: number; cmd: string }> {
-  private nextId = 1;
-  private readonly waiting = new Map<number, { res: (v: unknown) => void; rej: (e: Error) => void }>();
-
-  private constructor(readonly name: string, readonly child: ChildProcess) {
-    child.on('message', (m: { type: string; id?: number; v?: unknown; error?: string }) => {
-      if (m.type !== 'answer') return;
-      const w = this.waiting.get(m.id!);
-      this.waiting.delete(m.id!);
-      if (m.error) w?.rej(new Error(`${name}: ${m.error}`));
-      else w?.res(m.v);
-    });
-    child.on('exit', (code, signal) => {
-      for (const w of this.waiting.values()) w.rej(new Error(`${name} exited (${code ?? signal})`));
-      this.waiting.clear();
-    });
-  }
-
-  static start<C extends { id: number; cmd: string }, U>(name: string, file: string, args: string[] = []): Promise<{ proc: Helper<C>; up: U }> {
-    const child = fork(fileURLToPath(new URL(file, import.meta.url)), args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    children.add(child);
-    const proc = new Helper<C>(name, child);
-    return new Promise((res, rej) => {
-      child.once('message', (up: U) => res({ proc, up }));
-      child.once('exit', (code) => rej(new Error(`${name} exited with ${code} before starting`)));
-    });
-  }
-
-  ask<R>(c: Ask<C>, timeoutMs = 60_000): Promise<R> {
-    const id = this.nextId++;
-    return new Promise<R>((res, rej) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(id);
-        rej(new Error(`${this.name} did not answer ${c.cmd} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiting.set(id, {
-        res: (v) => { clearTimeout(timer); res(v as R); },
-        rej: (e) => { clearTimeout(timer); rej(e); },
-      });
-      this.child.send({ ...c, id });
-    });
-  }
-}
 
 interface Service {
   name: string;
@@ -288,9 +219,9 @@ function procRss(pid: number | undefined | null): number {
 // --- one step -----------------------------------------------------------------------------------
 
 interface World {
-  sim: Helper<SimCommand>;
-  clients: Helper<E2eClientCommand> | null;
-  orders: Helper<E2eOrderCommand> | null;
+  sim: Forked<SimCommand>;
+  clients: Forked<E2eClientCommand> | null;
+  orders: Forked<E2eOrderCommand> | null;
   input: Service;
   gateways: Service[];
   fronts: Service[];
@@ -695,7 +626,7 @@ export default async function run(): Promise<void> {
       });
     }
 
-    const sim = await Helper.start<SimCommand, { wsUrl: string; apiUrl: string }>('simulator', './scale-sim.ts', [String(SIM_SEED), '0']);
+    const sim = await Forked.start<SimCommand, { wsUrl: string; apiUrl: string }>('simulator', './scale-sim.ts', [String(SIM_SEED), '0']);
     Object.assign(env, { KITE_WS_URL: sim.up.wsUrl, KITE_API_URL: sim.up.apiUrl });
     let port = 20_000 + Math.floor(Math.random() * 10_000);
     const t0 = wallMs();
@@ -709,12 +640,12 @@ export default async function run(): Promise<void> {
     const tokens = list.instruments.map((i) => i.token).sort((x, y) => x - y);
     console.log(`service up in ${((wallMs() - t0) / 1000).toFixed(1)} s: ${tokens.length} instruments`);
 
-    const clients = CLIENTS > 0 ? (await Helper.start<E2eClientCommand, unknown>('clients', './e2e-clients.ts')).proc : null;
+    const clients = CLIENTS > 0 ? (await Forked.start<E2eClientCommand, unknown>('clients', './e2e-clients.ts')).proc : null;
     if (clients) {
       const perFront = Math.ceil(CLIENTS / fronts.length);
       await clients.ask({ cmd: 'open', urls: fronts.map((f) => f.url.replace('http', 'ws') + '/ws'), perUrl: perFront, key: SECRET, tokens });
     }
-    const orders = ORDERS_PER_S > 0 ? (await Helper.start<E2eOrderCommand, unknown>('orders', './e2e-orders.ts')).proc : null;
+    const orders = ORDERS_PER_S > 0 ? (await Forked.start<E2eOrderCommand, unknown>('orders', './e2e-orders.ts')).proc : null;
     const w: World = {
       sim: sim.proc, clients, orders, input, gateways, fronts, sql, dbName,
       redisPid: REDIS_URL ? pidOf('redis-server') : null, tokens,
@@ -773,9 +704,9 @@ export default async function run(): Promise<void> {
     }, null, 1));
 
     if (clients) await clients.ask({ cmd: 'close' });
-    for (const h of [clients, orders]) if (h) await stopChild(h.child);
-    await Promise.all([...gateways, input].map((s) => stopChild(s.child)));
-    await stopChild(sim.proc.child);
+    for (const h of [clients, orders]) if (h) await stopChild(h.child, STOP_MS);
+    await Promise.all([...gateways, input].map((s) => stopChild(s.child, STOP_MS)));
+    await stopChild(sim.proc.child, STOP_MS);
   } finally {
     killAll();
     await Promise.all([...children].map(exitedOf));

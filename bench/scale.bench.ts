@@ -45,7 +45,7 @@
  * SCALE_BENCH_PART=roles or =engines runs one part (engines alone sizes its messages from a fixed
  * estimate of the drains), SCALE_BENCH_RATES=2000,60000 sets the rates.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -63,6 +63,7 @@ import type { ClientCommand, ClientStats } from './scale-clients.ts';
 import type { SimCommand, SimCounts } from './scale-sim.ts';
 import { QUICK, record } from './report.ts';
 import { loadLine } from './support.ts';
+import { children, exitedOf, Forked, killAll, stopChild } from './forked.ts';
 
 const PART = process.env.SCALE_BENCH_PART;
 const RATES = process.env.SCALE_BENCH_RATES ? process.env.SCALE_BENCH_RATES.split(',').map(Number) : QUICK ? [10_000] : [2_000, 10_000, 30_000, 60_000];
@@ -88,84 +89,8 @@ const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res
 
 // --- processes ----------------------------------------------------------------------------------
 
-/** Every process this bench starts, killed on any way out. */
-const children = new Set<ChildProcess>();
 /** What a configuration leaves until it is done (database, Redis keys, directories): removed on an interrupt too. */
 const leftovers = new Map<symbol, () => Promise<void>>();
-
-function killAll(): void {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  }
-}
-
-function exitedOf(child: ChildProcess): Promise<void> {
-  return new Promise((res) => {
-    if (child.exitCode !== null || child.signalCode !== null) res();
-    else child.once('exit', () => res());
-  });
-}
-
-/** SIGTERM, then SIGKILL if it has not exited within STOP_MS. */
-async function stopChild(child: ChildProcess): Promise<void> {
-  const exited = exitedOf(child);
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_MS);
-    await exited;
-    clearTimeout(timer);
-  }
-  await exited;
-  children.delete(child);
-}
-
-/** A command without its id, per member of the union. */
-type Ask<C> = C extends unknown ? Omit<C, 'id'> : never;
-
-/** A forked helper (simulator, clients) answering `{ id, cmd }` with `{ type: 'answer', id, v | error }`. */
-class Forked<C extends { id: number; cmd: string }> {
-  private nextId = 1;
-  private readonly waiting = new Map<number, { res: (v: unknown) => void; rej: (e: Error) => void }>();
-
-  private constructor(readonly name: string, readonly child: ChildProcess) {
-    child.on('message', (m: { type: string; id?: number; v?: unknown; error?: string }) => {
-      if (m.type !== 'answer') return;
-      const w = this.waiting.get(m.id!);
-      this.waiting.delete(m.id!);
-      if (m.error) w?.rej(new Error(`${name}: ${m.error}`));
-      else w?.res(m.v);
-    });
-    child.on('exit', (code, signal) => {
-      for (const w of this.waiting.values()) w.rej(new Error(`${name} exited (${code ?? signal})`));
-      this.waiting.clear();
-    });
-  }
-
-  static start<C extends { id: number; cmd: string }, U>(name: string, file: string, args: string[] = []): Promise<{ proc: Forked<C>; up: U }> {
-    const child = fork(fileURLToPath(new URL(file, import.meta.url)), args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    children.add(child);
-    const proc = new Forked<C>(name, child);
-    return new Promise((res, rej) => {
-      child.once('message', (up: U) => res({ proc, up }));
-      child.once('exit', (code) => rej(new Error(`${name} exited with ${code} before starting`)));
-    });
-  }
-
-  ask<R>(c: Ask<C>, timeoutMs = 60_000): Promise<R> {
-    const id = this.nextId++;
-    return new Promise<R>((res, rej) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(id);
-        rej(new Error(`${this.name} did not answer ${c.cmd} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiting.set(id, {
-        res: (v) => { clearTimeout(timer); res(v as R); },
-        rej: (e) => { clearTimeout(timer); rej(e); },
-      });
-      this.child.send({ ...c, id });
-    });
-  }
-}
 
 interface Service {
   name: string;
@@ -400,7 +325,7 @@ async function runConfig(cfg: Config, ctx: Ctx): Promise<RoleRow[]> {
     await ctx.clients.ask({ cmd: 'close' });
     console.log(`  done: ${cfg.label} (up in ${(up / 1000).toFixed(1)} s, ${((wallMs() - t0) / 1000).toFixed(0)} s in all)`);
   } finally {
-    await Promise.all(services.map((s) => stopChild(s.child)));
+    await Promise.all(services.map((s) => stopChild(s.child, STOP_MS)));
     await leftovers.get(cleanUp)!();
     leftovers.delete(cleanUp);
   }
@@ -633,8 +558,8 @@ export default async function run(): Promise<void> {
         // Quick mode: the baseline and one split, so both code paths run.
         for (const cfg of QUICK ? CONFIGS.slice(0, 2) : CONFIGS) rows.push(...await runConfig(cfg, ctx));
       } finally {
-        await stopChild(clients.proc.child);
-        await stopChild(sim.proc.child);
+        await stopChild(clients.proc.child, STOP_MS);
+        await stopChild(sim.proc.child, STOP_MS);
       }
     }
     let engines: { cells: EngineCell[]; maxPayload: number; drains: Drain[] } | null = null;
