@@ -132,6 +132,23 @@ export function endSessionsOf<T extends { key: string; closed: boolean }>(socket
   }
 }
 
+/** Per mode (ltp, quote, full), the rows with a follower in `subs` (row × 3 + mode counts; shared by /ws and /kite). */
+export function followingOf(subs: Uint32Array): [number, number, number] {
+  const out: [number, number, number] = [0, 0, 0];
+  for (let i = 0; i < subs.length; i++) if (subs[i] > 0) out[i % 3]++;
+  return out;
+}
+
+/** Unsent bytes of the fullest of `sockets` (shared by /ws and /kite). */
+export function maxBufferedOf(sockets: Iterable<WebSocket<unknown>>): number {
+  let max = 0;
+  for (const ws of sockets) {
+    const b = ws.getBufferedAmount();
+    if (b > max) max = b;
+  }
+  return max;
+}
+
 /**
  * Open sockets by the API key name they were opened with (shared by /ws and /kite), so a message for
  * one key reaches its sockets without a scan of every client. Kept on open and close.
@@ -367,20 +384,12 @@ export class Feed implements HubListener {
 
   /** Instruments followed in each mode (ltp, quote, full) by at least one client. */
   following(): [number, number, number] {
-    const out: [number, number, number] = [0, 0, 0];
-    const s = this.subs;
-    for (let i = 0; i < s.length; i++) if (s[i] > 0) out[i % 3]++;
-    return out;
+    return followingOf(this.subs);
   }
 
   /** Unsent bytes of the fullest socket: a replay at full speed waits on it rather than outrun its clients. */
   maxBuffered(): number {
-    let max = 0;
-    for (const ws of this.sockets) {
-      const b = ws.getBufferedAmount();
-      if (b > max) max = b;
-    }
-    return max;
+    return maxBufferedOf(this.sockets);
   }
 
   get clients(): number {

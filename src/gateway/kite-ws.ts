@@ -26,7 +26,7 @@ import type { Logger } from '../log.ts';
 import { N, N_FIELDS } from '../core/tick.ts';
 import { Fanout, FRAME_HEAD, type FrameFormat, type SubscriptionSet } from './fanout.ts';
 import { RecordWriter } from './msgpack-encoder.ts';
-import { endSessionsOf, SocketsByKey, type Authenticator } from './feed.ts';
+import { endSessionsOf, followingOf, maxBufferedOf, SocketsByKey, type Authenticator } from './feed.ts';
 import type { FeedHub, HubListener } from './hub.ts';
 
 const MODES = ['ltp', 'quote', 'full'] as const;
@@ -130,22 +130,14 @@ export class KiteWs implements HubListener {
     this.heartbeat.unref();
   }
 
-  /** Instruments followed in each mode (ltp, quote, full) by at least one client. */
+  /** Instruments followed in each mode (ltp, quote, full) by at least one ticker. */
   following(): [number, number, number] {
-    const out: [number, number, number] = [0, 0, 0];
-    const s = this.subs;
-    for (let i = 0; i < s.length; i++) if (s[i] > 0) out[i % 3]++;
-    return out;
+    return followingOf(this.subs);
   }
 
   /** Unsent bytes of the fullest socket: a replay at full speed waits on it rather than outrun its tickers. */
   maxBuffered(): number {
-    let max = 0;
-    for (const ws of this.sockets) {
-      const b = ws.getBufferedAmount();
-      if (b > max) max = b;
-    }
-    return max;
+    return maxBufferedOf(this.sockets);
   }
 
   get clients(): number {
