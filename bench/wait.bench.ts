@@ -8,7 +8,8 @@
  *    in the client), front → hub p99 (the pipeline's own share), and CPU: this process (front,
  *    shard worker, hub, uWS), its main thread, its other threads, the clients process. At each
  *    rate the floor runs first: a bare uWebSockets.js app publishing the same records to the same
- *    clients (bench/wait-servers.ts), what the transport and the clients cost with no pipeline.
+ *    clients (startFloor in bench/feed-harness.ts, as bench/feed.bench.ts runs it), what the
+ *    transport and the clients cost with no pipeline.
  * 2. Saturated throughput: front → shard → both consumer slots drained by OutputPumps in this
  *    thread (STORE with no work, FEED through the FeedHub, no sockets), frames pushed as fast as
  *    the rings take them, ticks/s through the hub, each strategy against park.
@@ -35,10 +36,9 @@ import { TickConsumer } from '../src/core/tick.ts';
 import { DEFAULT_TIMEFRAMES, parseTimeframe } from '../src/core/ist.ts';
 import type { Instrument } from '../src/core/instrument.ts';
 import { universe } from '../test/pipeline/harness.ts';
-import { ReplayFrames } from './feed.bench.ts';
 import type { ClientStats } from './feed-clients.ts';
+import { Clients, cpuMark, cpuUse, ReplayFrames, startFloor, startOurs, type CpuUse, type Server } from './feed-harness.ts';
 import { QUICK, median, record } from './report.ts';
-import { Clients, cpuMark, cpuUse, startFloor, startOurs, type Server } from './wait-servers.ts';
 import { forceGc } from './support.ts';
 
 const STRIKES = 40;
@@ -80,7 +80,7 @@ interface Paced {
   client: ClientStats;
   hubP50: number;
   hubP99: number;
-  cpu: { server: number; main: number; other: number };
+  cpu: CpuUse;
   clientCpu: number;
   lagP99: number;
 }
@@ -203,7 +203,7 @@ export default async function run(): Promise<void> {
     for (let round = 0; round < (SATURATED_ONLY ? 0 : ROUNDS); round++) for (const rate of RATES) {
       const order = STRATEGIES.map((_w, i) => STRATEGIES[(i + round) % STRATEGIES.length]);
       for (const which of [null, ...order]) {
-        const server = which === null ? await startFloor(instruments, frames) : await startOurs(instruments, which, WORKERS);
+        const server = which === null ? await startFloor(instruments, frames) : await startOurs(instruments, { wait: which, workers: WORKERS });
         try {
           const r = await paced(server, clients, frames, subs, rate);
           lat.push({ rate, name: which === null ? 'floor' : formatWaitPolicy(which), r });
@@ -242,7 +242,7 @@ export default async function run(): Promise<void> {
       rate, name, p99s: rs.map((r) => r.client.p99),
       p50: m((r) => r.client.p50), p99: m((r) => r.client.p99), hubP50: m((r) => r.hubP50), hubP99: m((r) => r.hubP99),
       delivered: m((r) => (r.client.ticks / r.client.windowMs) * 1000),
-      server: m((r) => r.cpu.server), main: m((r) => r.cpu.main), other: m((r) => r.cpu.other), clients: m((r) => r.clientCpu),
+      server: m((r) => r.cpu.server), main: m((r) => r.cpu.serverMain), other: m((r) => r.cpu.serverOther), clients: m((r) => r.clientCpu),
       lag: m((r) => r.lagP99),
     };
   }));
