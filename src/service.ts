@@ -158,7 +158,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     const universe = tokens.map((t) => byToken.get(t)!).filter((i) => i !== undefined);
     // What the store already holds of each instrument, so that Kite's snapshot on subscribe is
     // not stored a second time after a hand-over or a restart (src/storage/last-stored.ts).
-    const stored = config.databaseUrl !== null ? await lastStoredTicks(config.databaseUrl, universe.map((i) => i.instrumentToken), log) : { ticks: [], lastRecvMs: null };
+    const stored = config.databaseUrl !== null ? await lastStoredTicks(config.databaseUrl, universe.map((i) => i.instrumentToken), log) : { ticks: [], lastRecvMs: null, earlierTokens: [] };
     if (stored.ticks.length > 0) log.info({ instruments: stored.ticks.length }, 'last stored tick per instrument read: their repeats on subscribe will be dropped as duplicates');
     // An injected clock reaches the shard threads as a shared Float64Array they read for their bar
     // clock (src/pipeline.ts), set from here every SHARD_CLOCK_MS.
@@ -292,12 +292,17 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     // received after its last committed tick (a SIGKILL's in-flight frames) and everything until
     // this one's first data is gone, and is a gap like an outage. A store last written on an
     // earlier day is a new session, not a gap.
+    // The gap names the instruments of the earlier process too: its strikes, chosen around the
+    // index level when it started, may not be this one's (src/storage/last-stored.ts).
     const handOver = opts.fence !== undefined && BigInt(opts.fence.token) > 1n;
+    const followed = universe.map((i) => i.instrumentToken);
     if (stored.lastRecvMs !== null && (handOver || istDayStart(stored.lastRecvMs) === istDayStart(clock()))) {
       const since = stored.lastRecvMs;
       const cause = handOver ? `ingest hand-over (lease token ${opts.fence!.token})` : 'service restart';
-      ing.once('connect', () => gaps.record({ startMs: since, endMs: clock(), conn: null, cause, tokens: universe.map((i) => i.instrumentToken) }));
+      const affected = [...new Set([...followed, ...stored.earlierTokens])];
+      ing.once('connect', () => gaps.record({ startMs: since, endMs: clock(), conn: null, cause, tokens: affected }));
     }
+    ing.once('connect', () => gaps.session(clock(), followed));
     ing.start();
     backfill.start();
     cleanup.push(() => ing.stop());

@@ -52,10 +52,10 @@ describe('migrator on PostgreSQL (no TimescaleDB here)', () => {
     const log = logSink();
     const r = await migrate(pgDb(t.sql), { log });
     expect(r.path).toBe('partitioned');
-    expect(r.applied).toEqual(['001_core.sql', '002_timeseries.sql + 002_timeseries.partitioned.sql', '003_orders.sql', '004_live_orders.sql', '005_chain_analytics.sql', '006_idempotency_claims.sql', '007_feed_gaps.sql']);
+    expect(r.applied).toEqual(['001_core.sql', '002_timeseries.sql + 002_timeseries.partitioned.sql', '003_orders.sql', '004_live_orders.sql', '005_chain_analytics.sql', '006_idempotency_claims.sql', '007_feed_gaps.sql', '008_feed_sessions.sql']);
     expect(log.lines.join('\n')).toMatch(/schema: partitioned path \(TimescaleDB not available/);
     const rows = await t.sql`SELECT version, name, path FROM schema_migrations ORDER BY version`;
-    expect(rows.map((x) => [x.version, x.name, x.path])).toEqual([[1, 'core', 'partitioned'], [2, 'timeseries', 'partitioned'], [3, 'orders', 'partitioned'], [4, 'live_orders', 'partitioned'], [5, 'chain_analytics', 'partitioned'], [6, 'idempotency_claims', 'partitioned'], [7, 'feed_gaps', 'partitioned']]);
+    expect(rows.map((x) => [x.version, x.name, x.path])).toEqual([[1, 'core', 'partitioned'], [2, 'timeseries', 'partitioned'], [3, 'orders', 'partitioned'], [4, 'live_orders', 'partitioned'], [5, 'chain_analytics', 'partitioned'], [6, 'idempotency_claims', 'partitioned'], [7, 'feed_gaps', 'partitioned'], [8, 'feed_sessions', 'partitioned']]);
     const kinds = await t.sql`SELECT relname, relkind FROM pg_class WHERE relname IN ('market_data', 'bars', 'orders', 'order_events', 'positions', 'instruments', 'quarantined_ticks', 'writer_batches', 'writer_progress') ORDER BY relname`;
     expect(Object.fromEntries(kinds.map((k) => [k.relname, k.relkind]))).toEqual({
       bars: 'p', instruments: 'r', market_data: 'p', order_events: 'r', orders: 'r', positions: 'r',
@@ -84,7 +84,7 @@ describe('migrator on PostgreSQL (no TimescaleDB here)', () => {
     expect(r.applied).toEqual([]);
     expect(log.lines.filter((l) => l.startsWith('WARN'))).toEqual([]);
     const rows = await t.sql`SELECT checksum FROM schema_migrations ORDER BY version`;
-    expect(rows.map((x) => x.checksum)).toEqual(['0122237ba1a499c3', 'e5fcc22d57508ab2', '875aab4b9274fb62', 'ecc682df43c9052e', '2398bdbe4224fad4', '0821d0be0ccfe6e4', '1b8c75eadb1973dc']); // the record of what ran is kept
+    expect(rows.map((x) => x.checksum)).toEqual(['0122237ba1a499c3', 'e5fcc22d57508ab2', '875aab4b9274fb62', 'ecc682df43c9052e', '2398bdbe4224fad4', '0821d0be0ccfe6e4', '1b8c75eadb1973dc', '4ba298b3e1e9a5ab']); // the record of what ran is kept
 
     // A checksum it does not know is still a changed migration: said, and not applied.
     await t.sql`UPDATE schema_migrations SET checksum = '0000000000000000' WHERE version = 2`;
@@ -103,9 +103,9 @@ describe('migrator on PostgreSQL (no TimescaleDB here)', () => {
     const b = postgres(t2.url, pgOptions({ max: 1 }));
     try {
       const [ra, rb] = await Promise.all([migrate(pgDb(a)), migrate(pgDb(b))]);
-      expect([ra.applied.length, rb.applied.length].sort()).toEqual([0, 7]);
+      expect([ra.applied.length, rb.applied.length].sort()).toEqual([0, 8]);
       const n = await t2.sql`SELECT count(*)::int AS n FROM schema_migrations`;
-      expect(n[0].n).toBe(7);
+      expect(n[0].n).toBe(8);
     } finally {
       await a.end();
       await b.end();
@@ -142,7 +142,7 @@ describe('migrator on the embedded PGlite', () => {
       const log = logSink();
       const r = await migrate(pgliteDb(pg), { log });
       expect(r.path).toBe('plain');
-      expect(r.applied).toEqual(['001_core.sql', '002_timeseries.sql', '003_orders.sql', '004_live_orders.sql', '005_chain_analytics.sql', '006_idempotency_claims.sql', '007_feed_gaps.sql']);
+      expect(r.applied).toEqual(['001_core.sql', '002_timeseries.sql', '003_orders.sql', '004_live_orders.sql', '005_chain_analytics.sql', '006_idempotency_claims.sql', '007_feed_gaps.sql', '008_feed_sessions.sql']);
       expect((await migrate(pgliteDb(pg))).applied).toEqual([]);
       await migrate(pgDb(t.sql));
       for (const table of ['market_data', 'bars', 'instruments', 'quarantined_ticks', 'orders', 'order_events', 'trades', 'positions', 'idempotency_keys']) {
@@ -195,9 +195,9 @@ describe('one definition of the time-series tables, composed per path', () => {
     // partitioned and plain 002 are the statements of the files before the tables were defined once,
     // in the same order; the timescale 002 has the same statements in another order.
     const pinned: Record<SchemaPath, string[]> = {
-      partitioned: ['182a6c2d65078b94', '628ad65d05835b68', '875aab4b9274fb62', 'ecc682df43c9052e', '2398bdbe4224fad4', '0821d0be0ccfe6e4', '1b8c75eadb1973dc'],
-      plain: ['182a6c2d65078b94', 'b784a3f6352769b5', '875aab4b9274fb62', 'ecc682df43c9052e', '2398bdbe4224fad4', '0821d0be0ccfe6e4', '1b8c75eadb1973dc'],
-      timescale: ['182a6c2d65078b94', 'ceb6932c827de6b9', '875aab4b9274fb62', 'ecc682df43c9052e', '2398bdbe4224fad4', '0821d0be0ccfe6e4', '1b8c75eadb1973dc'],
+      partitioned: ['182a6c2d65078b94', '628ad65d05835b68', '875aab4b9274fb62', 'ecc682df43c9052e', '2398bdbe4224fad4', '0821d0be0ccfe6e4', '1b8c75eadb1973dc', '4ba298b3e1e9a5ab'],
+      plain: ['182a6c2d65078b94', 'b784a3f6352769b5', '875aab4b9274fb62', 'ecc682df43c9052e', '2398bdbe4224fad4', '0821d0be0ccfe6e4', '1b8c75eadb1973dc', '4ba298b3e1e9a5ab'],
+      timescale: ['182a6c2d65078b94', 'ceb6932c827de6b9', '875aab4b9274fb62', 'ecc682df43c9052e', '2398bdbe4224fad4', '0821d0be0ccfe6e4', '1b8c75eadb1973dc', '4ba298b3e1e9a5ab'],
     };
     for (const path of SCHEMA_PATHS) expect(loadMigrations(path).map((m) => m.checksum), path).toEqual(pinned[path]);
   });
@@ -250,6 +250,6 @@ describe('the TimescaleDB variant (not installed here: parsed, not run)', () => 
   });
 
   it('is the variant the timescale path loads', () => {
-    expect(loadMigrations('timescale').map((m) => m.file)).toEqual(['001_core.sql', '002_timeseries.sql + 002_timeseries.timescale.sql', '003_orders.sql', '004_live_orders.sql', '005_chain_analytics.sql', '006_idempotency_claims.sql', '007_feed_gaps.sql']);
+    expect(loadMigrations('timescale').map((m) => m.file)).toEqual(['001_core.sql', '002_timeseries.sql + 002_timeseries.timescale.sql', '003_orders.sql', '004_live_orders.sql', '005_chain_analytics.sql', '006_idempotency_claims.sql', '007_feed_gaps.sql', '008_feed_sessions.sql']);
   });
 });

@@ -39,9 +39,13 @@ const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 5000;
 const INSERT = `INSERT INTO feed_gaps (started_at, ended_at, conn, cause, instruments)
   VALUES (to_timestamp($1::double precision / 1000), to_timestamp($2::double precision / 1000), $3::smallint, $4, $5::bigint[])`;
+const INSERT_SESSION = `INSERT INTO feed_sessions (started_at, instruments) VALUES (to_timestamp($1::double precision / 1000), $2::bigint[])`;
+
+/** A record waiting for the database: a gap, or the start of this process's feed. */
+interface Pending { st: TxStatement; gap: boolean }
 
 export class GapRecorder {
-  private readonly pending: GapRecord[] = [];
+  private readonly pending: Pending[] = [];
   private timer: NodeJS.Timeout | null = null;
   private retryMs = RETRY_FIRST_MS;
   private writing: Promise<void> | null = null;
@@ -57,7 +61,16 @@ export class GapRecorder {
   record(g: GapRecord): void {
     this.opts.log.warn({ conn: g.conn, cause: g.cause, ms: g.endMs - g.startMs, instruments: g.tokens.length },
       'feed gap: no ticks for these instruments in this window (Kite has no tick history; recorded in feed_gaps)');
-    this.pending.push(g);
+    this.pending.push({ st: { text: INSERT, params: [g.startMs, g.endMs, g.conn, g.cause, `{${g.tokens.join(',')}}`] }, gap: true });
+    void this.flush();
+  }
+
+  /**
+   * The instruments this process's feed follows, from its first connection (sql/008_feed_sessions.sql):
+   * what the next process's restart gap names besides its own (src/storage/last-stored.ts).
+   */
+  session(startMs: number, tokens: readonly number[]): void {
+    this.pending.push({ st: { text: INSERT_SESSION, params: [startMs, `{${tokens.join(',')}}`] }, gap: false });
     void this.flush();
   }
 
@@ -65,13 +78,15 @@ export class GapRecorder {
   flush(): Promise<void> {
     this.writing ??= (async () => {
       while (this.pending.length > 0) {
-        const g = this.pending[0];
+        const p = this.pending[0];
         try {
-          await this.opts.transact([{ text: INSERT, params: [g.startMs, g.endMs, g.conn, g.cause, `{${g.tokens.join(',')}}`] }]);
+          await this.opts.transact([p.st]);
           this.pending.shift();
-          this.recorded++;
           this.retryMs = RETRY_FIRST_MS;
-          this.opts.onRecorded?.();
+          if (p.gap) {
+            this.recorded++;
+            this.opts.onRecorded?.();
+          }
         } catch (e) {
           const wait = this.retryMs;
           this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);

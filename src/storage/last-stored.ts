@@ -31,19 +31,30 @@ CROSS JOIN LATERAL (
 /** Kite packet kinds that carry an exchange time (src/core/packet-slot.ts Kind): index full, full. */
 const HAS_EXCHANGE_TIME = new Set([3, 5]);
 
+/**
+ * The instruments followed by the processes that fed the store since the one that stored its last
+ * tick started (sql/008_feed_sessions.sql): a restart's gap names them, as the strikes a new process
+ * chooses around the index level can differ from those of the process it replaces.
+ */
+const SESSIONS = `
+SELECT DISTINCT unnest(instruments)::bigint AS token FROM feed_sessions
+WHERE started_at >= coalesce((SELECT max(started_at) FROM feed_sessions WHERE started_at <= to_timestamp($1::double precision / 1000)), '-infinity')`;
+
 /** The last stored tick per token, and the latest receive time among them (when the store last took data). */
 export interface LastStoredRead {
   ticks: LastStored[];
   lastRecvMs: number | null;
+  /** The tokens the earlier processes followed (empty before any was recorded). */
+  earlierTokens: number[];
 }
 
 export async function lastStoredTicks(url: string, tokens: readonly number[], log: Logger): Promise<LastStoredRead> {
-  if (tokens.length === 0) return { ticks: [], lastRecvMs: null };
+  if (tokens.length === 0) return { ticks: [], lastRecvMs: null, earlierTokens: [] };
   const sql = postgres(url, pgOptions({ max: 1 }));
   try {
     // The table is made by the writer's migrations: a first start has nothing stored.
     const [{ exists }] = await sql<{ exists: boolean }[]>`SELECT to_regclass('market_data') IS NOT NULL AS exists`;
-    if (!exists) return { ticks: [], lastRecvMs: null };
+    if (!exists) return { ticks: [], lastRecvMs: null, earlierTokens: [] };
     const rows = await sql.unsafe(QUERY, [tokens.map(String)]);
     let lastRecvMs: number | null = null;
     for (const r of rows) lastRecvMs = Math.max(lastRecvMs ?? 0, (r.recv_time as Date).getTime());
@@ -66,11 +77,13 @@ export async function lastStoredTicks(url: string, tokens: readonly number[], lo
         lastTradeTime: r.last_trade_time ? Math.floor((r.last_trade_time as Date).getTime() / 1000) : 0,
       };
     });
-    return { ticks, lastRecvMs };
+    const [{ sessions }] = await sql<{ sessions: boolean }[]>`SELECT to_regclass('feed_sessions') IS NOT NULL AS sessions`;
+    const earlierTokens = sessions && lastRecvMs !== null ? (await sql.unsafe(SESSIONS, [lastRecvMs])).map((r) => Number(r.token)) : [];
+    return { ticks, lastRecvMs, earlierTokens };
   } catch (e) {
     // A seed is an optimisation of exactly-once, not a condition of start: say what it costs.
     log.warn({ err: (e as Error).message }, 'could not read the last stored ticks: the first tick of each instrument may be stored twice if the previous process stored it');
-    return { ticks: [], lastRecvMs: null };
+    return { ticks: [], lastRecvMs: null, earlierTokens: [] };
   } finally {
     await sql.end({ timeout: 1 });
   }

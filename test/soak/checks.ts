@@ -41,7 +41,9 @@ function nearest(gaps: readonly Gap[], ms: number): string {
   let best: Gap | undefined;
   for (const g of gaps) if (best === undefined || Math.abs(g.startMs - ms) < Math.abs(best.startMs - ms)) best = g;
   if (best === undefined) return ', no gap recorded';
-  const where = ms < best.startMs ? `${Math.round(best.startMs - ms)} ms before the start of` : `${Math.round(ms - best.endMs)} ms after the end of`;
+  const where = ms < best.startMs ? `${Math.round(best.startMs - ms)} ms before the start of`
+    : ms > best.endMs ? `${Math.round(ms - best.endMs)} ms after the end of`
+      : 'inside, but its token is not among the instruments of,';
   return ` (${where} the nearest gap, "${best.cause}" ${new Date(best.startMs).toISOString()}..${new Date(best.endMs).toISOString()})`;
 }
 
