@@ -8,23 +8,47 @@ import { KITE_HISTORICAL_PER_SEC, KiteHistorical, RateLimiter, historicalLimiter
 import { startSimulator } from './sim/server.ts';
 
 describe('RateLimiter', () => {
-  it('starts at most 3 turns within any window, in the order asked, across callers', async () => {
+  it('starts a turn only a window after the answer of the turn 3 back, in the order asked, across callers', async () => {
     const limiter = new RateLimiter(3, 200);
-    const starts: { caller: string; at: number }[] = [];
+    const turns: { caller: string; at: number; end: number }[] = [];
     const caller = async (name: string, n: number) => {
       for (let i = 0; i < n; i++) {
         // The limiter's own start of the turn: when the caller resumes after it is up to the event loop.
-        starts.push({ caller: name, at: await limiter.take() });
+        const turn = await limiter.take();
+        const t = { caller: name, at: turn.at, end: 0 };
+        turns.push(t);
+        // An answer that takes a while: the window counts from it, not from the send.
+        await new Promise((r) => setImmediate(r));
+        t.end = performance.now();
+        turn.done();
       }
     };
     await Promise.all([caller('a', 4), caller('b', 4), caller('c', 4)]);
-    expect(starts).toHaveLength(12);
-    // Any 4 consecutive starts span at least the window: never 4 within it.
-    for (let i = 3; i < starts.length; i++) expect(starts[i].at - starts[i - 3].at).toBeGreaterThanOrEqual(200);
+    expect(turns).toHaveLength(12);
+    // A request sent a window after the answer 3 turns back reaches the server a window after that one did.
+    for (let i = 3; i < turns.length; i++) expect(turns[i].at - turns[i - 3].end).toBeGreaterThanOrEqual(200);
     // Every caller got turns in the first window: nobody waits for another to finish.
-    expect(new Set(starts.slice(0, 3).map((s) => s.caller))).toEqual(new Set(['a', 'b', 'c']));
+    expect(new Set(turns.slice(0, 3).map((s) => s.caller))).toEqual(new Set(['a', 'b', 'c']));
     expect(limiter.stats.turns).toBe(12);
     expect(limiter.stats.waited).toBeGreaterThanOrEqual(3);
+  });
+
+  it('holds the next turn while the turn 3 back has no answer yet', async () => {
+    const clock = { t: 0 };
+    const limiter = new RateLimiter(3, 50, () => clock.t);
+    const first = await limiter.take();
+    await limiter.take();
+    await limiter.take();
+    let fourth = false;
+    const next = limiter.take().then((t) => { fourth = true; return t; });
+    // Long past the window on the limiter's clock, the fourth still waits for the first's answer.
+    clock.t = 1000;
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(fourth).toBe(false);
+    first.done();
+    // Its window starts at the answer: the fourth starts a window after it.
+    clock.t = 1050;
+    expect((await next).at).toBe(1050);
   });
 
   it('is one limiter of Kite\'s 3 a second for the whole process', () => {

@@ -7,23 +7,36 @@
  * repair does, src/storage/backfill.ts; anything added later must too). A second limiter would
  * let the two together pass 3 a second and earn 429s for both.
  *
- * The limiter lets at most `perSec` requests start within any window of `windowMs` (1,000 ms and
- * a margin: Kite counts requests as they arrive, and two sent 1,000 ms apart can arrive closer).
- * It is a queue in arrival order: a caller waits for the oldest of the last `perSec` starts to
- * leave the window. Kite may still answer 429 (another process on the same key, clocks that
- * disagree): callers retry those (`classify`, src/orders/live/kite.ts, sorts them as 'rate').
+ * The limiter counts Kite's window from where Kite counts it, the request's arrival, which the
+ * client cannot see: it lies after the request was sent and before its answer came back. So a turn
+ * holds its place until the caller is done with the answer, and a new request starts only once
+ * `windowMs` (1,000 ms) has passed since the answer of the request `perSec` turns back: then it
+ * reaches Kite at least a window after that one did, whatever the network's delays. (Counting from
+ * the sends, even with a margin, let a delayed first request arrive within the window of the fourth,
+ * and the simulator refused it under load.) It is a queue in the order asked. Kite may still answer
+ * 429 (another process on the same key): callers retry those (`classify`,
+ * src/orders/live/kite.ts, sorts them as 'rate').
  */
 import { KiteConnect } from 'kiteconnect';
 import { istString, MINUTE_MS } from '../core/ist.ts';
 
 /** Kite's historical API limit: requests a second per api_key. */
 export const KITE_HISTORICAL_PER_SEC = 3;
-/** 1 s plus a margin for requests arriving closer together than they were sent. */
-const WINDOW_MS = 1050;
+/** Kite's window: counted from each answer (see the module header), so no margin is needed. */
+const WINDOW_MS = 1000;
+
+/** One request's turn: `done()` when its answer (or failure) is in, which starts its window. */
+export interface Turn {
+  /** When the turn started, on the limiter's clock. */
+  at: number;
+  done(): void;
+}
+
+interface Slot { end: number; ended: Promise<void>; finish: () => void }
 
 export class RateLimiter {
-  /** Start times of the last `perSec` turns, oldest first. */
-  private readonly starts: number[] = [];
+  /** The last `perSec` turns, oldest first; `end` is Infinity until the turn is done. */
+  private readonly slots: Slot[] = [];
   private queue: Promise<unknown> = Promise.resolve();
   /** Turns given, and turns that had to wait: for tests and /health. */
   readonly stats = { turns: 0, waited: 0 };
@@ -38,29 +51,54 @@ export class RateLimiter {
     if (!(windowMs > 0)) throw new RangeError(`RateLimiter: windowMs must be > 0, got ${String(windowMs)}`);
   }
 
-  /** Resolves, with the turn's start (on `now`), when the caller may send one request (in the order asked). */
-  take(): Promise<number> {
+  /** Resolves, in the order asked, when the caller may send one request; call `done()` when its answer is in. */
+  take(): Promise<Turn> {
     const turn = this.queue.then(() => this.next());
     this.queue = turn;
     return turn;
   }
 
-  private async next(): Promise<number> {
-    if (this.starts.length >= this.perSec) {
+  /** `fn` (one request) in a turn, the turn done when `fn` settles. */
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    const turn = await this.take();
+    try {
+      return await fn();
+    } finally {
+      turn.done();
+    }
+  }
+
+  private async next(): Promise<Turn> {
+    if (this.slots.length >= this.perSec) {
+      const oldest = this.slots[0];
+      let waited = false;
+      if (oldest.end === Infinity) {
+        waited = true;
+        await oldest.ended;
+      }
       // A timer may fire up to a millisecond early (it counts whole ms): look again until the
-      // window has truly passed, so no 4th start ever falls inside it.
-      let wait = this.starts[0] + this.windowMs - this.now();
-      if (wait > 0) this.stats.waited++;
+      // window has truly passed.
+      let wait = oldest.end + this.windowMs - this.now();
+      if (wait > 0) waited = true;
       while (wait > 0) {
         await new Promise((r) => setTimeout(r, Math.ceil(wait)));
-        wait = this.starts[0] + this.windowMs - this.now();
+        wait = oldest.end + this.windowMs - this.now();
       }
-      this.starts.shift();
+      if (waited) this.stats.waited++;
+      this.slots.shift();
     }
-    const at = this.now();
-    this.starts.push(at);
+    let finish!: () => void;
+    const slot: Slot = { end: Infinity, ended: new Promise<void>((r) => { finish = r; }), finish };
+    this.slots.push(slot);
     this.stats.turns++;
-    return at;
+    return {
+      at: this.now(),
+      done: () => {
+        if (slot.end !== Infinity) return;
+        slot.end = this.now();
+        slot.finish();
+      },
+    };
   }
 }
 
@@ -106,9 +144,8 @@ export class KiteHistorical {
    * `{ error_type: 'NetworkException', message: 'Too many requests' }`).
    */
   async minutes(token: number, fromMs: number, toMs: number): Promise<KiteCandle[]> {
-    await this.limiter.take();
     // Kite's `to` is inclusive: the last minute asked is the one starting a minute before toMs.
-    const got = await this.kc.getHistoricalData(token, 'minute', kiteTime(fromMs), kiteTime(toMs - MINUTE_MS), false, true);
+    const got = await this.limiter.run(() => this.kc.getHistoricalData(token, 'minute', kiteTime(fromMs), kiteTime(toMs - MINUTE_MS), false, true));
     const rows = (Array.isArray(got) ? got : (got as { data?: unknown }).data) as { date: Date; open: number; high: number; low: number; close: number; volume: number; oi?: number }[] | undefined;
     if (!Array.isArray(rows)) {
       const e = got as { error_type?: string; message?: string };

@@ -77,8 +77,7 @@ describe('gap repair', () => {
     const simKc = new KiteConnect({ api_key: 'sim-key', root: sim.apiUrl });
     simKc.setAccessToken('sim-token');
     const minutes = async (kc: InstanceType<typeof KiteConnect>, token: number, from: number, to: number): Promise<Candle[]> => {
-      await historicalLimiter.take();
-      return (await kc.getHistoricalData(token, 'minute', kiteTime(from), kiteTime(to - MINUTE_MS))) as unknown as Candle[];
+      return (await historicalLimiter.run(() => kc.getHistoricalData(token, 'minute', kiteTime(from), kiteTime(to - MINUTE_MS)))) as unknown as Candle[];
     };
     const simCandles = new Map<number, Candle[]>();
     for (const t of TOKENS) simCandles.set(t, await minutes(simKc, t, fromMs, toMs));
