@@ -7,8 +7,9 @@
  * happens next is the implementation's business:
  *
  * - `MemoryCache` (memory.ts, REDIS_URL unset): the slots are the cache.
- * - `RedisCache` (redis.ts): a timer writes the slots changed since the last flush in one
- *   pipeline every CACHE_FLUSH_MS; 1000 ticks of one token between flushes are one write.
+ * - `RedisCache` (redis.ts): a timer writes the slots changed since the last flush every
+ *   CACHE_FLUSH_MS in a fixed number of commands (one MSET, one script call); 1000 ticks of one
+ *   token between flushes are one write.
  *
  * Reads are async and allocate (edge code). Neither implementation throws from a put; reads throw
  * CacheError CACHE_UNAVAILABLE only when Redis must answer and cannot.
@@ -24,7 +25,7 @@ export interface CacheStats {
   puts: number;
   /** Quarantined ticks, bars older than the one held, bars past the 32nd timeframe: not taken. */
   skipped: number;
-  /** Values the backing store acknowledged (Redis: SET/HSET replies; memory: each put). */
+  /** Values the backing store acknowledged (Redis: values its MSET and HSET calls took; memory: each put). */
   writes: number;
   /** Flush rounds that had something to write. */
   flushes: number;

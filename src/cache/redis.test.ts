@@ -102,7 +102,7 @@ describe('RedisCache', () => {
     expect(c.stats().flushes).toBe(3);
   });
 
-  it('flushes on its own every flushMs, one pipeline for all changed tokens and bars', async () => {
+  it('flushes on its own every flushMs, one round for all changed tokens and bars', async () => {
     const c = await cache({ prefix: 'timer:', flushMs: 20 });
     for (let tok = 1; tok <= 200; tok++) c.putTick(makeTick(tok, tok), 0);
     c.putBar(makeBar(1, 60_000, 0, 5), 0);
@@ -110,6 +110,76 @@ describe('RedisCache', () => {
     expect(c.stats().writes).toBe(201);
     expect(c.stats().flushes).toBe(1);
     expect(await adminA.exists('timer:q:200', 'timer:b:1')).toBe(2);
+  });
+
+  it('writes a round of N values in a constant number of Redis commands', async () => {
+    let seq = 0;
+    const c = await cache({ prefix: 'round:', stamp: { key: 'round:stamp', value: () => `1:${++seq}` } });
+    const addr = /addr=(\S+)/.exec(String(await c.redis.client('INFO')))![1];
+    const monitor = await new Redis(DB_A).monitor();
+    // The commands Redis ran for the writer's connection, in order; Lua's own calls apart.
+    const seen: string[] = [];
+    let scripted = 0;
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source === addr) seen.push(args[0].toLowerCase());
+      else if (source === 'lua') scripted++;
+    });
+    /** Commands of one flush: everything the writer sent up to a marker ECHO sent after it. */
+    async function commandsOf(round: () => void): Promise<string[]> {
+      seen.length = 0;
+      scripted = 0;
+      round();
+      await c.flush();
+      await c.redis.echo('end-of-round');
+      await expect.poll(() => seen.at(-1), { timeout: 5000, interval: 5 }).toBe('echo');
+      return seen.slice(0, -1);
+    }
+    try {
+      const tfs = [1000, 60_000, 300_000, 900_000, 86_400_000];
+      const put = (tokens: number, price: number) => {
+        for (let tok = 1; tok <= tokens; tok++) {
+          c.putTick(makeTick(tok, price + tok), 0);
+          for (const tf of tfs) c.putBar(makeBar(tok, tf, 0, price + tok), 0);
+        }
+      };
+      // The first round on a connection sends the script's text; later rounds only its SHA1.
+      expect(await commandsOf(() => put(2, 1))).toEqual(['mset', 'eval', 'set']);
+      expect(await commandsOf(() => put(2, 100))).toEqual(['mset', 'evalsha', 'set']);
+      expect(scripted).toBe(10);
+      // 500 values: 100 quotes, 400 bars.
+      expect(await commandsOf(() => put(100, 1000))).toEqual(['mset', 'evalsha', 'set']);
+      expect(scripted).toBe(500);
+      expect(c.stats()).toMatchObject({ pending: 0, errors: 0 });
+
+      for (let tok = 1; tok <= 100; tok++) {
+        expect(await adminA.getBuffer(`round:q:${tok}`)).toEqual(Buffer.from(makeTick(tok, 1000 + tok).buffer));
+        const hash = await adminA.hgetallBuffer(`round:b:${tok}`);
+        expect(Object.keys(hash).sort()).toEqual(['15m', '1d', '1m', '1s', '5m']);
+        expect(hash['5m']).toEqual(Buffer.from(makeBar(tok, 300_000, 0, 1000 + tok).buffer));
+      }
+      expect(await adminA.get('round:stamp')).toBe('1:3');
+    } finally {
+      monitor.disconnect();
+    }
+  });
+
+  it('fails only the bar Redis refuses, keeps it to retry and holds the stamp back', async () => {
+    const c = await cache({ prefix: 'wrongtype:', stamp: { key: 'wrongtype:stamp', value: () => '1:1' } });
+    await adminA.set('wrongtype:b:2', 'not a hash');
+    c.putTick(makeTick(1, 10), 0);
+    c.putBar(makeBar(1, 60_000, 0, 10), 0);
+    c.putBar(makeBar(2, 60_000, 0, 20), 0);
+    c.putBar(makeBar(3, 60_000, 0, 30), 0);
+    await c.flush();
+    expect(c.stats()).toMatchObject({ writes: 3, pending: 1, errors: 1 });
+    expect(await adminA.hgetBuffer('wrongtype:b:3', '1m')).toEqual(Buffer.from(makeBar(3, 60_000, 0, 30).buffer));
+    expect(await adminA.exists('wrongtype:q:1', 'wrongtype:b:1', 'wrongtype:stamp')).toBe(2);
+
+    await adminA.del('wrongtype:b:2');
+    await c.flush();
+    expect(c.stats()).toMatchObject({ writes: 4, pending: 0 });
+    expect(await adminA.hgetBuffer('wrongtype:b:2', '1m')).toEqual(Buffer.from(makeBar(2, 60_000, 0, 20).buffer));
+    expect(await adminA.get('wrongtype:stamp')).toBe('1:1');
   });
 
   it('stores the documented layout: raw little-endian f64, quotes as strings, bars in one hash per token', async () => {
