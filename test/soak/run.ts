@@ -9,7 +9,7 @@
  *   minute printed), ring depth, then every tick in market_data exactly once, the closed bars equal
  *   to a reference computed from the sent ticks, every paper order consistent.
  * - faults, each followed by the same exactly-once check (cumulative over the whole run).
- * - --ci: a 90 s soak and three faults (kite-drop, pg-terminate, sigkill-restart).
+ * - --ci: a 2-minute soak and three faults (kite-drop, pg-terminate, sigkill-restart).
  *
  * Prints a table (fault, ticks produced, rows stored, duplicates, lost with the service's reason,
  * lost without one, recovery) and exits 1 when a tick is stored twice, lost without a reason, a bar
@@ -38,7 +38,7 @@ const opt = (name: string) => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const CI = flag('--ci');
-const MINUTES = Number(opt('--minutes') ?? (CI ? 1.5 : 10));
+const MINUTES = Number(opt('--minutes') ?? (CI ? 2 : 10));
 const RATE = Number(opt('--rate') ?? 1500);
 const ALL_FAULTS = ['kite-drop', 'kite-refused-30s', 'pg-terminate', 'pg-refused-30s', 'redis-restart', 'spill-full', 'slow-client', 'hostile-messages', 'sigkill-restart', 'ingest-owner-kill'];
 const CI_FAULTS = ['kite-drop', 'pg-terminate', 'sigkill-restart'];
