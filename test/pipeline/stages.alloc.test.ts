@@ -51,7 +51,7 @@ const Spoil = {
   DUPLICATE: 1,
   /** A token the instrument master does not list. */
   UNKNOWN_TOKEN: 2,
-  /** A quote packet where the mode gives full ones. */
+  /** A packet of the other class's kind: a full packet for the index, an index full one for a stock. */
   KIND_MISMATCH: 3,
   /** Price 0 and no exchange time, so the quarantined tick is stamped with its receive time. */
   BAD_PRICE: 4,
@@ -148,7 +148,7 @@ class Replay {
       const b = this.base(k);
       const s = this.spoil[k];
       if (s === Spoil.UNKNOWN_TOKEN) u32[b + F.TOKEN] = UNLISTED;
-      else if (s === Spoil.KIND_MISMATCH) u32[b + F.KIND] = Kind.QUOTE;
+      else if (s === Spoil.KIND_MISMATCH) u32[b + F.KIND] = u32[b + F.KIND] === Kind.FULL ? Kind.INDEX_FULL : Kind.FULL;
       else if (s === Spoil.BAD_PRICE) views.i32[b + F.LAST_PRICE] = 0;
       else if (s === Spoil.PRICE_JUMP) views.i32[b + F.LAST_PRICE] *= 10;
     }
