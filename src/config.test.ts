@@ -87,6 +87,20 @@ describe('config', () => {
   });
 });
 
+describe('config: Kite reconnect', () => {
+  it('caps the reconnect delay at 5000 ms unless KITE_RECONNECT_MAX_MS says otherwise', () => {
+    expect(loadConfig({}).kiteReconnectMaxMs).toBe(5000);
+    expect(loadConfig({ KITE_RECONNECT_MAX_MS: '500' }).kiteReconnectMaxMs).toBe(500);
+    expect(loadConfig({ KITE_RECONNECT_MAX_MS: '300000' }).kiteReconnectMaxMs).toBe(300_000);
+  });
+
+  it('refuses a KITE_RECONNECT_MAX_MS outside 500..300000 or not a whole number, naming it', () => {
+    for (const bad of ['499', '300001', '0', '-1', '5s', '2.5', 'fast']) {
+      expect(fails({ KITE_RECONNECT_MAX_MS: bad }, 'KITE_RECONNECT_MAX_MS').message).toContain('5000');
+    }
+  });
+});
+
 describe('config: roles', () => {
   it('runs everything in one process unless ROLE says otherwise', () => {
     expect(loadConfig({}).role).toBe('all');

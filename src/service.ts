@@ -256,6 +256,7 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       tokens,
       mode: config.kiteMode,
       connections: config.kiteConnections,
+      backoffMaxMs: config.kiteReconnectMaxMs,
       log,
       clock,
       onBinary: opts.clock ? (msg, slot, seq) => front.onBinary(msg, slot, seq, clock() * 1000) : (msg, slot, seq) => front.onBinary(msg, slot, seq),

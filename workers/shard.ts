@@ -109,7 +109,7 @@ export class Shard {
     this.counters = new Float64Array(data.counters);
     this.doorbells = new Int32Array(data.doorbells);
     this.table = new InstrumentTable(data.instruments);
-    this.validator = new Validator(this.table, { mode: data.mode });
+    this.validator = new Validator(this.table);
     this.filter = new Filter(this.table.size);
     for (const t of data.lastStored ?? []) this.filter.seed(this.table.row(t.token), t);
     this.manualClock = data.clock ? new Float64Array(data.clock) : null;

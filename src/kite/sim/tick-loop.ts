@@ -15,6 +15,9 @@
  * event loop does not bank an unbounded backlog (elapsed time is capped), and a batch makes at
  * most MAX_TRADES_PER_BATCH trades, so "max rate" cannot starve the event loop; the rest is dropped.
  *
+ * Mode messages that were delayed (SimulatorOptions.modeDelayMs) take effect at the start of the
+ * first batch after their delay, and owe their snapshot in that batch.
+ *
  * No allocation per batch: the round's rows go to one preallocated array.
  */
 import { performance } from 'node:perf_hooks';
@@ -86,6 +89,8 @@ export class TickLoop {
     const market = this.market;
     const followers = this.followers;
     const updated = this.updated;
+    // Mode messages whose delay has passed take effect before the batch: its packets go out in them.
+    for (const c of conns) c.subs.applyDueModes(now);
     let want = 0;
     if (followers.count > 0) {
       this.budget += (this.rate * elapsed) / 1000;
