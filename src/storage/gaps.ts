@@ -90,7 +90,7 @@ export class GapRecorder {
         } catch (e) {
           const wait = this.retryMs;
           this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
-          this.opts.log.warn({ err: (e as Error).message, pending: this.pending.length }, `feed gap not recorded yet (database unavailable); retrying in ${wait} ms`);
+          this.opts.log.warn({ err: (e as Error).message, pending: this.pending.length }, `${this.pending[0].gap ? 'feed gap' : 'feed session'} not recorded yet (database unavailable or not migrated yet); retrying in ${wait} ms`);
           this.timer ??= setTimeout(() => {
             this.timer = null;
             void this.flush();

@@ -55,6 +55,8 @@ export interface OnceRow {
   duplicates: number;
   lostWithReason: number;
   lostWithout: number;
+  /** Of `stored`: full ticks lost with a process whose quote-mode head the next one stored (its subscribe snapshot). */
+  storedAsHead: number;
   reasons: Map<string, number>;
   /** A few lost ticks without a reason, for the report. */
   unexplained: string[];
@@ -67,7 +69,9 @@ export interface OnceRow {
 export async function checkOnce(sql: postgres.Sql<any>, ledger: SoakLedger, windows: readonly Window[]): Promise<{ rows: Map<string, OnceRow>; total: OnceRow; storedRows: number; quarantined: number; gaps: Gap[] }> {
   const stored = new Map<string, number>();
   let storedRows = 0;
-  await sql`SELECT token::int AS t, extract(epoch FROM time)::bigint::int AS s, round(price * 100)::int AS p, volume::float8 AS v, oi::float8 AS oi,
+  // A packet without exchange time (ltp, quote, index quote) is stored at its receive time: the
+  // ledger keys it with 0 (ledger.ts), and so does this.
+  await sql`SELECT token::int AS t, CASE WHEN kind IN (3, 5) THEN extract(epoch FROM time)::bigint::int ELSE 0 END AS s, round(price * 100)::int AS p, volume::float8 AS v, oi::float8 AS oi,
       round(high * 100)::int AS h, round(low * 100)::int AS l FROM market_data`.cursor(20_000, (rows) => {
     for (const r of rows) {
       const k = `${r.t}|${r.s}|${r.p}|${r.v}|${r.oi}|${r.h}|${r.l}`;
@@ -88,7 +92,7 @@ export async function checkOnce(sql: postgres.Sql<any>, ledger: SoakLedger, wind
     q++;
   }
   const gaps = await readGaps(sql);
-  const blank = (): OnceRow => ({ produced: 0, stored: 0, duplicates: 0, lostWithReason: 0, lostWithout: 0, reasons: new Map(), unexplained: [] });
+  const blank = (): OnceRow => ({ produced: 0, stored: 0, duplicates: 0, lostWithReason: 0, lostWithout: 0, storedAsHead: 0, reasons: new Map(), unexplained: [] });
   const rows = new Map(windows.map((w) => [w.name, blank()]));
   const total = blank();
   const windowOf = (ms: number) => windows.find((w) => ms >= w.fromMs && ms < w.toMs)?.name ?? 'between phases';
@@ -96,6 +100,32 @@ export async function checkOnce(sql: postgres.Sql<any>, ledger: SoakLedger, wind
   // second) is matched by count, and its surplus or shortfall is put on its last occurrences.
   const sentCount = new Map<string, number>();
   for (let i = 0; i < ledger.n; i++) sentCount.set(ledger.keys[i], (sentCount.get(ledger.keys[i]) ?? 0) + 1);
+  // A full tick that was lost with a process (a SIGKILL, an ingest hand-over) comes again as the
+  // next process's subscribe snapshot: in quote mode first (Kite's mode message takes effect late),
+  // stored at its receive time, with no OI. Its row carries the quote-mode key (time and OI 0), is
+  // a repeat in the ledger (the head of the lost packet), and stands for the lost tick.
+  const headOf = (k: string) => {
+    const [t, s, p, v, , h, l] = k.split('|');
+    return s === '0' ? null : `${t}|0|${p}|${v}|0|${h}|${l}`;
+  };
+  const usedHeads = new Map<string, number>();
+  const byHead = new Uint8Array(ledger.n);
+  {
+    const nthOf = new Map<string, number>();
+    for (let i = 0; i < ledger.n; i++) {
+      const k = ledger.keys[i];
+      const nth = (nthOf.get(k) ?? 0) + 1;
+      nthOf.set(k, nth);
+      if (nth <= (stored.get(k) ?? 0)) continue;
+      const hk = headOf(k);
+      if (hk === null) continue;
+      const spare = (stored.get(hk) ?? 0) - (sentCount.get(hk) ?? 0) - (usedHeads.get(hk) ?? 0);
+      if (spare > 0) {
+        usedHeads.set(hk, (usedHeads.get(hk) ?? 0) + 1);
+        byHead[i] = 1;
+      }
+    }
+  }
   const seen = new Map<string, number>();
   for (let i = 0; i < ledger.n; i++) {
     const k = ledger.keys[i];
@@ -104,12 +134,24 @@ export async function checkOnce(sql: postgres.Sql<any>, ledger: SoakLedger, wind
     const w = windowOf(ledger.sentMs[i]);
     if (!rows.has(w)) rows.set(w, blank());
     const row = rows.get(w)!;
-    const have = stored.get(k) ?? 0;
+    const have = (stored.get(k) ?? 0) - (usedHeads.get(k) ?? 0);
     const sent = sentCount.get(k)!;
     for (const r of [row, total]) r.produced++;
+    if (byHead[i] === 1) {
+      for (const r of [row, total]) {
+        r.stored++;
+        r.storedAsHead++;
+      }
+      continue;
+    }
     if (nth <= have) {
       for (const r of [row, total]) r.stored++;
-      if (nth === sent && have > sent) for (const r of [row, total]) r.duplicates += have - sent;
+      if (nth === sent && have > sent) {
+        for (const r of [row, total]) {
+          r.duplicates += have - sent;
+          if (r.unexplained.length < 5) r.unexplained.push(`token ${ledger.token[i]} price ${ledger.price[i]} sent ${sent}x ${new Date(ledger.sentMs[i]).toISOString()}, stored ${have}x (key ${k})`);
+        }
+      }
       continue;
     }
     const qk = k.split('|').slice(0, 5).join('|');
@@ -135,8 +177,9 @@ export async function checkOnce(sql: postgres.Sql<any>, ledger: SoakLedger, wind
     }
   }
   // Rows that match no sent tick at all: duplicates of nothing (a corrupted or invented row).
-  for (const [k, have] of stored) {
-    if (!sentCount.has(k)) {
+  for (const [k, all] of stored) {
+    const have = all - (usedHeads.get(k) ?? 0);
+    if (!sentCount.has(k) && have > 0) {
       total.duplicates += have;
       if (total.unexplained.length < 10) total.unexplained.push(`stored row matching no sent tick: ${k}`);
     }

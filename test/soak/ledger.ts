@@ -3,8 +3,11 @@
  * ticks market_data must hold, and the events a reference aggregation is run over.
  *
  * A packet equal byte for byte to its token's previous packet is a repeat the shards drop (Kite's
- * snapshot on subscribe, a book change in ltp mode); every other packet is a tick, recorded with
- * the moment it was sent and the fields that identify its row in market_data:
+ * snapshot on subscribe, a book change in ltp mode), and so is one of another mode that agrees on
+ * the bytes both carry (a quote and a full packet of one trade: test/support/sim-ledger.ts
+ * repeatsPacket, the rule of workers/stages/filter.ts); the longer of the two stays the previous
+ * packet. Every other packet is a tick, recorded with the moment it was sent and the fields that
+ * identify its row in market_data:
  *
  * | field      | full (184)  | index full (32) | quote (44) | index quote (28) | ltp (8) |
  * |------------|-------------|-----------------|------------|------------------|---------|
@@ -18,6 +21,8 @@
  * a layout slip in the codec is not repeated here.) Storage is columnar and grows by half, so a
  * 10-minute soak at a few thousand ticks a second costs tens of MB, not an object per tick.
  */
+
+import { repeatsPacket } from '../support/sim-ledger.ts';
 
 /** The identity of a tick as market_data stores it: prices in paise, times in whole seconds. */
 export function tickKey(token: number, exchS: number, pricePaise: number, volume: number, oi: number, highPaise: number, lowPaise: number): string {
@@ -53,13 +58,14 @@ export class SoakLedger {
     for (let count = dv.getUint16(0); count > 0; count--) {
       const len = dv.getUint16(p);
       const o = p + 2;
-      const packet = frame.subarray(p, o + len);
+      const packet = frame.subarray(o, o + len);
       p = o + len;
       this.packets++;
       const tok = dv.getUint32(o);
       const prev = this.last.get(tok);
-      if (prev !== undefined && prev.equals(packet)) {
+      if (prev !== undefined && repeatsPacket(prev, packet)) {
         this.repeats++;
+        if (len > prev.length) this.last.set(tok, Buffer.from(packet));
         continue;
       }
       this.last.set(tok, Buffer.from(packet));

@@ -478,7 +478,8 @@ async function main(): Promise<number> {
   await admin.unsafe(`CREATE DATABASE "${dbName}"`);
   sql = postgres(dbUrl, pgOptions({ max: 2, connection: { application_name: 'soak-check' }, onnotice: () => {} }));
   await redis.start();
-  sim = await startSimulator({ apiKey: 'sim-key', accessToken: 'sim-token', rate: 0, seed: 17, onFrame: ledger.onFrame });
+  // Kite's mode message takes effect late: quote ticks come first after every (re)subscribe.
+  sim = await startSimulator({ apiKey: 'sim-key', accessToken: 'sim-token', rate: 0, seed: 17, modeDelayMs: 100, onFrame: ledger.onFrame });
   const startAt = Date.now();
   svc = await startService('service');
   noisy.push({ fromMs: startAt - 1000, toMs: Date.now() + 2000 });
@@ -520,14 +521,16 @@ async function main(): Promise<number> {
     const w = r.rows.get(row.fault)!;
     const reasons = [...w.reasons].map(([c, n]) => `${n}: ${c}`).join('; ');
     console.log(`| ${row.fault} | ${w.produced} | ${w.stored} | ${w.duplicates} | ${w.lostWithReason}${reasons ? ` (${reasons})` : ''} | ${w.lostWithout} | ${row.recoveryMs === null ? '—' : `${(row.recoveryMs / 1000).toFixed(1)} s`} | ${row.note} |`);
-    if (w.duplicates > 0) failures.push(`${row.fault}: ${w.duplicates} ticks stored twice`);
+    if (w.duplicates > 0) failures.push(`${row.fault}: ${w.duplicates} ticks stored twice, e.g. ${w.unexplained.join('; ')}`);
     if (w.lostWithout > 0) failures.push(`${row.fault}: ${w.lostWithout} ticks lost without a reason, e.g. ${w.unexplained.join('; ')}`);
   }
   const between = r.rows.get('between phases');
   if (between && between.produced > 0) console.log(`| (start-up, between phases) | ${between.produced} | ${between.stored} | ${between.duplicates} | ${between.lostWithReason} | ${between.lostWithout} | | |`);
-  console.log(`| total | ${r.total.produced} | ${r.total.stored} (${r.storedRows} rows) | ${r.total.duplicates} | ${r.total.lostWithReason} | ${r.total.lostWithout} | | quarantined ${r.quarantined}; sim packets ${ledger.packets}, repeats ${ledger.repeats}; orders ${o.orders} ${JSON.stringify(o.byStatus)} (sent ${orderStats.sent}: ${orderStats.accepted} accepted, ${orderStats.refused} refused, ${orderStats.errors} errors) |\n`);
+  console.log(`| total | ${r.total.produced} | ${r.total.stored} (${r.storedRows} rows) | ${r.total.duplicates} | ${r.total.lostWithReason} | ${r.total.lostWithout} | | quarantined ${r.quarantined}; lost with a process but stored as the next one's quote-mode snapshot ${r.total.storedAsHead}; sim packets ${ledger.packets}, repeats ${ledger.repeats}; orders ${o.orders} ${JSON.stringify(o.byStatus)} (sent ${orderStats.sent}: ${orderStats.accepted} accepted, ${orderStats.refused} refused, ${orderStats.errors} errors) |\n`);
   for (const [why, n] of refusals) console.log(`orders refused ${n}x: ${why}`);
-  if (r.total.duplicates > 0 && !failures.some((f) => f.includes('twice'))) failures.push(`${r.total.duplicates} duplicates: ${r.total.unexplained.join('; ')}`);
+  const strays = r.total.unexplained.filter((u) => u.startsWith('stored row matching no sent tick'));
+  if (strays.length > 0) failures.push(`stored rows matching no sent tick, e.g. ${strays.join('; ')}`);
+  else if (r.total.duplicates > 0 && !failures.some((f) => f.includes('twice'))) failures.push(`${r.total.duplicates} duplicates: ${r.total.unexplained.join('; ')}`);
   // The simulator sends only valid ticks: a quarantined one is the service refusing a good tick.
   if (r.quarantined > 0) failures.push(`${r.quarantined} valid ticks quarantined (counted as lost with their reason above)`);
   if (o.problems.length > 0) failures.push(`orders inconsistent: ${o.problems.slice(0, 5).join('; ')}`);
@@ -561,7 +564,9 @@ async function cleanup(): Promise<void> {
   await redis.stop().catch(() => {});
   await sql?.end({ timeout: 1 }).catch(() => {});
   await admin.unsafe(`ALTER DATABASE "${dbName}" WITH ALLOW_CONNECTIONS true`).catch(() => {});
-  await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => {});
+  // A failed run keeps its database beside its logs, to look at what was stored.
+  if (failures.length === 0) await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => {});
+  else say(`database kept: ${dbUrl}`);
   await admin.end({ timeout: 1 }).catch(() => {});
   if (failures.length === 0) rmSync(dir, { recursive: true, force: true });
   else say(`logs kept in ${dir}`);

@@ -23,6 +23,16 @@ function related(a: number, b: number): boolean {
   return lo === hi || lo === 8 || (lo === 28 && hi === 32) || (lo === 44 && hi === 184);
 }
 
+/**
+ * The packet `body` (without its u16 length) repeats `prev`, its token's previous packet: equal, or
+ * of related kinds and equal as far as the shorter goes (see the header).
+ */
+export function repeatsPacket(prev: Uint8Array, body: Uint8Array): boolean {
+  if (!related(prev.length, body.length)) return false;
+  const n = Math.min(prev.length, body.length);
+  return Buffer.from(prev.buffer, prev.byteOffset, n).equals(Buffer.from(body.buffer, body.byteOffset, n));
+}
+
 export class SimLedger {
   frames = 0;
   packets = 0;
@@ -51,14 +61,11 @@ export class SimLedger {
       this.packets++;
       this.lastLength.set(token, len);
       const prev = this.last.get(token);
-      if (prev !== undefined && related(prev.length, len)) {
-        const n = Math.min(prev.length, len);
-        if (prev.subarray(0, n).equals(body.subarray(0, n))) {
-          this.repeats++;
-          if (prev.length !== len) this.crossModeRepeats++;
-          if (len > prev.length) this.last.set(token, Buffer.from(body));
-          continue;
-        }
+      if (prev !== undefined && repeatsPacket(prev, body)) {
+        this.repeats++;
+        if (prev.length !== len) this.crossModeRepeats++;
+        if (len > prev.length) this.last.set(token, Buffer.from(body));
+        continue;
       }
       this.last.set(token, Buffer.from(body)); // a copy: the simulator reuses its buffer
       if (len === 44 || len === 28) this.quoteTicks++;
