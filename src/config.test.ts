@@ -204,4 +204,21 @@ describe('config: storage writer and reader', () => {
     fails({ RISK_FREE_RATE: '6.5' }, 'RISK_FREE_RATE');
     fails({ ANALYTICS_OI_INTERVAL_MS: '10' }, 'ANALYTICS_OI_INTERVAL_MS');
   });
+
+  it('reads the slow WebSocket client limits, 1 MiB / 16 MiB / 5 s by default', () => {
+    expect(loadConfig({}).ws).toEqual({ conflateBytes: 1 << 20, closeBytes: 16 << 20, stallCloseMs: 5000 });
+    const c = loadConfig({ WS_CONFLATE_BYTES: '65536', WS_CLOSE_BYTES: '1048576', WS_STALL_CLOSE_MS: '1000' });
+    expect(c.ws).toEqual({ conflateBytes: 65_536, closeBytes: 1_048_576, stallCloseMs: 1000 });
+    expect(Object.isFrozen(c.ws)).toBe(true);
+  });
+
+  it('names the WebSocket limit and an example for each bad value, and refuses a close limit not above the conflation one', () => {
+    fails({ WS_CONFLATE_BYTES: '1MiB' }, 'WS_CONFLATE_BYTES');
+    fails({ WS_CONFLATE_BYTES: '0' }, 'WS_CONFLATE_BYTES');
+    fails({ WS_CLOSE_BYTES: '-1' }, 'WS_CLOSE_BYTES');
+    fails({ WS_STALL_CLOSE_MS: '0' }, 'WS_STALL_CLOSE_MS');
+    fails({ WS_STALL_CLOSE_MS: 'soon' }, 'WS_STALL_CLOSE_MS');
+    expect(fails({ WS_CONFLATE_BYTES: '2097152', WS_CLOSE_BYTES: '2097152' }, 'WS_CLOSE_BYTES').message).toContain('must exceed WS_CONFLATE_BYTES');
+    fails({ WS_CLOSE_BYTES: '524288' }, 'WS_CLOSE_BYTES');
+  });
 });

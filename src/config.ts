@@ -80,6 +80,15 @@ export interface Config {
   readonly timeframesMs: readonly number[];
   /** Replay sessions open at once at most (src/replay/): each is a thread and a database connection. */
   readonly replayMaxSessions: number;
+  /** Slow WebSocket clients on /ws and /kite (src/gateway/slow-clients.ts). */
+  readonly ws: {
+    /** Unsent bytes past which a client is slow: /ws conflates it, and the stall clock runs. */
+    readonly conflateBytes: number;
+    /** Unsent bytes past which a client is closed (4008). */
+    readonly closeBytes: number;
+    /** A slow client taking nothing for this long is closed (4008), ms. */
+    readonly stallCloseMs: number;
+  };
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
   readonly dataDir: string;
@@ -384,6 +393,7 @@ export function loadConfig(env: Env = process.env): Config {
     apiBarsLimit: int(env, 'API_BARS_LIMIT', 10_000, 1, 1_000_000, '10000'),
     timeframesMs: timeframes(env, 'BAR_TIMEFRAMES'),
     replayMaxSessions: int(env, 'REPLAY_MAX_SESSIONS', 8, 0, 256, '8'),
+    ws: wsLimits(env),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
     logFormat: oneOf(env, 'LOG_FORMAT', LOG_FORMATS, 'auto'),
     dataDir: path.resolve(str(env, 'DATA_DIR') ?? 'data'),
@@ -436,6 +446,20 @@ export function loadConfig(env: Env = process.env): Config {
     },
   };
   return deepFreeze(config);
+}
+
+/**
+ * WS_CONFLATE_BYTES, WS_CLOSE_BYTES, WS_STALL_CLOSE_MS. The close limit must exceed the conflation
+ * one: a client is thinned before it is cut off.
+ */
+function wsLimits(env: Env): Config['ws'] {
+  const conflateBytes = int(env, 'WS_CONFLATE_BYTES', 1 << 20, 4096, 2 ** 30, String(1 << 20));
+  const closeBytes = int(env, 'WS_CLOSE_BYTES', 16 << 20, 8192, 2 ** 31, String(16 << 20));
+  if (closeBytes <= conflateBytes) {
+    throw new ConfigError('WS_CLOSE_BYTES', `${closeBytes} must exceed WS_CONFLATE_BYTES (${conflateBytes}): a slow client is conflated before it is closed`, String(conflateBytes * 16));
+  }
+  const stallCloseMs = int(env, 'WS_STALL_CLOSE_MS', 5000, 100, 3_600_000, '5000');
+  return { conflateBytes, closeBytes, stallCloseMs };
 }
 
 /** ANALYTICS_REFRESH_MS: 0 (off) or 50 ms to an hour; a refresh takes about a millisecond of pool time. */

@@ -19,7 +19,7 @@ import type { Logger } from './log.ts';
 import { startGateway, type Gateway } from './gateway/server.ts';
 import { FeedHub } from './gateway/hub.ts';
 import { Feed } from './gateway/feed.ts';
-import { KiteWs } from './gateway/kite-ws.ts';
+import { KiteWs, LIVE_KITE_MOUNT } from './gateway/kite-ws.ts';
 import { mountRest, readiness } from './gateway/rest.ts';
 import { mountStatic } from './gateway/static.ts';
 import { followKeyFile, KeyStore, keysFilePath } from './auth/keys.ts';
@@ -191,8 +191,8 @@ export async function startGatewayService(config: Config, log: Logger, opts: { o
       port: config.port,
       health,
       routes: (app) => {
-        feed = new Feed(app, { hub, auth: keys, log, analytics: analyticsFrames });
-        kiteWs = new KiteWs(app, hub, keys, log);
+        feed = new Feed(app, { hub, auth: keys, log, analytics: analyticsFrames, ...config.ws });
+        kiteWs = new KiteWs(app, hub, keys, log, LIVE_KITE_MOUNT, config.ws);
         // Replays read the shared database: a gateway serves them as it serves the live feeds.
         if (config.replayMaxSessions > 0) {
           replays = new ReplayManager({

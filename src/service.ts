@@ -20,7 +20,7 @@ import { Storage } from './storage/supervisor.ts';
 import { FeedHub } from './gateway/hub.ts';
 import { quarantineLog } from './quarantine-log.ts';
 import { Feed } from './gateway/feed.ts';
-import { KiteWs } from './gateway/kite-ws.ts';
+import { KiteWs, LIVE_KITE_MOUNT } from './gateway/kite-ws.ts';
 import { ReplayManager } from './replay/manager.ts';
 import { replayPaperOrders } from './replay/paper.ts';
 import { ensureDevKey, followKeyFile, KeyStore, keysFilePath } from './auth/keys.ts';
@@ -396,8 +396,8 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
       routes: (app) => {
         // ROLE=ingest serves no clients: the gateways do (/ws, /kite, orders); REST reads stay for operators.
         if (config.role === 'all') {
-          feed = new Feed(app, { hub, auth: keys, log, analytics: analytics ?? undefined });
-          kiteWs = new KiteWs(app, hub, keys, log);
+          feed = new Feed(app, { hub, auth: keys, log, analytics: analytics ?? undefined, ...config.ws });
+          kiteWs = new KiteWs(app, hub, keys, log, LIVE_KITE_MOUNT, config.ws);
           // Replays read what this process stored: on PostgreSQL each session's thread opens its
           // own connection; the embedded database is read through the writer thread (storage.db()).
           if (config.replayMaxSessions > 0) {

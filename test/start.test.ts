@@ -38,6 +38,8 @@ describe('npm start with no environment', () => {
         expect(h.feed.source).toBe('simulator');
         expect(h.decode.packets).toBeGreaterThan(0);
         expect(Object.values(h.decode.errors as Record<string, number>).every((n) => n === 0)).toBe(true);
+        // The slow-client policy of both WebSocket endpoints (src/gateway/slow-clients.ts), no client yet.
+        for (const endpoint of [h.live.feed, h.live.kite]) expect(endpoint).toMatchObject({ maxUnsentBytes: 0, slowCloses: 0, stallCloses: 0 });
         expect((await fetch(url.replace('/health', '/nope'))).status).toBe(404);
         p.child.kill(signal);
         expect(await p.exited).toBe(0);

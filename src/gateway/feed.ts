@@ -11,8 +11,9 @@
  * Slow clients: a client whose unsent bytes pass `conflateBytes` is taken off its tick topic and
  * marked conflated: from then on it gets, every `conflateIntervalMs`, one frame with only the
  * latest tick of each instrument it follows. When its socket drains below half the limit it
- * rejoins its topic. If it still does not read, those frames pile up past `closeBytes` and it is
- * closed with code 4008. Both are counted. Other clients are never held up:
+ * rejoins its topic. If it stops reading, it is closed with code 4008 once it has taken nothing
+ * for `stallCloseMs`, or once those frames pile up past `closeBytes` (the rules, shared with /kite,
+ * are in slow-clients.ts). All are counted. Other clients are never held up:
  * uWS queues per socket and publish does not wait for anyone.
  *
  * A key's own order updates and positions (`order`, `position`) go to that key's sockets only,
@@ -32,6 +33,7 @@ import {
   type ControlMessage, type FeedBar, type FeedMode, type FeedTick,
 } from './messages.ts';
 import { encodeSymbol, PLAIN_FRAMES, RECORD_FRAMES, RecordWriter } from './msgpack-encoder.ts';
+import { CLOSED, freshSlowState, SLOW_CHECK_MS, SlowClients, slowClientLimits, type SlowClientCounters, type SlowClientState } from './slow-clients.ts';
 
 export interface Authenticator {
   verify(secret: string): { name: string } | null;
@@ -43,10 +45,12 @@ export interface FeedOptions {
   hub: FeedHub;
   auth: Authenticator;
   log: Logger;
-  /** Unsent bytes past which a client is conflated. Default 1 MiB. */
+  /** Unsent bytes past which a client is conflated. Default 1 MiB (WS_CONFLATE_BYTES). */
   conflateBytes?: number;
-  /** Unsent bytes past which a client is closed. Default 16 MiB. */
+  /** Unsent bytes past which a client is closed. Default 16 MiB (WS_CLOSE_BYTES). */
   closeBytes?: number;
+  /** A conflated client taking nothing for this long is closed. Default 5000 ms (WS_STALL_CLOSE_MS). */
+  stallCloseMs?: number;
   /** How often a conflated client gets the latest ticks. Default 1000 ms. */
   conflateIntervalMs?: number;
   heartbeatMs?: number;
@@ -89,7 +93,7 @@ export interface AnalyticsFrames {
 const chainTopic = (key: string) => `c/${key}`;
 const BREADTH_TOPIC = 'breadth';
 
-export interface FeedClient {
+export interface FeedClient extends SlowClientState {
   id: number;
   /** The feed that upgraded it: the live one, or a replay's (src/replay/routes.ts routes by it). */
   endpoint: Feed;
@@ -108,7 +112,7 @@ export interface FeedClient {
   closed: boolean;
 }
 
-export interface FeedStats {
+export interface FeedStats extends SlowClientCounters {
   clients: number;
   /** Distinct subscription sets (clients following the same instruments in the same modes share one). */
   subscriptionSets: number;
@@ -116,7 +120,6 @@ export interface FeedStats {
   ticksPublished: number;
   barsPublished: number;
   conflations: number;
-  slowCloses: number;
   refusedUpgrades: number;
   badMessages: number;
 }
@@ -204,7 +207,7 @@ const ERR = (message: string, id?: string | number) => ({ type: 'error', message
 export class Feed implements HubListener {
   readonly stats: FeedStats = {
     clients: 0, subscriptionSets: 0, framesPublished: 0, ticksPublished: 0, barsPublished: 0, conflations: 0, slowCloses: 0,
-    refusedUpgrades: 0, badMessages: 0,
+    stallCloses: 0, maxUnsentBytes: 0, refusedUpgrades: 0, badMessages: 0,
   };
   private readonly hub: FeedHub;
   private readonly packr = createPackr(true);
@@ -212,6 +215,7 @@ export class Feed implements HubListener {
   private readonly unpackr = createUnpackr();
   private readonly conflateBytes: number;
   readonly closeBytes: number;
+  private readonly slow: SlowClients;
   private readonly px: string;
   /** Clients following each (row, mode): the instruments anyone wants (onInterest). */
   private readonly subs: Uint32Array;
@@ -231,8 +235,14 @@ export class Feed implements HubListener {
 
   constructor(private readonly app: TemplatedApp, private readonly opts: FeedOptions) {
     this.hub = opts.hub;
-    this.conflateBytes = opts.conflateBytes ?? 1 << 20;
-    this.closeBytes = opts.closeBytes ?? 16 << 20;
+    const limits = slowClientLimits({
+      ...(opts.conflateBytes !== undefined ? { conflateBytes: opts.conflateBytes } : {}),
+      ...(opts.closeBytes !== undefined ? { closeBytes: opts.closeBytes } : {}),
+      ...(opts.stallCloseMs !== undefined ? { stallCloseMs: opts.stallCloseMs } : {}),
+    });
+    this.conflateBytes = limits.conflateBytes;
+    this.closeBytes = limits.closeBytes;
+    this.slow = new SlowClients(limits, this.stats, opts.log, opts.topicPrefix ? 'replay /ws' : '/ws');
     this.px = opts.topicPrefix ?? '';
     const rows = this.hub.rows;
     this.subs = new Uint32Array(rows * 3);
@@ -248,7 +258,7 @@ export class Feed implements HubListener {
     this.registerRoutes();
     this.heartbeat = setInterval(() => this.publishBoth('hb', { type: 'hb', ts: Date.now() }), opts.heartbeatMs ?? 1000);
     this.heartbeat.unref();
-    this.slowCheck = setInterval(() => this.checkSlow(), 50);
+    this.slowCheck = setInterval(() => this.checkSlow(), SLOW_CHECK_MS);
     this.slowCheck.unref();
   }
 
@@ -434,7 +444,7 @@ export class Feed implements HubListener {
     }
     const client: FeedClient = {
       id: this.nextId++, endpoint: this, key: who.name, records: query.get('records') !== '0', modes: new Map(), bars: new Set(), analytics: new Set(), set: null,
-      conflated: false, conflatedSentAt: 0, closed: false,
+      conflated: false, conflatedSentAt: 0, closed: false, ...freshSlowState(),
     };
     res.upgrade(client, wsKey, wsProtocol, wsExtensions, context as never);
   }
@@ -645,30 +655,29 @@ export class Feed implements HubListener {
   // --- slow clients -------------------------------------------------------------------------------
 
   private checkSlow(): void {
+    const slow = this.slow;
+    const now = Date.now();
+    slow.begin(now);
     for (const ws of this.sockets) {
       const c = ws.getUserData();
       if (c.closed) continue;
-      const buffered = ws.getBufferedAmount();
       // A client that jumped past both limits between two checks is conflated first, and closed
       // at a later check if it is still past the second: conflation always comes before a close.
-      if (c.conflated && buffered > this.closeBytes) {
-        this.stats.slowCloses++;
-        this.opts.log.warn({ client: c.id, key: c.key, buffered }, 'closing a slow feed client');
-        c.closed = true;
-        ws.end(4008, `slow consumer: more than ${this.closeBytes} bytes unsent`);
-      } else if (!c.conflated && buffered > this.conflateBytes) {
+      const buffered = slow.check(ws, c, c.conflated);
+      if (buffered === CLOSED) continue;
+      if (!c.conflated && buffered > this.conflateBytes) {
         c.conflated = true;
-        c.conflatedSentAt = Date.now();
+        c.conflatedSentAt = now;
         this.stats.conflations++;
         if (c.set) ws.unsubscribe(c.set.topic);
       } else if (c.conflated) {
-        const now = Date.now();
         if (now - c.conflatedSentAt >= (this.opts.conflateIntervalMs ?? 1000)) {
           c.conflatedSentAt = now;
           this.sendLatest(ws, c);
         }
       }
     }
+    slow.end();
   }
 
   /** One frame with the latest tick of every instrument the client follows. */
@@ -684,6 +693,7 @@ export class Feed implements HubListener {
   drain(ws: WebSocket<FeedClient>): void {
     this.opts.onDrain?.();
     const c = ws.getUserData();
+    this.slow.drained(c);
     if (!c.conflated || c.closed || ws.getBufferedAmount() > this.conflateBytes / 2) return;
     c.conflated = false;
     // The latest tick of everything it follows, then live again.

@@ -17,6 +17,14 @@
  * Order updates go as Kite sends them, a text frame `{"type":"order","data":{...order row...}}`
  * (the official KiteTicker emits it as `order_update`), to the sockets opened with the order's API
  * key only: sockets are indexed by key (SocketsByKey), so a push does not scan every ticker.
+ *
+ * Slow tickers: the close and stall rules of /ws (slow-clients.ts, the same limits), but no
+ * conflation. A ticker past `conflateBytes` still gets every frame (uWS queues them) until it
+ * reads again, stops reading for `stallCloseMs` or passes `closeBytes`; then it is closed with 4008.
+ * Why not skip its packets instead: Kite has no conflated mode, so a KiteTicker cannot tell skipped
+ * packets from a quiet market, and code written for Kite would act on stale prices unknowingly.
+ * A close is what KiteTicker knows how to handle: it reconnects, resubscribes, and starts again
+ * from each instrument's latest packet (the snapshot a subscribe gets).
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
 import { emptyWireTick, HEARTBEAT, writeWirePacket, type WireTick } from '../kite/codec.ts';
@@ -28,6 +36,7 @@ import { Fanout, FRAME_HEAD, type FrameFormat, type SubscriptionSet } from './fa
 import { RecordWriter } from './msgpack-encoder.ts';
 import { endSessionsOf, followingOf, maxBufferedOf, SocketsByKey, type Authenticator } from './feed.ts';
 import type { FeedHub, HubListener } from './hub.ts';
+import { freshSlowState, SLOW_CHECK_MS, SLOW_CLIENT_DEFAULTS, SlowClients, slowClientLimits, type SlowClientCounters, type SlowClientLimits, type SlowClientState } from './slow-clients.ts';
 
 const MODES = ['ltp', 'quote', 'full'] as const;
 /** A Kite frame at most this big; more packets for one topic go in further frames. */
@@ -36,7 +45,7 @@ const FRAME_BYTES = 64 * 1024;
 const PACKET_LENGTH_BYTES = Frame.LENGTH_BYTES;
 const WIRE_DEPTH_ENTRIES = DEPTH_ENTRIES;
 
-export interface KiteClient {
+export interface KiteClient extends SlowClientState {
   id: number;
   /** The endpoint that upgraded it: the live one, or a replay's (src/replay/routes.ts routes by it). */
   endpoint: KiteWs;
@@ -57,7 +66,7 @@ const KITE_FRAMES: FrameFormat = {
   },
 };
 
-export interface KiteWsStats {
+export interface KiteWsStats extends SlowClientCounters {
   clients: number;
   frames: number;
   packets: number;
@@ -83,11 +92,19 @@ const KITE_TOKEN_ERROR = JSON.stringify({
   status: 'error', message: 'Incorrect `api_key` or `access_token`.', data: null, error_type: 'TokenException',
 });
 
-/** The socket settings of every Kite route: the live one and the replays'. */
-export const KITE_WS_BEHAVIOR = { maxPayloadLength: 1 << 20, idleTimeout: 120, maxBackpressure: 16 << 20 } as const;
+/** The socket settings of every Kite route (closeBytes: the endpoint's own slow-client limit). */
+export function kiteWsBehavior(closeBytes: number) {
+  // We close slow tickers ourselves (with a reason) before uWS's own limit is reached.
+  return { maxPayloadLength: 1 << 20, idleTimeout: 120, maxBackpressure: closeBytes * 2 } as const;
+}
+
+/** The settings of the replays' Kite route: their endpoints keep the default limits. */
+export const KITE_WS_BEHAVIOR = kiteWsBehavior(SLOW_CLIENT_DEFAULTS.closeBytes);
 
 export class KiteWs implements HubListener {
-  readonly stats: KiteWsStats = { clients: 0, frames: 0, packets: 0, refusedUpgrades: 0, badMessages: 0 };
+  readonly stats: KiteWsStats = {
+    clients: 0, frames: 0, packets: 0, refusedUpgrades: 0, badMessages: 0, maxUnsentBytes: 0, slowCloses: 0, stallCloses: 0,
+  };
   private readonly subs: Uint32Array;
   private readonly fanout: Fanout;
   /** This drain's packets, each `u16 length, packet`, which the frames are copied from. */
@@ -96,6 +113,8 @@ export class KiteWs implements HubListener {
   private readonly sockets = new Set<WebSocket<KiteClient>>();
   private readonly byKey = new SocketsByKey<KiteClient>();
   private readonly heartbeat: NodeJS.Timeout;
+  private readonly slowCheck: NodeJS.Timeout;
+  private readonly slow: SlowClients;
   private nextId = 1;
 
   private readonly hbTopic: string;
@@ -103,8 +122,12 @@ export class KiteWs implements HubListener {
   constructor(
     private readonly app: TemplatedApp, private readonly hub: FeedHub, private readonly auth: Authenticator, private readonly log: Logger,
     private readonly mount: KiteMount = LIVE_KITE_MOUNT,
+    /** Slow-client limits (the /ws feed's, src/config.ts WS_*); defaults: SLOW_CLIENT_DEFAULTS. */
+    limits: Partial<SlowClientLimits> = {},
   ) {
     const rows = hub.rows;
+    const slowLimits = slowClientLimits(limits);
+    this.slow = new SlowClients(slowLimits, this.stats, log, mount.routes.length > 0 ? '/kite' : 'replay /kite');
     this.subs = new Uint32Array(rows * 3);
     this.hbTopic = `${mount.topicPrefix}:hb`;
     this.fanout = new Fanout({
@@ -118,16 +141,18 @@ export class KiteWs implements HubListener {
     this.wire = hub.instruments.map((i) => emptyWireTick(Kind.FULL, i.instrumentToken));
     for (const pattern of mount.routes) {
       app.ws<KiteClient>(pattern, {
-        ...KITE_WS_BEHAVIOR,
+        ...kiteWsBehavior(slowLimits.closeBytes),
         upgrade: (res, req, ctx) => this.upgrade(res, req, ctx),
         open: (ws) => this.opened(ws),
         message: (ws, msg, isBinary) => this.message(ws, msg, isBinary),
-        drain: () => this.drained(),
+        drain: (ws) => this.drained(ws),
         close: (ws) => this.closed(ws),
       });
     }
     this.heartbeat = setInterval(() => app.publish(this.hbTopic, HEARTBEAT, true), 1000);
     this.heartbeat.unref();
+    this.slowCheck = setInterval(() => this.checkSlow(), SLOW_CHECK_MS);
+    this.slowCheck.unref();
   }
 
   /** Instruments followed in each mode (ltp, quote, full) by at least one ticker. */
@@ -161,6 +186,7 @@ export class KiteWs implements HubListener {
   /** Stop the heartbeat and end every session (`code` 1001: the server is going away). */
   close(code = 1001, reason = 'server shutting down'): void {
     clearInterval(this.heartbeat);
+    clearInterval(this.slowCheck);
     for (const ws of this.sockets) ws.end(code, reason);
   }
 
@@ -274,7 +300,7 @@ export class KiteWs implements HubListener {
       res.cork(() => res.writeStatus('403 Forbidden').writeHeader('Content-Type', 'application/json').end(KITE_TOKEN_ERROR));
       return;
     }
-    const c: KiteClient = { id: this.nextId++, endpoint: this, key: who.name, modes: new Map(), set: null, closed: false };
+    const c: KiteClient = { id: this.nextId++, endpoint: this, key: who.name, modes: new Map(), set: null, closed: false, ...freshSlowState() };
     res.upgrade(c, wsKey, wsProtocol, wsExtensions, context as never);
   }
 
@@ -298,8 +324,20 @@ export class KiteWs implements HubListener {
   /** Told when a ticker's socket drains (a replay waiting for its slowest client goes on then). */
   onDrain: (() => void) | null = null;
 
-  drained(): void {
+  drained(ws: WebSocket<KiteClient>): void {
+    this.slow.drained(ws.getUserData());
     this.onDrain?.();
+  }
+
+  /** The close and stall rules over every ticker (slow-clients.ts); on a timer, never per tick. */
+  private checkSlow(): void {
+    const slow = this.slow;
+    slow.begin(Date.now());
+    for (const ws of this.sockets) {
+      const c = ws.getUserData();
+      if (!c.closed) slow.check(ws, c, true);
+    }
+    slow.end();
   }
 
   message(ws: WebSocket<KiteClient>, data: ArrayBuffer, isBinary: boolean): void {

@@ -26,6 +26,8 @@
  * | n50_ws_clients                           | gauge     | endpoint (ws, kite) | ws, kiteWs        |
  * | n50_ws_ticks_published_total             | counter   | endpoint            | ws, kiteWs        |
  * | n50_ws_slow_client_actions_total         | counter   | action (conflate, close) | ws           |
+ * | n50_ws_stall_closes_total                | counter   | endpoint            | ws, kiteWs        |
+ * | n50_ws_max_unsent_bytes                  | gauge     | endpoint            | ws, kiteWs        |
  * | n50_cache_puts_total, _errors_total      | counter   |                     | cache             |
  * | n50_cache_pending                        | gauge     |                     | cache             |
  * | n50_analytics_refreshes_total, _skipped_total, _failures_total | counter | | analytics      |
@@ -60,8 +62,11 @@ export interface MetricsSources {
     /** Bytes waiting in the on-disk spill. */
     spillBytes: number;
   };
-  ws?: () => { clients: number; subscriptionSets: number; ticksPublished: number; conflations: number; slowCloses: number };
-  kiteWs?: () => { clients: number; packets: number };
+  ws?: () => {
+    clients: number; subscriptionSets: number; ticksPublished: number; conflations: number; slowCloses: number;
+    stallCloses?: number; maxUnsentBytes?: number;
+  };
+  kiteWs?: () => { clients: number; packets: number; stallCloses?: number; maxUnsentBytes?: number };
   cache?: () => { puts: number; errors: number; pending: number };
   analytics?: () => { refreshes: number; skipped: number; failures: number; lastLatencyMs: number; lastMainUs: number };
 }
@@ -135,6 +140,14 @@ export class RestMetrics {
       labelled(reg, 'counter', 'n50_ws_ticks_published_total', 'Ticks (msgpack) or packets (Kite) published to WebSocket topics', ['endpoint'], () => [
         ...(ws ? [[{ endpoint: 'ws' }, ws().ticksPublished] as Sample] : []),
         ...(kiteWs ? [[{ endpoint: 'kite' }, kiteWs().packets] as Sample] : []),
+      ]);
+      labelled(reg, 'counter', 'n50_ws_stall_closes_total', 'WebSocket clients closed for taking nothing for WS_STALL_CLOSE_MS', ['endpoint'], () => [
+        ...(ws ? [[{ endpoint: 'ws' }, ws().stallCloses ?? 0] as Sample] : []),
+        ...(kiteWs ? [[{ endpoint: 'kite' }, kiteWs().stallCloses ?? 0] as Sample] : []),
+      ]);
+      labelled(reg, 'gauge', 'n50_ws_max_unsent_bytes', 'Unsent bytes of the fullest WebSocket client at the last slow-client check', ['endpoint'], () => [
+        ...(ws ? [[{ endpoint: 'ws' }, ws().maxUnsentBytes ?? 0] as Sample] : []),
+        ...(kiteWs ? [[{ endpoint: 'kite' }, kiteWs().maxUnsentBytes ?? 0] as Sample] : []),
       ]);
     }
     if (ws) {

@@ -60,7 +60,7 @@ export class ReplayManager {
       },
       open: (ws) => ws.getUserData().endpoint.opened(ws),
       message: (ws, m, bin) => ws.getUserData().endpoint.message(ws, m, bin),
-      drain: (ws) => ws.getUserData().endpoint.drained(),
+      drain: (ws) => ws.getUserData().endpoint.drained(ws),
       close: (ws) => ws.getUserData().endpoint.closed(ws),
     });
     // The feed's behaviour with its default slow-client limit (a session's feed uses the default).

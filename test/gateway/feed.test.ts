@@ -182,8 +182,15 @@ describe('msgpack feed /ws', () => {
 });
 
 describe('slow feed clients', () => {
-  it('conflates, then closes, a client that stops reading, while others keep up', async () => {
-    const stack = await startStack(instruments, { conflateBytes: 64 * 1024, closeBytes: 1 << 20, conflateIntervalMs: 10 });
+  /**
+   * Small limits, so that a paused client passes them in a second or two, and a short stall: the
+   * stall rule, not the kernel's socket buffer sizes, decides how soon a client that stopped
+   * reading is closed.
+   */
+  const LIMITS = { conflateBytes: 64 * 1024, closeBytes: 1 << 20, conflateIntervalMs: 10, stallCloseMs: 1000 };
+
+  it('conflates a client that stops reading, then closes it by the stall rule after stallCloseMs, while others keep up', async () => {
+    const stack = await startStack(instruments, LIMITS);
     const market = new Market({ instruments, seed: 5 });
     try {
       const fast = await connect(stack.port);
@@ -202,23 +209,67 @@ describe('slow feed clients', () => {
         for (let i = 0; i < 2; i++) stack.push(encodeFrame(market.nextTicks(100, tokens, 'full')));
       }, 5);
       try {
-        // Until the server has closed it: a paused client sees no close event. Bounded, generous
-        // for a loaded CI core (the kernel's socket buffers must fill before uWS's queue grows).
-        await until('the server to close the paused client', () => stack.feed.stats.slowCloses > 0 && fastTicks > 100, 90_000);
+        // Bounds for a loaded CI core: the kernel's socket buffers fill before uWS's queue grows.
+        await until('the paused client to be conflated', () => stack.feed.stats.conflations > 0 && stack.feed.stats.maxUnsentBytes > LIMITS.conflateBytes, 60_000);
+        // A paused client sees no close event: wait on the server's counter. The stall clock starts
+        // at the check that conflates it (to the millisecond: slow-clients.test.ts); the bound is
+        // for a loaded CI core.
+        await until('the stall rule to close the paused client', () => stack.feed.stats.stallCloses > 0, LIMITS.stallCloseMs + 10_000);
+        const atClose = fastTicks;
+        await until('the reading client to get ticks after the close', () => fastTicks > atClose + 10);
       } finally {
         clearInterval(pump);
       }
       (slow.ws as any)._socket.resume();
-      expect(stack.feed.stats.conflations).toBeGreaterThanOrEqual(1);
-      expect(stack.feed.stats.slowCloses).toBe(1);
+      expect(stack.feed.stats.conflations).toBe(1);
+      expect(stack.feed.stats.stallCloses).toBe(1);
+      expect(stack.feed.stats.slowCloses).toBe(0);
       // The 4008 close frame queues behind the bytes the client never read, so a client that
       // stays paused sees the TCP close (1006); one that reads again gets 4008.
       expect([4008, 1006]).toContain(await closed);
       // The fast client was served throughout.
-      expect(fastTicks).toBeGreaterThan(100);
       expect(fast.ws.readyState).toBe(WebSocket.OPEN);
       fast.ws.close();
     } finally {
+      await stack.close();
+    }
+  }, 120_000);
+
+  it('never stall-closes a conflated client that still reads, however slowly', async () => {
+    // Conflated frames every 100 ms: a client reading a little twice a stall period keeps up with
+    // them, so it stays conflated (slow) without nearing closeBytes.
+    const stack = await startStack(instruments, { ...LIMITS, conflateIntervalMs: 100 });
+    const market = new Market({ instruments, seed: 6 });
+    let reads: NodeJS.Timeout | undefined;
+    const pump = setInterval(() => {
+      for (let i = 0; i < 2; i++) stack.push(encodeFrame(market.nextTicks(100, tokens, 'full')));
+    }, 5);
+    try {
+      const slow = await connect(stack.port);
+      slow.ws.send(JSON.stringify({ op: 'subscribe', instruments: tokens, mode: 'full' }));
+      await slow.next((m) => m.type === 'ack', 'ack');
+      const socket = (slow.ws as any)._socket;
+      socket.pause();
+      await until('the paused client to be conflated', () => stack.feed.stats.conflations > 0, 60_000);
+      // From now on it reads for 20 ms twice a stall period: each read lets uWS drain some.
+      const from = Date.now();
+      let lastAt = 0;
+      // Conflated frames only: it is still slow (conflated) when the last one it waits for left.
+      slow.ws.on('message', (data: Buffer) => { if (unpackr.unpack(data).conflated === true) lastAt = Date.now(); });
+      reads = setInterval(() => {
+        socket.resume();
+        setTimeout(() => socket.pause(), 20);
+      }, LIMITS.stallCloseMs / 2);
+      await until('the slow reader to get conflated frames over three stall periods', () => lastAt - from > 3 * LIMITS.stallCloseMs, 60_000);
+      expect(stack.feed.stats.stallCloses).toBe(0);
+      expect(stack.feed.stats.slowCloses).toBe(0);
+      expect(slow.ws.readyState).toBe(WebSocket.OPEN);
+      clearInterval(reads);
+      socket.resume();
+      slow.ws.close();
+    } finally {
+      clearInterval(reads);
+      clearInterval(pump);
       await stack.close();
     }
   }, 150_000);

@@ -248,3 +248,64 @@ describe('/kite and /ws side by side', () => {
     }
   });
 });
+
+describe('slow /kite tickers', () => {
+  /** A ticker on /kite following every token in full mode; `frames` counts its binary frames. */
+  async function ticker(port: number): Promise<{ ws: WebSocket; frames: () => number; closed: Promise<number> }> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/kite?api_key=${KEY}&access_token=x`);
+    let frames = 0;
+    ws.on('message', (d: Buffer, bin: boolean) => { if (bin && d.length > 1) frames++; });
+    const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
+    await new Promise((r) => ws.on('open', r));
+    ws.send(JSON.stringify({ a: 'subscribe', v: tokens }));
+    ws.send(JSON.stringify({ a: 'mode', v: ['full', tokens] }));
+    await until('the ticker\'s first frames', () => frames > 0);
+    return { ws, frames: () => frames, closed };
+  }
+
+  /**
+   * A ticker that stops reading while another reads, with these limits; resolves once `closedBy`
+   * counts the paused one closed and the reader has had frames after that.
+   */
+  async function pausedTicker(limits: { conflateBytes: number; closeBytes: number; stallCloseMs: number }, closedBy: (s: Stack) => boolean) {
+    const stack = await startStack(instruments, limits);
+    const market = new Market({ instruments, seed: 10 });
+    // About 40k full packets/s offered: a paused ticker's queue grows by megabytes a second.
+    const pump = setInterval(() => {
+      for (let i = 0; i < 2; i++) stack.push(encodeFrame(market.nextTicks(100, tokens, 'full')));
+    }, 5);
+    try {
+      const reader = await ticker(stack.port);
+      const paused = await ticker(stack.port);
+      (paused.ws as any)._socket.pause();
+      // A paused ticker sees no close event: wait on the server's counters. Bounded for a loaded CI core.
+      await until('the paused ticker to pass conflateBytes', () => stack.kite.stats.maxUnsentBytes > limits.conflateBytes, 60_000);
+      await until('the paused ticker to be closed', () => closedBy(stack), limits.stallCloseMs + 10_000);
+      const atClose = reader.frames();
+      await until('the reading ticker to get frames after the close', () => reader.frames() > atClose + 10);
+      clearInterval(pump);
+      (paused.ws as any)._socket.resume();
+      // The 4008 close frame queues behind the unread bytes: a paused ticker may see the TCP close (1006).
+      expect([4008, 1006]).toContain(await paused.closed);
+      expect(reader.ws.readyState).toBe(WebSocket.OPEN);
+      reader.ws.close();
+      return { ...stack.kite.stats };
+    } finally {
+      clearInterval(pump);
+      await stack.close();
+    }
+  }
+
+  it('closes a ticker that stops reading by the stall rule after stallCloseMs, while others keep up', async () => {
+    // closeBytes far off (a paused ticker gets every packet, as /kite does not conflate): the stall rule closes it.
+    const stats = await pausedTicker({ conflateBytes: 64 * 1024, closeBytes: 256 << 20, stallCloseMs: 1000 }, (s) => s.kite.stats.stallCloses > 0);
+    expect(stats.stallCloses).toBe(1);
+    expect(stats.slowCloses).toBe(0);
+  }, 120_000);
+
+  it('closes a ticker whose unsent bytes pass closeBytes before the stall rule would', async () => {
+    const stats = await pausedTicker({ conflateBytes: 64 * 1024, closeBytes: 1 << 20, stallCloseMs: 60_000 }, (s) => s.kite.stats.slowCloses > 0);
+    expect(stats.slowCloses).toBe(1);
+    expect(stats.stallCloses).toBe(0);
+  }, 120_000);
+});

@@ -37,8 +37,8 @@ beforeAll(async () => {
       pipeline: () => ({ ticksIn: ticksIn.n, ticksOut: ticksIn.n - 5, quarantined: 5, duplicates: 2, barsClosed: 77, quarantineByReason: { price_out_of_band: 3, stale: 2 } }),
       decode: () => ({ frames: 10, packets: 400, errors: { short_frame: 1, bad_length: 0 } }),
       rings: () => [{ shard: 0, depth: 3, highWater: 50, drops: 0, capacity: 65536 }],
-      ws: () => ({ clients: 2, subscriptionSets: 1, ticksPublished: 900, conflations: 1, slowCloses: 0 }),
-      kiteWs: () => ({ clients: 1, packets: 300 }),
+      ws: () => ({ clients: 2, subscriptionSets: 1, ticksPublished: 900, conflations: 1, slowCloses: 0, stallCloses: 1, maxUnsentBytes: 70_000 }),
+      kiteWs: () => ({ clients: 1, packets: 300, stallCloses: 0, maxUnsentBytes: 0 }),
     },
   });
 });
@@ -210,6 +210,8 @@ describe('JSON REST API', () => {
     expect(text).toContain('n50_ws_clients{endpoint="kite"} 1');
     expect(text).toContain('n50_ws_slow_client_actions_total{action="conflate"} 1');
     expect(text).toContain('n50_ws_subscription_sets 1');
+    expect(text).toContain('n50_ws_max_unsent_bytes{endpoint="ws"} 70000');
+    expect(text).toContain('n50_ws_stall_closes_total{endpoint="ws"} 1');
     expect(text).toMatch(/n50_rest_request_duration_seconds_count\{route="\/api\/bars",method="GET",status="200"\} \d+/);
     expect(text).not.toContain('n50_writer_rows_total'); // no writer source: no series
     ticksIn.n = 20000;

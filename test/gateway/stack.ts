@@ -7,7 +7,7 @@ import { OutputPump, Pipeline } from '../../src/pipeline.ts';
 import { startGateway, type Gateway } from '../../src/gateway/server.ts';
 import { FeedHub, type HubListener } from '../../src/gateway/hub.ts';
 import { Feed, type FeedOptions } from '../../src/gateway/feed.ts';
-import { KiteWs } from '../../src/gateway/kite-ws.ts';
+import { KiteWs, LIVE_KITE_MOUNT } from '../../src/gateway/kite-ws.ts';
 import { TickConsumer } from '../../src/core/tick.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { Instrument } from '../../src/core/instrument.ts';
@@ -46,7 +46,13 @@ export async function startStack(instruments: Instrument[], feedOpts: Partial<Fe
     host: '127.0.0.1', port: 0, health: () => ({}),
     routes: (app) => {
       feed = new Feed(app, { hub, auth, log: silentLogger, ...feedOpts });
-      kite = new KiteWs(app, hub, auth, silentLogger);
+      // The same slow-client limits on both endpoints, as the service gives them (src/config.ts WS_*).
+      const { conflateBytes, closeBytes, stallCloseMs } = feedOpts;
+      kite = new KiteWs(app, hub, auth, silentLogger, LIVE_KITE_MOUNT, {
+        ...(conflateBytes !== undefined ? { conflateBytes } : {}),
+        ...(closeBytes !== undefined ? { closeBytes } : {}),
+        ...(stallCloseMs !== undefined ? { stallCloseMs } : {}),
+      });
     },
   });
   hub.add(feed);

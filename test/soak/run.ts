@@ -390,7 +390,7 @@ const FAULTS: Record<string, () => Promise<{ recoveryMs: number | null; note: st
     (ws as unknown as { _socket: import('node:net').Socket })._socket.resume();
     await sleep(1000);
     ws.terminate();
-    return { recoveryMs: 0, note: `a client not reading for 20 s: ${closed ? `cut off by the service (${closed})` : 'still open'}; feed conflations ${live?.conflations}, slow closes ${live?.slowCloses}; service RSS ${((rss1 - rss0) / 2 ** 20).toFixed(1)} MB over it`, noisy: false };
+    return { recoveryMs: 0, note: `a client not reading for 20 s: ${closed ? `cut off by the service (${closed})` : 'still open'}; feed conflations ${live?.conflations}, slow closes ${live?.slowCloses}, stall closes ${live?.stallCloses}; service RSS ${((rss1 - rss0) / 2 ** 20).toFixed(1)} MB over it`, noisy: false };
   },
 
   async 'hostile-messages'() {
