@@ -37,6 +37,8 @@ export interface StoredGap {
  */
 const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 5000;
+/** Retries shorter than this (the first three, about 1.75 s in all) are not warned about. */
+const RETRY_QUIET_MS = 2000;
 const INSERT = `INSERT INTO feed_gaps (started_at, ended_at, conn, cause, instruments)
   VALUES (to_timestamp($1::double precision / 1000), to_timestamp($2::double precision / 1000), $3::smallint, $4, $5::bigint[])`;
 const INSERT_SESSION = `INSERT INTO feed_sessions (started_at, instruments) VALUES (to_timestamp($1::double precision / 1000), $2::bigint[])`;
@@ -90,7 +92,11 @@ export class GapRecorder {
         } catch (e) {
           const wait = this.retryMs;
           this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
-          this.opts.log.warn({ err: (e as Error).message, pending: this.pending.length }, `${this.pending[0].gap ? 'feed gap' : 'feed session'} not recorded yet (database unavailable or not migrated yet); retrying in ${wait} ms`);
+          // At start-up the record comes before storage is up (the reader thread starting, the
+          // schema not migrated yet): the first retries are routine and logged at debug; a
+          // database away for longer is said.
+          const level = wait >= RETRY_QUIET_MS ? 'warn' : 'debug';
+          this.opts.log[level]({ err: (e as Error).message, pending: this.pending.length }, `${this.pending[0].gap ? 'feed gap' : 'feed session'} not recorded yet (database unavailable or not migrated yet); retrying in ${wait} ms`);
           this.timer ??= setTimeout(() => {
             this.timer = null;
             void this.flush();
