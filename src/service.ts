@@ -156,9 +156,10 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     });
     const byToken = new Map(master.map((i) => [i.instrumentToken, i]));
     const universe = tokens.map((t) => byToken.get(t)!).filter((i) => i !== undefined);
+    const followed = universe.map((i) => i.instrumentToken);
     // What the store already holds of each instrument, so that Kite's snapshot on subscribe is
     // not stored a second time after a hand-over or a restart (src/storage/last-stored.ts).
-    const stored = config.databaseUrl !== null ? await lastStoredTicks(config.databaseUrl, universe.map((i) => i.instrumentToken), log) : { ticks: [], lastRecvMs: null, earlierTokens: [] };
+    const stored = config.databaseUrl !== null ? await lastStoredTicks(config.databaseUrl, followed, log) : { ticks: [], lastRecvMs: null, earlierTokens: [] };
     if (stored.ticks.length > 0) log.info({ instruments: stored.ticks.length }, 'last stored tick per instrument read: their repeats on subscribe will be dropped as duplicates');
     // An injected clock reaches the shard threads as a shared Float64Array they read for their bar
     // clock (src/pipeline.ts), set from here every SHARD_CLOCK_MS.
@@ -296,7 +297,6 @@ export async function startService(config: Config, log: Logger, opts: ServiceOpt
     // The gap names the instruments of the earlier process too: its strikes, chosen around the
     // index level when it started, may not be this one's (src/storage/last-stored.ts).
     const handOver = opts.fence !== undefined && BigInt(opts.fence.token) > 1n;
-    const followed = universe.map((i) => i.instrumentToken);
     if (stored.lastRecvMs !== null && (handOver || istDayStart(stored.lastRecvMs) === istDayStart(clock()))) {
       const since = stored.lastRecvMs;
       const cause = handOver ? `ingest hand-over (lease token ${opts.fence!.token})` : 'service restart';

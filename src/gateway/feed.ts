@@ -235,11 +235,7 @@ export class Feed implements HubListener {
 
   constructor(private readonly app: TemplatedApp, private readonly opts: FeedOptions) {
     this.hub = opts.hub;
-    const limits = slowClientLimits({
-      ...(opts.conflateBytes !== undefined ? { conflateBytes: opts.conflateBytes } : {}),
-      ...(opts.closeBytes !== undefined ? { closeBytes: opts.closeBytes } : {}),
-      ...(opts.stallCloseMs !== undefined ? { stallCloseMs: opts.stallCloseMs } : {}),
-    });
+    const limits = slowClientLimits({ conflateBytes: opts.conflateBytes, closeBytes: opts.closeBytes, stallCloseMs: opts.stallCloseMs });
     this.conflateBytes = limits.conflateBytes;
     this.closeBytes = limits.closeBytes;
     this.slow = new SlowClients(limits, this.stats, opts.log, opts.topicPrefix ? 'replay /ws' : '/ws');

@@ -61,10 +61,15 @@ export interface SlowClientState {
 
 export const freshSlowState = () => ({ drains: 0, seenDrains: 0, lowUnsent: 0, stallSince: 0 });
 
-/** The limits, checked: RangeError naming the one that is wrong (config.ts names the variable first). */
+/**
+ * The limits, each given one or its default (an undefined one is not given), checked: RangeError
+ * naming the one that is wrong (config.ts names the variable first).
+ */
 export function slowClientLimits(l: Partial<SlowClientLimits> = {}): SlowClientLimits {
-  const out = { ...SLOW_CLIENT_DEFAULTS, ...l };
+  const out = { ...SLOW_CLIENT_DEFAULTS };
   for (const k of ['conflateBytes', 'closeBytes', 'stallCloseMs'] as const) {
+    const v = l[k];
+    if (v !== undefined) out[k] = v;
     if (!Number.isSafeInteger(out[k]) || out[k] <= 0) throw new RangeError(`${k} must be a positive whole number, got ${out[k]}`);
   }
   if (out.closeBytes <= out.conflateBytes) throw new RangeError(`closeBytes (${out.closeBytes}) must exceed conflateBytes (${out.conflateBytes})`);

@@ -52,8 +52,10 @@ export async function lastStoredTicks(url: string, tokens: readonly number[], lo
   if (tokens.length === 0) return { ticks: [], lastRecvMs: null, earlierTokens: [] };
   const sql = postgres(url, pgOptions({ max: 1 }));
   try {
-    // The table is made by the writer's migrations: a first start has nothing stored.
-    const [{ exists }] = await sql<{ exists: boolean }[]>`SELECT to_regclass('market_data') IS NOT NULL AS exists`;
+    // The tables are made by the writer's migrations: a first start has nothing stored; a store
+    // migrated before feed_sessions (008) has no sessions yet.
+    const [{ exists, sessions }] = await sql<{ exists: boolean; sessions: boolean }[]>`
+      SELECT to_regclass('market_data') IS NOT NULL AS exists, to_regclass('feed_sessions') IS NOT NULL AS sessions`;
     if (!exists) return { ticks: [], lastRecvMs: null, earlierTokens: [] };
     const rows = await sql.unsafe(QUERY, [tokens.map(String)]);
     let lastRecvMs: number | null = null;
@@ -77,7 +79,6 @@ export async function lastStoredTicks(url: string, tokens: readonly number[], lo
         lastTradeTime: r.last_trade_time ? Math.floor((r.last_trade_time as Date).getTime() / 1000) : 0,
       };
     });
-    const [{ sessions }] = await sql<{ sessions: boolean }[]>`SELECT to_regclass('feed_sessions') IS NOT NULL AS sessions`;
     const earlierTokens = sessions && lastRecvMs !== null ? (await sql.unsafe(SESSIONS, [lastRecvMs])).map((r) => Number(r.token)) : [];
     return { ticks, lastRecvMs, earlierTokens };
   } catch (e) {
